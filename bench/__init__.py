@@ -1,0 +1,1 @@
+"""The benchmark: test sets, systems, the runner, the CLI, configs and tracking."""

@@ -1,0 +1,1 @@
+"""Text frontend: English text to espeak-ng phonemes and vocabulary ids."""

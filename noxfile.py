@@ -1,0 +1,27 @@
+"""Developer and CI sessions: `nox -s tests`, `nox -s lint`.
+
+Sessions need nothing on the machine but Python and nox. Virtual environments are reused between runs
+(torch and its CUDA libraries are large), and reinstalled when `pyproject.toml` changes.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.reuse_venv = "yes"
+nox.options.sessions = ["lint", "tests"]
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The whole test suite on CPU; GPU-marked tests skip cleanly without a GPU."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and format check."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")

@@ -1,0 +1,1 @@
+"""Metric suites (WER, speaker similarity, prosody, RTF)."""
