@@ -6,6 +6,7 @@ Resampling goes through torchaudio's windowed-sinc resampler; the exact settings
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -113,6 +114,10 @@ def read_audio(
     file's rate. Raises AudioError naming the file for missing, unreadable, empty or non-finite audio.
     """
     info = audio_info(path)
+    if not math.isfinite(offset_s) or offset_s < 0:
+        raise AudioError(f"{path}: clip offset must be a finite number >= 0, got {offset_s!r}")
+    if duration_s is not None and (not math.isfinite(duration_s) or duration_s <= 0):
+        raise AudioError(f"{path}: clip duration must be a finite number > 0, got {duration_s!r}")
     start = round(offset_s * info.sample_rate)
     stop = None if duration_s is None else start + round(duration_s * info.sample_rate)
     if start < 0 or start >= info.frames or (stop is not None and stop > info.frames + 1):

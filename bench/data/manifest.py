@@ -19,6 +19,7 @@ Relative paths are relative to the manifest file's directory. `prompt_text` is n
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -175,10 +176,15 @@ def parse_item(
 
     offset = obj.get("prompt_offset_s", 0.0)
     duration = obj.get("prompt_duration_s")
-    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, (int, float)) or not math.isfinite(offset) or offset < 0:
         add("prompt_offset_s", f"expected a number >= 0, got {offset!r}")
         offset = None
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, (int, float)) or duration <= 0):
+    if duration is not None and (
+        isinstance(duration, bool)
+        or not isinstance(duration, (int, float))
+        or not math.isfinite(duration)
+        or duration <= 0
+    ):
         add("prompt_duration_s", f"expected a number > 0 or null, got {duration!r}")
         duration = None
     meta = obj.get("meta", {})
@@ -201,9 +207,11 @@ def parse_item(
             if (msg := check_audio_field(prompt_audio)) is not None:
                 add("prompt_audio", msg)
             elif offset is not None:
-                dur = audio_info(prompt_audio).duration
-                end = offset + (duration or 0.0)
-                if offset >= dur or end > dur + 1e-3:
+                info = audio_info(prompt_audio)
+                dur, end = info.duration, offset + (duration or 0.0)
+                start = round(offset * info.sample_rate)  # the same sample arithmetic as read_audio
+                stop = start + round((duration or 0.0) * info.sample_rate)
+                if start >= info.frames or stop > info.frames + 1:
                     add("prompt_duration_s", f"clip ends at {end:.3f}s but the audio lasts {dur:.3f}s")
         if target_audio is not None and (msg := check_audio_field(target_audio)) is not None:
             add("target_audio", msg)

@@ -1,0 +1,169 @@
+"""`flashspeech-bench` (also `python -m bench`): the command-line entry point.
+
+Subcommands so far:
+  data synth      build the synthetic corpus (cached; resumes; deterministic)
+  data list       the embedded test sets with item counts and durations
+  data import     turn a local copy of a standard protocol into a manifest
+  data validate   check a manifest and list every problem by line and field
+  data phonemize  show the frontend's phonemes and ids for a text
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from flashspeech import __version__
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from bench.data.embedded import EMBEDDED
+    from bench.data.synth import HELDOUT, CorpusConfig, build_corpus
+
+    config = CorpusConfig(seed=args.seed, max_sentences=args.max_sentences)
+    voices = args.voices
+    if args.heldout_only:
+        voices = [v.name for v in config.voices if config.split_of(v.name) == HELDOUT]
+    corpus = build_corpus(config, args.cache_dir, voices=voices, force=args.force, progress=not args.quiet)
+    seconds = sum(u.n_samples for u in corpus.utterances) / corpus.sample_rate
+    n_voices = len({u.voice for u in corpus.utterances})
+    print(f"corpus: {len(corpus.utterances)} utterances, {n_voices} voices, {seconds / 3600:.2f} h at {corpus.root}")
+    if args.max_sentences is None and args.seed == 0:
+        smoke = EMBEDDED["smoke"].build(args.cache_dir, not args.quiet)
+        print(f"smoke manifest: {smoke}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from bench.data.embedded import list_embedded
+
+    rows = list_embedded(args.cache_dir)
+    print(f"{'name':8} {'items':>6} {'speakers':>8} {'targets':>9} {'prompts':>9}  description")
+    for r in rows:
+        if not r.built:
+            print(f"{r.name:8} {'-':>6} {'-':>8} {'-':>9} {'-':>9}  {r.description}")
+            print(f"{'':8} not built yet: run `flashspeech-bench data synth` ({r.path})")
+            continue
+        counts = f"{r.items:>6} {r.speakers:>8} {r.target_seconds:>8.1f}s {r.prompt_seconds:>8.1f}s"
+        print(f"{r.name:8} {counts}  {r.description}")
+        if r.problems:
+            print(f"{'':8} {r.problems} problem(s): run `flashspeech-bench data validate {r.path}`")
+    return 0
+
+
+def _report_problems(manifest, limit: int) -> None:  # type: ignore[no-untyped-def]
+    for problem in manifest.problems[:limit]:
+        print(f"  {problem}", file=sys.stderr)
+    if len(manifest.problems) > limit:
+        print(f"  ... and {len(manifest.problems) - limit} more", file=sys.stderr)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from bench.data.protocols import LibriSpeechOptions, load_f5_librispeech_pc, load_librispeech, load_seedtts
+
+    if args.protocol == "librispeech":
+        options = LibriSpeechOptions(
+            min_s=args.min_s,
+            max_s=args.max_s,
+            prompt_s=args.prompt_s,
+            seed=args.seed,
+            every_nth=args.every_nth,
+            max_items=args.max_items,
+        )
+        manifest = load_librispeech(args.root, options)
+    elif args.protocol == "f5-librispeech-pc":
+        manifest = load_f5_librispeech_pc(args.list, args.root)
+    else:
+        manifest = load_seedtts(args.meta)
+    manifest.write(args.output)
+    print(f"{args.output}: {len(manifest)} items, {len(manifest.problems)} problem(s)")
+    _report_problems(manifest, args.show)
+    return 1 if manifest.problems and args.strict else 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from bench.data.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest, check_audio=not args.no_audio)
+    print(f"{args.manifest}: {len(manifest)} valid items, {len(manifest.problems)} problem(s)")
+    _report_problems(manifest, args.show)
+    return 1 if manifest.problems else 0
+
+
+def _cmd_phonemize(args: argparse.Namespace) -> int:
+    from flashspeech.text.phonemes import Frontend
+
+    frontend = Frontend()
+    for text in args.text:
+        phonemes = frontend.phonemize(text)
+        print(" ".join(phonemes))
+        print(" ".join(map(str, frontend.encode(text))))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flashspeech-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flashspeech-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="test sets and the synthetic corpus").add_subparsers(
+        dest="data_command", required=True
+    )
+    cache = argparse.ArgumentParser(add_help=False)
+    cache.add_argument(
+        "--cache-dir", type=Path, default=None, help="default: $FLASHSPEECH_BENCH_CACHE or ~/.cache/flashspeech-bench"
+    )
+
+    p = data.add_parser("synth", parents=[cache], help="build the synthetic corpus and the smoke manifest")
+    p.add_argument("--voices", nargs="+", default=None, help="only these voices (default: all)")
+    p.add_argument("--heldout-only", action="store_true", help="only the held-out voices (what `smoke` needs)")
+    p.add_argument("--max-sentences", type=int, default=None, help="first N sentences only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_synth)
+
+    p = data.add_parser("list", parents=[cache], help="embedded test sets with item counts and durations")
+    p.set_defaults(func=_cmd_list)
+
+    p = data.add_parser("import", help="manifest from a local copy of a standard protocol")
+    protocols = p.add_subparsers(dest="protocol", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output", type=Path, required=True, help="manifest to write (JSONL)")
+    common.add_argument("--strict", action="store_true", help="exit non-zero if any item has a problem")
+    common.add_argument("--show", type=int, default=50, help="problems to print")
+    ls = protocols.add_parser("librispeech", parents=[common], help="LibriSpeech test-clean, VALL-E cross-sentence")
+    ls.add_argument("root", type=Path, help="LibriSpeech test-clean directory (<spk>/<chapter>/...)")
+    ls.add_argument("--min-s", type=float, default=4.0)
+    ls.add_argument("--max-s", type=float, default=10.0)
+    ls.add_argument("--prompt-s", type=float, default=3.0)
+    ls.add_argument("--seed", type=int, default=0)
+    ls.add_argument("--every-nth", type=int, default=1)
+    ls.add_argument("--max-items", type=int, default=None)
+    f5 = protocols.add_parser("f5-librispeech-pc", parents=[common], help="F5-TTS LibriSpeech-PC cross-sentence list")
+    f5.add_argument("list", type=Path, help="the .lst file (ref_utt, ref_dur, ref_text, gen_utt, gen_dur, gen_text)")
+    f5.add_argument("root", type=Path, help="LibriSpeech test-clean directory")
+    st = protocols.add_parser("seedtts", parents=[common], help="seed-tts-eval meta.lst")
+    st.add_argument("meta", type=Path, help="meta.lst (utt|prompt_text|prompt_wav|target_text[|gt_wav])")
+    p.set_defaults(func=_cmd_import)
+
+    p = data.add_parser("validate", help="check a manifest; lists every problem by line and field")
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--no-audio", action="store_true", help="skip opening the audio files")
+    p.add_argument("--show", type=int, default=50, help="problems to print")
+    p.set_defaults(func=_cmd_validate)
+
+    p = data.add_parser("phonemize", help="the text frontend's phonemes and ids")
+    p.add_argument("text", nargs="+")
+    p.set_defaults(func=_cmd_phonemize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
