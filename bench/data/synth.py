@@ -21,7 +21,9 @@ import itertools
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -76,7 +78,7 @@ VOICES: tuple[SynthVoice, ...] = (
     SynthVoice("m8", "m8", 175, 38, 60),
     SynthVoice("f1", "f1", 170, 60, 55),
     SynthVoice("f3", "f3", 185, 65, 50),
-    SynthVoice("f5", "f5", 160, 58, 65),
+    SynthVoice("f5", "f5", 150, 72, 70),
     SynthVoice("klatt", "klatt", 175, 45, 50),
     SynthVoice("klatt4", "klatt4", 165, 55, 45),
     SynthVoice("alex", "Alex", 180, 42, 50),
@@ -296,8 +298,13 @@ def build_corpus(
     voices: Iterable[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    workers: int | None = None,
 ) -> Corpus:
-    """Build (or reuse) the corpus for `voices` (default: all). Completed voices are never redone."""
+    """Build (or reuse) the corpus for `voices` (default: all). Completed voices are never redone.
+
+    Voices are synthesized in parallel by `workers` synthesizer processes (default: up to 2 per the
+    CPU count); the result does not depend on the number of workers.
+    """
     config = config or CorpusConfig()
     root = corpus_root(config, cache_dir)
     if force and root.exists():
@@ -316,13 +323,25 @@ def build_corpus(
 
         vocab = PhonemeVocab.load()
         total = len(todo) * len(config.sentences())
+        n_workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(todo)))
+        queue = list(todo)
+        lock = threading.Lock()
+
+        def work() -> None:
+            with IsolatedSynthesizer() as synth:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        name = queue.pop(0)
+                    done[name] = _synthesize_voice(by_name[name], config, root, synth, vocab, bar)
+
         with (
-            IsolatedSynthesizer() as synth,
             tqdm(total=total, desc="synthesizing corpus", unit="utt", disable=not progress) as bar,
+            ThreadPoolExecutor(n_workers) as pool,
         ):
-            for name in todo:
-                bar.set_postfix_str(name)
-                done[name] = _synthesize_voice(by_name[name], config, root, synth, vocab, bar)
+            for future in [pool.submit(work) for _ in range(n_workers)]:
+                future.result()
     _write_corpus_info(root, config)
     utterances = [u for name in wanted for u in done[name] or []]
     return Corpus(root=root, config=config, utterances=utterances)
