@@ -1,0 +1,129 @@
+"""Checkpoint format: a directory with safetensors weights and a JSON description, loaded strictly.
+
+    <dir>/model.safetensors   generator weights (float tensors as trained)
+    <dir>/config.json         {"format", "model": FlashSpeechConfig, "codec": codec description,
+                               "vocab": phoneme vocabulary, "weights_sha256", "metadata": {...}}
+
+Loading verifies the weights' sha256 against config.json, rebuilds the model from its config and loads
+the state dict strictly: any missing, unexpected or mis-shaped key is an error that names the keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from flashspeech.config import FlashSpeechConfig
+from flashspeech.text.phonemes import PhonemeVocab
+
+if TYPE_CHECKING:
+    from flashspeech.synthesis import FlashSpeech
+
+FORMAT = "flashspeech-bench/checkpoint-v1"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded as it is; the message says which file or keys."""
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming every missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if state[k].shape != expected[k].shape
+    )
+
+    def listing(keys: list[str], sep: str = ", ") -> str:
+        return f"({len(keys)}): {sep.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
+
+    problems = []
+    if missing:
+        problems.append(f"missing keys {listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {listing(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatches {listing(shapes, '; ')}")
+    if problems:
+        raise CheckpointError(f"{source} does not match the model:\n  " + "\n  ".join(problems))
+
+
+def save_checkpoint(tts: FlashSpeech, path: str | os.PathLike, **metadata: object) -> Path:
+    """Write weights then config (config last: a directory with config.json is complete)."""
+    from safetensors.torch import save_file
+
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in tts.model.state_dict().items()}
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, out / WEIGHTS)
+    description = {
+        "format": FORMAT,
+        "model": tts.model.cfg.to_dict(),
+        "codec": tts.codec.describe(),
+        "vocab": tts.vocab.to_json(),
+        "weights_sha256": sha256_file(out / WEIGHTS),
+        "metadata": metadata,
+    }
+    tmp = out / f".{CONFIG}.tmp"
+    tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out / CONFIG)
+    return out
+
+
+def read_description(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    config_path = path / CONFIG
+    if not config_path.is_file():
+        raise CheckpointError(f"{config_path}: not found (a checkpoint directory needs {CONFIG} and {WEIGHTS})")
+    description = json.loads(config_path.read_text(encoding="utf-8"))
+    if description.get("format") != FORMAT:
+        raise CheckpointError(f"{config_path}: format {description.get('format')!r}, expected {FORMAT!r}")
+    return description
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> FlashSpeech:
+    """Strict load of a checkpoint directory into a ready FlashSpeech."""
+    from safetensors.torch import load_file
+
+    from flashspeech.codec import load_codec
+    from flashspeech.model import FlashSpeechModel
+    from flashspeech.synthesis import FlashSpeech
+
+    path = Path(path)
+    description = read_description(path)
+    weights = path / WEIGHTS
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: not found")
+    digest = sha256_file(weights)
+    if digest != description["weights_sha256"]:
+        raise CheckpointError(
+            f"{weights}: sha256 {digest} does not match {description['weights_sha256']} recorded in {CONFIG}"
+        )
+    cfg = FlashSpeechConfig.from_dict(description["model"])
+    vocab = PhonemeVocab.from_json(description["vocab"])
+    model = FlashSpeechModel(cfg)
+    state = load_file(str(weights))
+    check_state_dict(model, state, str(weights))
+    model.load_state_dict(state, strict=True)
+    codec = load_codec(description["codec"])
+    return FlashSpeech(model, codec, vocab).to(device)

@@ -1,0 +1,1 @@
+"""Codec implementations behind `flashspeech.codec` (import from there: it holds the registry)."""

@@ -1,0 +1,165 @@
+"""Model configuration: dataclasses with the `paper` and `tiny` presets.
+
+`paper` reproduces the published sizes (digest §1, official code configs): about 378.4 M generator
+parameters without the codec and the prosody refinement models. `tiny` is the same architecture scaled
+down to train on two CPU cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """A pre-norm Transformer stack with a convolutional FFN (phoneme and prompt encoders)."""
+
+    layers: int = 6
+    hidden: int = 512
+    heads: int = 8
+    ffn_hidden: int = 2048
+    ffn_kernel: int = 9
+    dropout: float = 0.2
+    style_adaptive: bool = False  # style-adaptive LayerNorm driven by the prompt (phoneme encoder only)
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Duration or pitch predictor: conv blocks with cross-attention to the prompt every few blocks."""
+
+    layers: int = 30
+    hidden: int = 512
+    kernel: int = 3
+    heads: int = 8
+    attn_every: int = 3  # cross-attention before blocks with index % attn_every == 0
+    dropout: float = 0.5
+    attn_dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    """Non-causal WaveNet: the consistency model's network (also used, smaller, for prosody refinement)."""
+
+    layers: int = 40
+    hidden: int = 512
+    kernel: int = 3
+    dilation_cycle: int = 2
+    heads: int = 8
+    attn_every: int = 3  # FiLM from cross-attention to the query tokens on layers with index % attn_every == 0
+    attn_dropout: float = 0.1
+    noise_embed_dim: int = 512
+    noise_mlp_hidden: int = 2048
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """EDM / consistency-model constants (digest §2.1)."""
+
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    sigma_data: float = 0.5
+    rho: float = 7.0
+    # The paper rescales the sinusoidal noise embedding by 1000 (consistency-model convention);
+    # the official code feeds ln(sigma)/4 unscaled (scale 1).
+    noise_embed_scale: float = 1000.0
+
+
+@dataclass(frozen=True)
+class ProsodyConfig:
+    """Pitch bins and the refinement consistency models' networks."""
+
+    pitch_bins: int = 512
+    f0_min: float = 50.0
+    f0_max: float = 1100.0
+    alpha: float = 0.2  # p = alpha * refinement residual + regression prediction
+    refine: WaveNetConfig = field(
+        default_factory=lambda: WaveNetConfig(
+            layers=30, hidden=256, attn_every=0, noise_embed_dim=256, noise_mlp_hidden=1024
+        )
+    )
+    # The refinement model is sampled in one step from sigma_max (paper §3.4.1).
+    refine_sigma_max: float = 80.0
+
+
+@dataclass(frozen=True)
+class FlashSpeechConfig:
+    """Everything that shapes the network. The latent size comes from the codec."""
+
+    name: str = "paper"
+    vocab_size: int = 133
+    latent_dim: int = 256
+    query_tokens: int = 32
+    phoneme_encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(style_adaptive=True))
+    prompt_encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    duration_predictor: PredictorConfig = field(default_factory=lambda: PredictorConfig(kernel=3))
+    pitch_predictor: PredictorConfig = field(default_factory=lambda: PredictorConfig(kernel=5))
+    wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    prosody: ProsodyConfig = field(default_factory=ProsodyConfig)
+
+    def __post_init__(self) -> None:
+        h = self.phoneme_encoder.hidden
+        for name in ("prompt_encoder", "duration_predictor", "pitch_predictor", "wavenet"):
+            if getattr(self, name).hidden != h:
+                raise ValueError(f"{name}.hidden must equal phoneme_encoder.hidden ({h})")
+
+    @property
+    def hidden(self) -> int:
+        return self.phoneme_encoder.hidden
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FlashSpeechConfig:
+        return _build(cls, data)
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    """Rebuild nested frozen dataclasses from a dict; unknown keys are an error."""
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(data) - set(known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown config keys {sorted(unknown)}")
+    kwargs = {}
+    defaults = cls()
+    for name, value in data.items():
+        current = getattr(defaults, name)
+        kwargs[name] = _build(type(current), value) if is_dataclass(current) else value
+    return cls(**kwargs)
+
+
+def paper() -> FlashSpeechConfig:
+    """The published architecture (latent 256-d at 80 frames/s)."""
+    return FlashSpeechConfig()
+
+
+def tiny(latent_dim: int = 100, vocab_size: int = 133) -> FlashSpeechConfig:
+    """The same architecture at a size that trains on 2 CPU cores (about 4 M parameters)."""
+    h = 128
+    return FlashSpeechConfig(
+        name="tiny",
+        vocab_size=vocab_size,
+        latent_dim=latent_dim,
+        query_tokens=8,
+        phoneme_encoder=EncoderConfig(
+            layers=3, hidden=h, heads=2, ffn_hidden=256, ffn_kernel=5, dropout=0.1, style_adaptive=True
+        ),
+        prompt_encoder=EncoderConfig(layers=2, hidden=h, heads=2, ffn_hidden=256, ffn_kernel=5, dropout=0.1),
+        duration_predictor=PredictorConfig(layers=6, hidden=h, kernel=3, heads=2, dropout=0.2, attn_dropout=0.1),
+        pitch_predictor=PredictorConfig(layers=6, hidden=h, kernel=5, heads=2, dropout=0.2, attn_dropout=0.1),
+        wavenet=WaveNetConfig(layers=12, hidden=h, heads=2, noise_embed_dim=h, noise_mlp_hidden=256),
+        prosody=ProsodyConfig(
+            refine=WaveNetConfig(layers=6, hidden=64, attn_every=0, noise_embed_dim=64, noise_mlp_hidden=128)
+        ),
+    )
+
+
+PRESETS = {"paper": paper, "tiny": tiny}
+
+
+def preset(name: str, **kwargs: Any) -> FlashSpeechConfig:
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
+    return PRESETS[name](**kwargs)

@@ -1,0 +1,1 @@
+"""Neural building blocks of FlashSpeech: encoders, prosody predictors, the WaveNet backbone."""
