@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from bench.data.audio import read_audio
+from bench.data.synth import TRAIN
 from flashspeech.codec import (
     CODEC_FILE,
     CODECS,
@@ -113,9 +114,11 @@ def test_measure_latent_stats_counts():
 
 
 def test_mel_defaults_normalise_the_corpus(small_corpus, mel):
-    waves = (torch.from_numpy(read_audio(small_corpus.audio_path(u)).samples) for u in small_corpus.utterances)
-    stats = measure_latent_stats(mel, waves)
-    assert stats.items == len(small_corpus.utterances) and stats.silent_frames < 0.2 * stats.frames
+    # the defaults were measured on the full corpus's training voices; here 2 voices x 30 sentences
+    # (measured: normalised mean 0.064, std 0.457; with the 2 held-out voices too, 0.096 and 0.463)
+    utts = small_corpus.split(TRAIN)
+    stats = measure_latent_stats(mel, (torch.from_numpy(read_audio(small_corpus.audio_path(u)).samples) for u in utts))
+    assert stats.items == len(utts) == 60 and stats.silent_frames < 0.2 * stats.frames
     mean, std = (stats.mean - mel.latent_mean) / mel.latent_scale, stats.std / mel.latent_scale
     assert abs(mean) < 0.15 and 0.4 < std < 0.6, (mean, std)
 
@@ -240,4 +243,6 @@ def test_mel_on_cuda(speech):
     torch.testing.assert_close(z.cpu(), cpu.encode(x), rtol=1e-4, atol=1e-3)
     wav = gpu.decode(z)
     assert wav.shape == (2, 16_000) and torch.equal(wav, gpu.decode(z))
-    torch.testing.assert_close(wav.cpu(), cpu.decode(z.cpu()), rtol=0, atol=1e-2)
+    # Griffin-Lim's phase may drift apart between devices; the resynthesised spectra must not
+    diff = (cpu.encode(wav.cpu()) - cpu.encode(cpu.decode(z.cpu()))) * DB
+    assert diff.square().mean(1).sqrt().mean() < 0.5

@@ -137,3 +137,18 @@ def test_fit_durations_hits_the_target_exactly():
     assert fit_durations(d, 10).tolist() == [0, 3, 5, 2]  # already right: unchanged
     assert fit_durations(d, 20).tolist() == [0, 6, 10, 4]
     assert fit_durations(torch.zeros(3, dtype=torch.long), 4).tolist() == [2, 1, 1]
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(tts, real_items):
+    """Noise is drawn on the CPU, so the same seed gives the same durations and near-identical latents."""
+    texts, prompts = real_items
+    cpu = tts.synthesize(texts[:2], prompts[:2], seed=4)
+    gpu_tts = FlashSpeech(tts.model, tts.codec, tts.vocab).to("cuda")
+    try:
+        gpu = gpu_tts.synthesize(texts[:2], prompts[:2], seed=4)
+    finally:
+        tts.to("cpu")
+    for i in range(2):
+        assert torch.equal(cpu.durations[i], gpu.durations[i])
+        torch.testing.assert_close(cpu.latents[i], gpu.latents[i], atol=1e-3, rtol=1e-3)

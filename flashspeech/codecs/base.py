@@ -23,7 +23,7 @@ class Codec(nn.Module, ABC):
     `encode` returns the raw latent; the model works in normalised space, `normalize(z)`, whose std should be
     about SIGMA_DATA. Default framing (both built-in codecs): `num_frames(S) = ceil(S / hop_length)` and
     `num_samples(T) = T * hop_length`, so frame t stands for samples [t*hop, (t+1)*hop) and decoding T frames
-    gives exactly T / frame_rate seconds.
+    gives exactly T / frame_rate seconds. encode/decode leave autograd on (wrap data preparation in no_grad).
     """
 
     type_name: ClassVar[str]  # the key of this class in flashspeech.codec.CODECS and "type" in describe()

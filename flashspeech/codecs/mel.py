@@ -32,7 +32,9 @@ class MelCodec(Codec):
     then `torchaudio.functional.griffinlim` with zero initial phase (`rand_init=False`), so it is deterministic.
     The latent gets copies of its last frame appended (at least one) because Griffin-Lim's own centred STFT of
     T*hop samples has T+1 frames (and needs more than n_fft/2 samples); the output is trimmed to T*hop.
-    `power=1` (magnitude) is the default: it inverts better than power 2 (see tests/test_codec.py numbers).
+    `power=1` (magnitude) is the default because it inverts better: on bench/data/assets/real/librivox_0880.wav
+    at n_iter 32, re-encoded log-mel distance 1.22 dB vs 2.34 dB for power 2, linear log-spectral distance
+    6.2 dB vs 15.0 dB, spectral convergence 0.30 vs 0.32.
     """
 
     type_name = "mel"
