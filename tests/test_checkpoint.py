@@ -23,6 +23,13 @@ def saved(tmp_path_factory):
     return tts, path
 
 
+def _copy_with_state(path, copy, state):
+    """A checkpoint directory at `copy` with the config of `path` and these weights (sha256 updated)."""
+    copy.mkdir()
+    (copy / CONFIG).write_text((path / CONFIG).read_text())
+    _rewrite_weights(copy, state)
+
+
 def _rewrite_weights(path, state):
     save_file(state, str(path / WEIGHTS))
     config = json.loads((path / CONFIG).read_text())
@@ -49,11 +56,9 @@ def test_round_trip_is_bit_exact(saved):
 def test_renamed_key_fails_naming_both_keys(saved, tmp_path):
     _, path = saved
     copy = tmp_path / "renamed"
-    copy.mkdir()
-    (copy / CONFIG).write_text((path / CONFIG).read_text())
     state = load_file(str(path / WEIGHTS))
     state["lcm.out_proj.weight_renamed"] = state.pop("lcm.out_proj.weight")
-    _rewrite_weights(copy, state)
+    _copy_with_state(path, copy, state)
     with pytest.raises(CheckpointError) as exc:
         load_checkpoint(copy)
     message = str(exc.value)
@@ -64,11 +69,9 @@ def test_renamed_key_fails_naming_both_keys(saved, tmp_path):
 def test_shape_mismatch_is_named(saved, tmp_path):
     _, path = saved
     copy = tmp_path / "shape"
-    copy.mkdir()
-    (copy / CONFIG).write_text((path / CONFIG).read_text())
     state = load_file(str(path / WEIGHTS))
     state["pitch_embedding.weight"] = state["pitch_embedding.weight"][:10].clone()
-    _rewrite_weights(copy, state)
+    _copy_with_state(path, copy, state)
     with pytest.raises(CheckpointError, match=r"shape mismatches \(1\): pitch_embedding.weight"):
         load_checkpoint(copy)
 

@@ -1,0 +1,190 @@
+"""The suite interface: what a metric needs, how it scores a batch, how failures are kept.
+
+A suite scores `Sample`s (one generated utterance each, with its test item, system, seed and timings)
+and returns one `ItemScore` per sample (or per (system, item) group for multi-seed suites). A sample
+that cannot be scored gets an `ItemScore` with its error: it is counted, never dropped. Suites load
+their models once (`load`), batch their work, and say in `describe()` exactly which backend, model file
+and settings produced their numbers.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bench.data.audio import read_audio
+from bench.data.manifest import EvalItem
+
+
+class Need(enum.Enum):
+    """What a suite reads from a sample."""
+
+    GENERATED = "generated audio"
+    PROMPT = "prompt audio"
+    TEXT = "reference text"
+    TARGET = "ground-truth target audio"
+    RECONSTRUCTED_PROMPT = "prompt reconstructed through the system's codec"
+    SEEDS = "several seeds per item"
+    TIMINGS = "per-stage timings"
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """How to read a metric: its direction and unit."""
+
+    higher_is_better: bool
+    unit: str = ""
+    description: str = ""
+
+
+@lru_cache(maxsize=512)
+def _clip(path: str, sample_rate: int, offset_s: float, duration_s: float | None) -> np.ndarray:
+    return read_audio(path, sample_rate, offset_s=offset_s, duration_s=duration_s).samples
+
+
+@dataclass
+class Sample:
+    """One generated utterance and what it was generated from."""
+
+    item: EvalItem
+    system: str
+    audio: np.ndarray  # mono float32
+    sample_rate: int
+    seed: int = 0
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds, from the system
+    reconstructed_prompt: np.ndarray | None = None  # at sample_rate; for SIM-r
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.system, self.item.id, self.seed)
+
+    @property
+    def duration(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    def prompt_audio(self, sample_rate: int) -> np.ndarray:
+        """The prompt clip (offset and duration applied) at `sample_rate` (cached across samples)."""
+        item = self.item
+        return _clip(item.prompt_audio, sample_rate, item.prompt_offset_s, item.prompt_duration_s)
+
+    def target_audio(self, sample_rate: int) -> np.ndarray | None:
+        if self.item.target_audio is None:
+            return None
+        return _clip(self.item.target_audio, sample_rate, 0.0, None)
+
+    def generated_audio(self, sample_rate: int) -> np.ndarray:
+        from bench.data.audio import resample
+
+        return resample(self.audio, self.sample_rate, sample_rate)
+
+
+@dataclass
+class ItemScore:
+    """A suite's result for one sample (seed None: a row over all seeds of an item)."""
+
+    suite: str
+    system: str
+    item_id: str
+    seed: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. the ASR hypothesis
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class SuiteError(RuntimeError):
+    """A suite that cannot run at all (e.g. a model file is missing); the message says how to fix it."""
+
+
+class Suite(ABC):
+    """Base class: subclasses set `name`, `needs`, `metrics` and implement `_load` and `score_batch`."""
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[Need]]
+    metrics: ClassVar[dict[str, MetricInfo]]
+
+    def __init__(self, device: str = "cpu", batch_size: int = 8):
+        self.device = device
+        self.batch_size = batch_size
+        self._loaded = False
+
+    def load(self) -> None:
+        """Load models once."""
+        if not self._loaded:
+            self._load()
+            self._loaded = True
+
+    def _load(self) -> None:  # noqa: B027 - optional hook
+        """Load models (called once)."""
+
+    @abstractmethod
+    def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
+        """Score a batch; may raise, in which case `score` retries item by item to isolate failures."""
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance: backend, model, checksums, settings (recorded with every result)."""
+        return {"suite": self.name}
+
+    def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
+        """Suite-level numbers over successful rows (default: mean of each metric) plus failure count."""
+        ok = [s for s in scores if s.ok]
+        out: dict[str, float] = {"items": float(len(scores)), "failed": float(len(scores) - len(ok))}
+        for metric in self.metrics:
+            values = [s.metrics[metric] for s in ok if metric in s.metrics and np.isfinite(s.metrics[metric])]
+            if values:
+                out[metric] = float(np.mean(values))
+        return out
+
+    def failure(self, sample: Sample, exc: BaseException) -> ItemScore:
+        return ItemScore(self.name, sample.system, sample.item.id, sample.seed, error=f"{type(exc).__name__}: {exc}")
+
+    def score(self, samples: Sequence[Sample], progress: bool = False) -> list[ItemScore]:
+        """Score every sample in batches; a failing sample becomes an error row, the rest go on."""
+        self.load()
+        from tqdm.auto import tqdm
+
+        out: list[ItemScore] = []
+        with tqdm(total=len(samples), desc=f"scoring {self.name}", unit="item", disable=not progress) as bar:
+            for start in range(0, len(samples), self.batch_size):
+                batch = list(samples[start : start + self.batch_size])
+                try:
+                    out.extend(self.score_batch(batch))
+                except SuiteError:
+                    raise
+                except Exception:
+                    for sample in batch:
+                        try:
+                            out.extend(self.score_batch([sample]))
+                        except SuiteError:
+                            raise
+                        except Exception as exc:
+                            out.append(self.failure(sample, exc))
+                bar.update(len(batch))
+        return out
+
+
+SUITES: dict[str, type[Suite]] = {}
+
+
+def register(cls: type[Suite]) -> type[Suite]:
+    """Class decorator: make a suite available by its `name`."""
+    if cls.name in SUITES and SUITES[cls.name] is not cls:
+        raise ValueError(f"suite {cls.name!r} is registered twice")
+    SUITES[cls.name] = cls
+    return cls
+
+
+def build_suite(name: str, **options: Any) -> Suite:
+    if name not in SUITES:
+        raise KeyError(f"unknown suite {name!r}; known: {', '.join(sorted(SUITES))}")
+    return SUITES[name](**options)
