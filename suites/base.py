@@ -36,9 +36,9 @@ class Need(enum.Enum):
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """How to read a metric: its direction and unit."""
+    """How to read a metric: its direction (None: descriptive, no better direction) and unit."""
 
-    higher_is_better: bool
+    higher_is_better: bool | None
     unit: str = ""
     description: str = ""
 
@@ -111,7 +111,11 @@ class Suite(ABC):
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[Need]]
-    metrics: ClassVar[dict[str, MetricInfo]]
+    # needs the suite uses when a sample has them; a metric that needs a missing one is absent for that
+    # sample, with the reason in the row's details
+    optional_needs: ClassVar[frozenset[Need]] = frozenset()
+    metrics: ClassVar[dict[str, MetricInfo]]  # per-row metrics
+    aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {}  # numbers only `aggregate` makes (corpus WER, JSD)
 
     def __init__(self, device: str = "cpu", batch_size: int = 8):
         self.device = device
@@ -144,6 +148,10 @@ class Suite(ABC):
             if values:
                 out[metric] = float(np.mean(values))
         return out
+
+    def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
+        """Why an aggregate is unavailable (NaN), per metric; recorded next to the numbers."""
+        return {}
 
     def failure(self, sample: Sample, exc: BaseException) -> ItemScore:
         return ItemScore(self.name, sample.system, sample.item.id, sample.seed, error=f"{type(exc).__name__}: {exc}")

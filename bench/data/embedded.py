@@ -18,6 +18,7 @@ from bench.data.audio import audio_info
 from bench.data.manifest import EvalItem, Manifest, load_manifest, write_manifest
 from bench.data.synth import HELDOUT, Corpus, CorpusConfig, build_corpus, corpus_root, load_corpus
 
+SMOKE_VERSION = 2  # bump when smoke_items changes what it writes
 SMOKE_ITEMS_PER_VOICE = 8
 SMOKE_PROMPT_RANGE_S = (2.0, 4.5)  # prompts near the protocols' 3 s
 
@@ -73,14 +74,20 @@ def smoke_items(corpus: Corpus, items_per_voice: int = SMOKE_ITEMS_PER_VOICE, se
                     prompt_text=prompt.text,
                     speaker=voice,
                     target_audio=str(corpus.audio_path(target)),
-                    meta={"prompt_utt": prompt.id, "target_utt": target.id},
+                    meta={
+                        "prompt_utt": prompt.id,
+                        "target_utt": target.id,
+                        # the synthesizer's alignment of the ground truth, for phone-level prosody metrics
+                        "target_phonemes": list(target.phonemes),
+                        "target_durations": list(target.durations),
+                    },
                 )
             )
     return items
 
 
 def _smoke_manifest_path(cache_dir: Path | None = None) -> Path:
-    return corpus_root(CorpusConfig(), cache_dir) / "manifests" / "smoke.jsonl"
+    return corpus_root(CorpusConfig(), cache_dir) / "manifests" / f"smoke-v{SMOKE_VERSION}.jsonl"
 
 
 def _build_smoke(cache_dir: Path | None = None, progress: bool = True) -> Path:

@@ -1,0 +1,183 @@
+"""Real-time factor from the systems' own per-stage timings, and a warm-up/repeat timing helper.
+
+Per sample (`sample.timings`: stage -> seconds, this sample's own share): `time_s` (sum of the stages;
+a key named "total" is taken as the total instead, and the unaccounted rest becomes stage "other"),
+`time_<stage>_s`, `audio_s`, and `rtf` = time_s / audio_s. A batch's timings must be split among its
+items before scoring (`share_batch_timings`), or the batch time is counted once per item.
+
+`aggregate`:
+
+- `rtf` = Σ time / Σ audio over the scored samples: the dataset-level convention of F5-TTS's
+  `benchmark.py` (long utterances weigh more), and `rtfx` = its inverse (seconds of audio per second);
+- `rtf_median`: the median of per-sample RTFs (robust to a few slow items);
+- `share_<stage>`: each stage's part of the total time; `time_s`, `audio_s`: the sums; items, failed.
+
+`measure(fn, warmup=..., repeats=...)` times a callable for benchmarks: warm-up calls first, CUDA
+synchronised before and after each timed call when `device` is a CUDA device.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
+
+TOTAL_KEY = "total"
+OTHER_STAGE = "other"
+_TOLERANCE_S = 1e-6
+
+
+def stage_times(timings: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """(total seconds, seconds per stage) from a system's timings; raises ValueError on bad values."""
+    if not timings:
+        raise ValueError("no timings: the system did not report per-stage times (Need.TIMINGS)")
+    values = {str(k): float(v) for k, v in timings.items()}
+    bad = {k: v for k, v in values.items() if not math.isfinite(v) or v < 0}
+    if bad:
+        raise ValueError(f"timings must be finite and >= 0 seconds, got {bad}")
+    stages = {k: v for k, v in values.items() if k != TOTAL_KEY}
+    staged = sum(stages.values())
+    if TOTAL_KEY not in values:
+        return staged, stages
+    total = values[TOTAL_KEY]
+    if staged > total + _TOLERANCE_S:
+        raise ValueError(f"stages add up to {staged:.6f} s, more than the reported total {total:.6f} s")
+    if stages and total - staged > _TOLERANCE_S:
+        stages[OTHER_STAGE] = stages.get(OTHER_STAGE, 0.0) + total - staged
+    return total, stages or {TOTAL_KEY: total}
+
+
+def share_batch_timings(timings: dict[str, float], audio_seconds: Sequence[float]) -> list[dict[str, float]]:
+    """Split one batch's timings among its items in proportion to their audio length (sums are kept)."""
+    seconds = np.asarray(audio_seconds, dtype=np.float64)
+    if seconds.size == 0 or (seconds < 0).any() or seconds.sum() <= 0:
+        raise ValueError("need a non-empty batch with positive total audio length")
+    weights = seconds / seconds.sum()
+    return [{stage: float(t) * float(w) for stage, t in timings.items()} for w in weights]
+
+
+@register
+class RtfSuite(Suite):
+    """Real-time factor and stage breakdown from `sample.timings` (no model)."""
+
+    name = "rtf"
+    needs = frozenset({Need.GENERATED, Need.TIMINGS})
+    metrics: ClassVar[dict[str, MetricInfo]] = {
+        "rtf": MetricInfo(False, "s/s", "seconds of compute per second of audio (aggregate: Σtime/Σaudio)"),
+        "rtf_median": MetricInfo(False, "s/s", "median of per-sample RTF"),
+        "rtfx": MetricInfo(True, "s/s", "seconds of audio per second of compute (1/rtf)"),
+        "time_s": MetricInfo(False, "s", "generation time (sum of stages)"),
+        "audio_s": MetricInfo(True, "s", "generated audio length"),
+    }
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "suite": self.name,
+            "source": "sample.timings as reported by the system (stage -> seconds)",
+            "aggregate": "rtf = sum(time)/sum(audio) (F5-TTS benchmark.py convention); rtf_median = median per item",
+        }
+
+    def _score_one(self, sample: Sample) -> ItemScore:
+        total, stages = stage_times(sample.timings)
+        audio_s = sample.duration
+        if audio_s <= 0:
+            raise ValueError("empty generated audio: RTF undefined")
+        metrics = {"time_s": total, "audio_s": audio_s, "rtf": total / audio_s}
+        metrics.update({f"time_{stage}_s": t for stage, t in stages.items()})
+        details = {"stages": sorted(stages)}
+        if "batch_size" in sample.meta:
+            details["batch_size"] = sample.meta["batch_size"]
+        return ItemScore(self.name, sample.system, sample.item.id, sample.seed, metrics=metrics, details=details)
+
+    def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
+        return [self._score_one(s) for s in samples]
+
+    def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
+        ok = [s for s in scores if s.ok]
+        out: dict[str, float] = {"items": float(len(scores)), "failed": float(len(scores) - len(ok))}
+        if not ok:
+            return out
+        time_s = sum(s.metrics["time_s"] for s in ok)
+        audio_s = sum(s.metrics["audio_s"] for s in ok)
+        out.update(time_s=time_s, audio_s=audio_s, rtf=time_s / audio_s)
+        out["rtfx"] = audio_s / time_s if time_s > 0 else math.inf
+        out["rtf_median"] = float(np.median([s.metrics["rtf"] for s in ok]))
+        stages = sorted({k for s in ok for k in s.metrics if k.startswith("time_") and k != "time_s"})
+        for key in stages:
+            share = sum(s.metrics.get(key, 0.0) for s in ok) / time_s if time_s > 0 else math.nan
+            out[f"share_{key[len('time_') : -len('_s')]}"] = share
+        return out
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Times of the repeated (not warm-up) calls of `measure`, in seconds."""
+
+    times: tuple[float, ...]
+    warmup: int
+    device: str
+    result: Any = field(default=None, repr=False, compare=False)  # the last call's return value
+
+    @property
+    def repeats(self) -> int:
+        return len(self.times)
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.times))
+
+    @property
+    def iqr(self) -> float:
+        q25, q75 = np.percentile(self.times, [25, 75])
+        return float(q75 - q25)
+
+    @property
+    def min(self) -> float:
+        return float(np.min(self.times))
+
+    def rtf(self, audio_seconds: float) -> float:
+        """Median time per second of audio produced by one call."""
+        return self.median / audio_seconds
+
+    def summary(self) -> dict[str, float]:
+        return {"median_s": self.median, "iqr_s": self.iqr, "min_s": self.min, "repeats": float(self.repeats)}
+
+
+def _synchronizer(device: Any) -> Callable[[], None]:
+    name = str(device) if device is not None else "cpu"
+    if not name.startswith("cuda"):
+        return lambda: None
+    import torch
+
+    return lambda: torch.cuda.synchronize(name)
+
+
+def measure(
+    fn: Callable[[], Any],
+    *,
+    warmup: int = 1,
+    repeats: int = 5,
+    device: Any = "cpu",
+    clock: Callable[[], float] = time.perf_counter,
+) -> Measurement:
+    """Call `fn` `warmup` times untimed, then `repeats` times timed (synchronising CUDA around each)."""
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
+    sync = _synchronizer(device)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times, result = [], None
+    for _ in range(repeats):
+        sync()
+        start = clock()
+        result = fn()
+        sync()
+        times.append(clock() - start)
+    return Measurement(times=tuple(times), warmup=warmup, device=str(device), result=result)

@@ -1,0 +1,245 @@
+"""Speaker similarity: SIM-o, SIM-r and SIM to the ground-truth target, with a named embedding backend.
+
+* `sim_o`: cosine(generated, original prompt clip) -- what seed-tts-eval and F5-TTS report as SIM.
+* `sim_r`: cosine(generated, the prompt after the system's own codec round trip,
+  `Sample.reconstructed_prompt`) -- the VALL-E / NaturalSpeech / FlashSpeech "Sim-R". Absent for
+  systems that give no reconstruction, and the row's details say so.
+* `sim_target`: cosine(generated, ground-truth recording of the text) when the test item has one.
+
+Everything is embedded at 16 kHz. Prompt and target embeddings are cached across samples (many samples
+share a prompt). Unusable audio (empty, non-finite, shorter than `min_seconds`, no speech left after a
+backend's trimming) makes that sample an error row; the other samples of the batch are still scored.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from bench.data.audio import DEFAULT_RESAMPLER, resample
+from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
+from suites.similarity.backends import (
+    SAMPLE_RATE,
+    AudioRejected,
+    EmbeddingBackend,
+    ResemblyzerBackend,
+    WavLMTDNNBackend,
+    build_backend,
+)
+
+NO_RECONSTRUCTION = "no reconstructed prompt from this system"
+NO_TARGET = "no ground-truth target audio for this item"
+_BACKEND_CLASSES = {cls.name: cls for cls in (ResemblyzerBackend, WavLMTDNNBackend)}
+
+
+class _LRU(OrderedDict):
+    """A small LRU map of clip key -> embedding (or the reason the clip could not be embedded)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def put(self, key: Hashable, value: torch.Tensor | str) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+@dataclass
+class _Batch:
+    """Clips to embed for one batch (`pending`) and clips already known: cached vectors or failure reasons."""
+
+    pending: dict[Hashable, np.ndarray] = field(default_factory=dict)
+    resolved: dict[Hashable, torch.Tensor | str] = field(default_factory=dict)
+
+
+def check_clip(audio: np.ndarray, what: str, min_seconds: float) -> np.ndarray:
+    """The clip as mono float32, or ValueError saying why it cannot be scored."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise ValueError(f"{what} must be mono (1-D), got shape {audio.shape}")
+    if audio.size == 0:
+        raise ValueError(f"{what} is empty (0 samples)")
+    if not np.isfinite(audio).all():
+        raise ValueError(f"{what} contains NaN or infinite samples")
+    seconds = audio.size / SAMPLE_RATE
+    if seconds < min_seconds:
+        raise ValueError(f"{what} too short: {seconds:.3f} s < {min_seconds} s minimum")
+    return audio
+
+
+def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.dot(a, b) / (a.norm() * b.norm()).clamp(min=1e-12))
+
+
+@register
+class SimilaritySuite(Suite):
+    """Speaker similarity of generated speech to its prompt (SIM-o), reconstructed prompt (SIM-r), target."""
+
+    name = "similarity"
+    needs = frozenset({Need.GENERATED, Need.PROMPT})
+    optional_needs = frozenset({Need.RECONSTRUCTED_PROMPT, Need.TARGET})
+    metrics: ClassVar[dict[str, MetricInfo]] = {
+        "sim_o": MetricInfo(True, "cosine", "speaker similarity of the generated speech to the original prompt"),
+        "sim_r": MetricInfo(True, "cosine", "speaker similarity to the prompt reconstructed by the system's codec"),
+        "sim_target": MetricInfo(True, "cosine", "speaker similarity to the ground-truth target recording"),
+    }
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        batch_size: int = 8,
+        backend: str = "resemblyzer",
+        checkpoint: str | None = None,
+        min_seconds: float = 0.3,
+        cache_size: int = 4096,
+        embedder: EmbeddingBackend | None = None,
+    ):
+        super().__init__(device=device, batch_size=batch_size)
+        if embedder is None and backend not in _BACKEND_CLASSES:
+            raise ValueError(f"unknown similarity backend {backend!r}; known: {', '.join(_BACKEND_CLASSES)}")
+        self.backend_name = embedder.name if embedder else backend
+        self.checkpoint = checkpoint
+        self.min_seconds = min_seconds
+        self.embedder = embedder
+        self._cache = _LRU(cache_size)
+        kind = embedder or _BACKEND_CLASSES[backend]
+        self.label: str = kind.label
+        self.comparable_to_papers: bool = kind.comparable_to_papers
+        # per instance: every metric's description carries the backend label
+        self.metrics = {k: replace(v, description=f"{v.description} [{self.label}]") for k, v in self.metrics.items()}
+
+    def _load(self) -> None:
+        if self.embedder is None:
+            self.embedder = build_backend(self.backend_name, self.device, self.batch_size, self.checkpoint)
+
+    def describe(self) -> dict[str, Any]:
+        backend = self.embedder.describe() if self.embedder else {"backend": self.backend_name, "loaded": False}
+        return {
+            "suite": self.name,
+            "backend": self.backend_name,
+            "label": self.label,
+            "comparable_to_papers": self.comparable_to_papers,
+            "embedder": backend,
+            "metrics": {k: v.description for k, v in self.metrics.items()},
+            "sample_rate": SAMPLE_RATE,
+            "resampler": DEFAULT_RESAMPLER.describe(),
+            "min_seconds": self.min_seconds,
+            "sim_r_reference": "Sample.reconstructed_prompt (the system's codec round trip of the prompt clip)",
+        }
+
+    def _embed(self, clips: dict[Hashable, np.ndarray]) -> dict[Hashable, torch.Tensor | str]:
+        """Embed many clips in one backend call; rejected clips get their reason instead of a vector."""
+        out: dict[Hashable, torch.Tensor | str] = {}
+        keys = list(clips)
+        while keys:
+            try:
+                vectors = self.embedder.embed([clips[k] for k in keys])
+            except AudioRejected as exc:
+                for i, reason in exc.problems.items():
+                    out[keys[i]] = reason
+                keys = [k for i, k in enumerate(keys) if i not in exc.problems]
+                continue
+            out.update(zip(keys, vectors, strict=True))
+            break
+        return out
+
+    def _cached_clip(self, key: Hashable, load: Callable[[], np.ndarray], what: str, batch: _Batch) -> None:
+        """Queue a cacheable clip (prompt or target) unless known: cached vectors and failures are reused."""
+        if key in batch.resolved or key in batch.pending:
+            return
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            batch.resolved[key] = self._cache[key]
+            return
+        try:
+            batch.pending[key] = check_clip(load(), what, self.min_seconds)
+        except Exception as exc:
+            batch.resolved[key] = f"{type(exc).__name__}: {exc}"
+            self._cache.put(key, batch.resolved[key])
+
+    def _plan(self, n: int, sample: Sample, batch: _Batch) -> dict[str, Any]:
+        """Which clips a sample needs (queued in `batch`); raises if its generated audio is unusable."""
+        item = sample.item
+        plan: dict[str, Any] = {"gen": ("gen", n)}
+        batch.pending[("gen", n)] = check_clip(sample.generated_audio(SAMPLE_RATE), "generated audio", self.min_seconds)
+        plan["prompt"] = ("prompt", item.prompt_audio, item.prompt_offset_s, item.prompt_duration_s)
+        self._cached_clip(plan["prompt"], lambda: sample.prompt_audio(SAMPLE_RATE), "prompt audio", batch)
+        if sample.reconstructed_prompt is not None:
+            plan["recon"] = ("recon", n)
+            try:
+                recon = resample(sample.reconstructed_prompt, sample.sample_rate, SAMPLE_RATE)
+                batch.pending[plan["recon"]] = check_clip(recon, "reconstructed prompt", self.min_seconds)
+            except Exception as exc:
+                batch.resolved[plan["recon"]] = f"{type(exc).__name__}: {exc}"
+        if item.target_audio is not None:
+            plan["target"] = ("target", item.target_audio)
+            self._cached_clip(plan["target"], lambda: sample.target_audio(SAMPLE_RATE), "target audio", batch)
+        return plan
+
+    def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
+        self.load()
+        batch = _Batch()
+        plans: list[dict[str, Any] | Exception] = []
+        for n, sample in enumerate(samples):
+            try:
+                plans.append(self._plan(n, sample, batch))
+            except Exception as exc:
+                plans.append(exc)
+        embedded = self._embed(batch.pending)
+        for key, value in embedded.items():
+            if key[0] in ("prompt", "target"):
+                self._cache.put(key, value)
+        batch.resolved.update(embedded)
+        return [self._row(s, p, batch.resolved) for s, p in zip(samples, plans, strict=True)]
+
+    def _row(self, sample: Sample, plan: dict[str, Any] | Exception, embedded: dict) -> ItemScore:
+        if isinstance(plan, Exception):
+            return self.failure(sample, plan)
+        gen, prompt = embedded[plan["gen"]], embedded[plan["prompt"]]
+        if isinstance(gen, str):
+            return self.failure(sample, ValueError(f"generated audio: {gen}"))
+        if isinstance(prompt, str):
+            return self.failure(sample, ValueError(f"prompt audio: {prompt}"))
+        row = ItemScore(self.name, sample.system, sample.item.id, sample.seed, details={"backend": self.backend_name})
+        row.metrics["sim_o"] = cosine(gen, prompt)
+        if "recon" not in plan:
+            row.details["sim_r"] = NO_RECONSTRUCTION
+        else:
+            recon = embedded[plan["recon"]]
+            if isinstance(recon, str):
+                row.details["sim_r"] = f"reconstructed prompt unusable: {recon}"
+            else:
+                row.metrics["sim_r"] = cosine(gen, recon)
+        if "target" not in plan:
+            row.details["sim_target"] = NO_TARGET
+        else:
+            target = embedded[plan["target"]]
+            if isinstance(target, str):
+                row.details["sim_target"] = f"target unusable: {target}"
+            else:
+                row.metrics["sim_target"] = cosine(gen, target)
+        return row
+
+    def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
+        """Means over scored rows, plus how many rows each metric is averaged over (`<metric>_n`)."""
+        out = super().aggregate(scores)
+        for metric in self.metrics:
+            out[f"{metric}_n"] = float(sum(1 for s in scores if s.ok and metric in s.metrics))
+        return out
+
+    def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
+        """Why a metric has no aggregate: the most common reason recorded in the scored rows' details."""
+        ok = [s for s in scores if s.ok]
+        notes = {}
+        for metric in self.metrics:
+            if ok and not any(metric in s.metrics for s in ok):
+                reasons = [str(s.details.get(metric, "")) for s in ok if s.details.get(metric)]
+                notes[metric] = max(set(reasons), key=reasons.count) if reasons else "not scored"
+        return notes

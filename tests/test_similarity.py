@@ -1,0 +1,388 @@
+"""Speaker similarity suite: UniSpeech key mapping, padding invariance, resemblyzer on real speech, SIM arithmetic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.audio import write_wav
+from bench.data.manifest import EvalItem
+from suites.base import SUITES, Sample, SuiteError
+from suites.similarity import NO_RECONSTRUCTION, NO_TARGET, AudioRejected, EmbeddingBackend, SimilaritySuite
+from suites.similarity.ecapa import HeadConfig
+from suites.similarity.unispeech import CheckpointMappingError, load_into, map_state_dict
+from suites.similarity.wavlm_tdnn import WavLMConfig, WavLMTDNN, WavLMTDNNConfig
+
+SR = 16_000
+SMALL = WavLMTDNNConfig(
+    wavlm=WavLMConfig(
+        conv_layers=((16, 10, 5), (16, 3, 2), (16, 2, 2)),
+        embed_dim=32,
+        num_layers=2,
+        num_heads=4,
+        ff_dim=48,
+        pos_conv_kernel=16,
+        pos_conv_groups=4,
+        num_buckets=16,
+        max_distance=64,
+    ),
+    head=HeadConfig(
+        feat_dim=32, channels=16, aggregate_channels=24, embedding_dim=8, se_bottleneck=8, attention_channels=8
+    ),
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread (2 spinning OpenMP threads on a shared 2-core box cost 5-8x)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def unispeech_shapes(cfg: WavLMTDNNConfig, n_speakers: int = 5994) -> dict[str, tuple[int, ...]]:
+    """UniSpeech `ECAPA_TDNN_SMALL(feat_type='wavlm_large')` state-dict names and shapes, from its structure."""
+    w, h = cfg.wavlm, cfg.head
+    e, b = w.embed_dim, "feature_extract.model."
+    out: dict[str, tuple[int, ...]] = {b + "mask_emb": (e,)}
+    c_in = 1
+    for i, (dim, kernel, _) in enumerate(w.conv_layers):
+        out[f"{b}feature_extractor.conv_layers.{i}.0.weight"] = (dim, c_in, kernel)
+        out[f"{b}feature_extractor.conv_layers.{i}.2.1.weight"] = (dim,)
+        out[f"{b}feature_extractor.conv_layers.{i}.2.1.bias"] = (dim,)
+        c_in = dim
+    out |= {b + "layer_norm.weight": (c_in,), b + "layer_norm.bias": (c_in,)}
+    out |= {b + "post_extract_proj.weight": (e, c_in), b + "post_extract_proj.bias": (e,)}
+    k = w.pos_conv_kernel
+    out |= {b + "encoder.pos_conv.0.bias": (e,), b + "encoder.pos_conv.0.weight_g": (1, 1, k)}
+    out |= {b + "encoder.pos_conv.0.weight_v": (e, e // w.pos_conv_groups, k)}
+    for i in range(w.num_layers):
+        p = f"{b}encoder.layers.{i}."
+        for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+            out |= {f"{p}self_attn.{proj}.weight": (e, e), f"{p}self_attn.{proj}.bias": (e,)}
+        if i == 0:
+            out[p + "self_attn.relative_attention_bias.weight"] = (w.num_buckets, w.num_heads)
+        out |= {p + "self_attn.grep_linear.weight": (8, e // w.num_heads), p + "self_attn.grep_linear.bias": (8,)}
+        out[p + "self_attn.grep_a"] = (1, w.num_heads, 1, 1)
+        for norm in ("self_attn_layer_norm", "final_layer_norm"):
+            out |= {f"{p}{norm}.weight": (e,), f"{p}{norm}.bias": (e,)}
+        out |= {p + "fc1.weight": (w.ff_dim, e), p + "fc1.bias": (w.ff_dim,)}
+        out |= {p + "fc2.weight": (e, w.ff_dim), p + "fc2.bias": (e,)}
+    out |= {b + "encoder.layer_norm.weight": (e,), b + "encoder.layer_norm.bias": (e,)}
+
+    def conv_bn(prefix: str, c_out: int, c_in: int, kernel: int) -> None:
+        out.update({prefix + "conv.weight": (c_out, c_in, kernel), prefix + "conv.bias": (c_out,)})
+        bn(prefix + "bn.", c_out)
+
+    def bn(prefix: str, c: int) -> None:
+        out.update({prefix + n: (c,) for n in ("weight", "bias", "running_mean", "running_var")})
+        out[prefix + "num_batches_tracked"] = ()
+
+    c, width = h.channels, h.channels // h.res2_scale
+    out["feature_weight"] = (w.num_layers + 1,)
+    conv_bn("layer1.", c, h.feat_dim, 5)
+    for n in (2, 3, 4):
+        conv_bn(f"layer{n}.Conv1dReluBn1.", c, c, 1)
+        for i in range(h.res2_scale - 1):
+            r = f"layer{n}.Res2Conv1dReluBn."
+            out |= {f"{r}convs.{i}.weight": (width, width, 3), f"{r}convs.{i}.bias": (width,)}
+            bn(f"{r}bns.{i}.", width)
+        conv_bn(f"layer{n}.Conv1dReluBn2.", c, c, 1)
+        s = f"layer{n}.SE_Connect."
+        out |= {s + "linear1.weight": (h.se_bottleneck, c), s + "linear1.bias": (h.se_bottleneck,)}
+        out |= {s + "linear2.weight": (c, h.se_bottleneck), s + "linear2.bias": (c,)}
+    a = h.aggregate_channels
+    out |= {"conv.weight": (a, 3 * c, 1), "conv.bias": (a,)}
+    out |= {"pooling.linear1.weight": (h.attention_channels, a, 1), "pooling.linear1.bias": (h.attention_channels,)}
+    out |= {"pooling.linear2.weight": (a, h.attention_channels, 1), "pooling.linear2.bias": (a,)}
+    bn("bn.", 2 * a)
+    out |= {"linear.weight": (h.embedding_dim, 2 * a), "linear.bias": (h.embedding_dim,)}
+    out["loss_calculator.projection.weight"] = (n_speakers, h.embedding_dim)
+    return out
+
+
+def random_state(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    state = {}
+    for name, shape in shapes.items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.tensor(100)
+        elif name.endswith("running_var"):
+            state[name] = torch.rand(shape, generator=g) + 0.5
+        else:
+            state[name] = torch.randn(shape, generator=g) * 0.2
+    return state
+
+
+# ---- key mapping -------------------------------------------------------------------------------------
+
+
+def test_full_size_mapping_covers_every_key_with_matching_shapes():
+    with torch.device("meta"):
+        model = WavLMTDNN()
+        source = {k: torch.empty(s) for k, s in unispeech_shapes(WavLMTDNNConfig()).items()}
+    assert len(source) == 711  # the released checkpoint's count: 488 backbone + head + feature_weight + classifier
+    assert sum(k.startswith("feature_extract.model.") for k in source) == 488
+    targets = {k: v.shape for k, v in model.state_dict().items()}
+    mapped, report = map_state_dict(source, targets)
+    assert set(mapped) == set(targets)
+    assert all(tuple(mapped[k].shape) == tuple(s) for k, s in targets.items())
+    assert set(report.ignored) == {"feature_extract.model.mask_emb", "loss_calculator.projection.weight"}
+    assert len(model.layer_weights) == 25
+
+
+def test_mapping_failures_list_every_problem():
+    with torch.device("meta"):
+        model = WavLMTDNN(SMALL)
+        source = {k: torch.empty(s) for k, s in unispeech_shapes(SMALL).items()}
+    targets = {k: v.shape for k, v in model.state_dict().items()}
+    broken = dict(source)
+    del broken["layer3.SE_Connect.linear1.bias"]
+    del broken["feature_extract.model.encoder.layers.1.self_attn.k_proj.weight"]
+    broken["layer2.shortcut.weight"] = torch.empty(1)
+    broken["linear.weight"] = torch.empty(3, 3)
+    with pytest.raises(CheckpointMappingError) as err:
+        map_state_dict(broken, targets)
+    msg = str(err.value)
+    assert "layer2.shortcut.weight" in msg  # no rule maps it
+    assert "head.blocks.1.se.squeeze.bias" in msg  # not filled
+    assert "layers.1.attention.attention.in_proj_weight (has qv" in msg  # incomplete q/k/v
+    assert "linear.weight -> head.embed.weight: checkpoint (3, 3)" in msg  # shape
+
+
+def test_small_checkpoint_loads_strictly_end_to_end(tmp_path):
+    from suites.similarity.backends import WavLMTDNNBackend
+
+    source = random_state(unispeech_shapes(SMALL, n_speakers=7))
+    path = tmp_path / "wavlm_large_finetune.pth"
+    torch.save({"model": source, "best_valid_eer": 0.43}, path)
+    backend = WavLMTDNNBackend(path, config=SMALL)
+    params = backend.model.state_dict()
+    layer = "wavlm.encoder.transformer.layers.1.attention.attention."
+    qkv = [source[f"feature_extract.model.encoder.layers.1.self_attn.{p}_proj.weight"] for p in "qkv"]
+    assert torch.equal(params[layer + "in_proj_weight"], torch.cat(qkv))
+    assert torch.equal(params["layer_weights"], source["feature_weight"])
+    assert torch.equal(
+        params["head.blocks.2.res2.norms.6.running_var"], source["layer4.Res2Conv1dReluBn.bns.6.running_var"]
+    )
+    info = backend.describe()
+    assert info["comparable_to_papers"] is True and info["checkpoint"]["sha256_pinned"] is False
+    assert len(info["checkpoint"]["sha256"]) == 64
+    emb = backend.embed([np.random.default_rng(0).standard_normal(SR).astype(np.float32)])
+    assert emb.shape == (1, 8) and torch.allclose(emb.norm(dim=1), torch.ones(1))
+    # a partial file fails loudly instead of leaving a random head
+    del source["pooling.linear2.bias"]
+    torch.save({"model": source}, path)
+    with pytest.raises(CheckpointMappingError, match=r"head\.pool\.attention_out\.bias"):
+        WavLMTDNNBackend(path, config=SMALL)
+
+
+def test_missing_checkpoint_is_a_suite_error(tmp_path):
+    from suites.similarity.backends import WavLMTDNNBackend
+
+    with pytest.raises(SuiteError, match=r"wavlm_large_finetune\.pth"):
+        WavLMTDNNBackend(tmp_path / "nope.pth", config=SMALL)
+
+
+# ---- padding invariance ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    torch.manual_seed(0)
+    model = WavLMTDNN(SMALL).eval()
+    load_into(model, random_state(unispeech_shapes(SMALL)))
+    return model
+
+
+def _embed(model, clips):
+    lengths = torch.tensor([len(c) for c in clips])
+    batch = torch.zeros(len(clips), int(lengths.max()))
+    for i, c in enumerate(clips):
+        batch[i, : len(c)] = torch.from_numpy(c)
+    with torch.no_grad():
+        return model(batch, lengths)
+
+
+def test_hidden_states_follow_s3prl_layout(small_model):
+    """25 states for Large: each layer's input (the first is features + position conv), then the final-LN output."""
+    wav = torch.from_numpy(np.random.default_rng(4).standard_normal(12000).astype(np.float32))
+    with torch.no_grad():
+        states, frames = small_model.hidden_states(wav[None], torch.tensor([wav.numel()]))
+        normed = torch.nn.functional.layer_norm(wav, wav.shape)[None]
+        outputs, _ = small_model.wavlm.extract_features(normed)  # torchaudio: every layer's output, no final LN
+        final, _ = small_model.wavlm(normed)  # torchaudio: encoder output after the final layer norm
+    assert len(states) == SMALL.num_states == len(outputs) + 1 and int(frames) == states[0].shape[1]
+    for mine, theirs in zip(states[1:-1], outputs[:-1], strict=True):
+        assert torch.allclose(mine, theirs, atol=1e-5)
+    assert torch.allclose(states[-1], final, atol=1e-5)
+
+
+def test_batched_equals_one_by_one(small_model):
+    rng = np.random.default_rng(1)
+    clips = [rng.standard_normal(n).astype(np.float32) for n in (5000, 12345, 8000, 16000)]
+    batched = _embed(small_model, clips)
+    single = torch.cat([_embed(small_model, [c]) for c in clips])
+    assert torch.allclose(batched, single, atol=1e-4, rtol=1e-4)
+
+
+def test_trailing_zeros_on_another_item_change_nothing(small_model):
+    rng = np.random.default_rng(2)
+    a, b = (rng.standard_normal(n).astype(np.float32) for n in (9000, 7000))
+    before = _embed(small_model, [a, b])[0]
+    after = _embed(small_model, [a, np.concatenate([b, np.zeros(20000, np.float32)])])[0]
+    assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
+
+
+# ---- resemblyzer on real speech ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resemblyzer_backend():
+    pytest.importorskip("resemblyzer")
+    from suites.similarity.backends import ResemblyzerBackend
+
+    return ResemblyzerBackend("cpu")
+
+
+def test_resemblyzer_same_speaker_beats_cross_speaker_on_real_speech(resemblyzer_backend):
+    from bench.data.embedded import embedded_manifest
+
+    items = embedded_manifest("real", progress=False).items
+    assert len({i.speaker for i in items}) == 3
+    samples = [Sample(i, "gt", np.zeros(1, np.float32), SR) for i in items]
+    targets = resemblyzer_backend.embed([s.target_audio(SR) for s in samples])
+    prompts = resemblyzer_backend.embed([s.prompt_audio(SR) for s in samples])
+    sims = targets @ prompts.T
+    speaker = np.array([i.speaker for i in items])
+    # a prompt may be another item's target file: leave identical recordings out of the same-speaker pairs
+    identical = np.array([[Path(a.target_audio).samefile(b.prompt_audio) for b in items] for a in items])
+    same = torch.from_numpy((speaker[:, None] == speaker[None, :]) & ~identical)
+    cross = torch.from_numpy(speaker[:, None] != speaker[None, :])
+    same_mean, cross_mean = sims[same].mean().item(), sims[cross].mean().item()
+    # measured (resemblyzer 0.1.4): same speaker 0.82, cross speaker 0.60
+    assert same_mean > 0.7 and cross_mean < same_mean - 0.15
+
+
+def test_resemblyzer_batched_matches_embed_utterance(resemblyzer_backend):
+    from resemblyzer import preprocess_wav
+
+    from bench.data.audio import read_audio
+    from bench.data.embedded import embedded_manifest
+
+    items = embedded_manifest("real", progress=False).items[4:8]
+    clips = [read_audio(i.target_audio, SR).samples for i in items]
+    batched = resemblyzer_backend.embed(clips)
+    for row, clip in zip(batched, clips, strict=True):
+        ref = resemblyzer_backend.encoder.embed_utterance(preprocess_wav(clip))
+        assert np.allclose(row.numpy(), ref, atol=1e-5)
+    info = resemblyzer_backend.describe()
+    assert info["label"] == "resemblyzer (GE2E d-vector, not WavLM-TDNN)" and info["comparable_to_papers"] is False
+
+
+# ---- suite arithmetic with a fake backend ------------------------------------------------------------
+
+CODES = {1: [1.0, 0.0, 0.0], 2: [0.6, 0.8, 0.0], 3: [0.0, 1.0, 0.0], 4: [0.0, 0.0, 1.0], 5: [0.8, 0.0, 0.6]}
+
+
+class FakeBackend(EmbeddingBackend):
+    """Vector chosen by the clip's constant level (level 0.1 * code); code 9 is rejected like a VAD would."""
+
+    name, label, comparable_to_papers = "fake", "fake (test vectors)", False
+
+    def __init__(self):
+        self.calls: list[int] = []
+
+    def embed(self, clips):
+        codes = [round(float(np.mean(c)) * 10) for c in clips]
+        bad = {i: "no speech" for i, code in enumerate(codes) if code == 9}
+        if bad:
+            raise AudioRejected(bad)
+        self.calls.extend(codes)
+        return torch.tensor([CODES[code] for code in codes])
+
+
+def tone(code: int, seconds: float = 1.0) -> np.ndarray:
+    return np.full(int(SR * seconds), 0.1 * code, np.float32)
+
+
+@pytest.fixture(scope="module")
+def clips_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sim")
+    for code in (2, 4, 5):
+        write_wav(root / f"c{code}.wav", tone(code), SR, subtype="FLOAT")
+    return root
+
+
+def sample(root, gen, prompt=2, recon=None, target=None, item_id="i", system="sys"):
+    item = EvalItem(
+        id=item_id,
+        text="t",
+        prompt_audio=str(root / f"c{prompt}.wav"),
+        speaker="s",
+        target_audio=str(root / f"c{target}.wav") if target else None,
+    )
+    return Sample(item, system, gen, SR, reconstructed_prompt=recon)
+
+
+def test_suite_is_registered_and_labels_its_backend():
+    assert SUITES["similarity"] is SimilaritySuite
+    suite = SimilaritySuite()
+    assert suite.describe()["comparable_to_papers"] is False
+    assert all("resemblyzer (GE2E d-vector, not WavLM-TDNN)" in m.description for m in suite.metrics.values())
+    assert SimilaritySuite(backend="wavlm-tdnn").describe()["comparable_to_papers"] is True
+
+
+def test_sim_o_sim_r_target_arithmetic_and_missing_sim_r(clips_dir):
+    fake = FakeBackend()
+    suite = SimilaritySuite(embedder=fake, batch_size=4)
+    rows = suite.score(
+        [
+            sample(clips_dir, tone(1), recon=tone(3), target=4, item_id="a"),
+            sample(clips_dir, tone(5), item_id="b"),
+            sample(clips_dir, tone(2), prompt=5, recon=tone(4), target=5, item_id="c"),
+        ]
+    )
+    a, b, c = rows
+    assert a.metrics == pytest.approx({"sim_o": 0.6, "sim_r": 0.0, "sim_target": 0.0}, abs=1e-6)
+    assert b.metrics == pytest.approx({"sim_o": 0.48}, abs=1e-6)
+    assert b.details["sim_r"] == NO_RECONSTRUCTION and b.details["sim_target"] == NO_TARGET
+    assert c.metrics == pytest.approx({"sim_o": 0.48, "sim_r": 0.0, "sim_target": 0.48}, abs=1e-6)
+    assert a.details["backend"] == "fake"
+    agg = suite.aggregate(rows)
+    assert agg["sim_o"] == pytest.approx((0.6 + 0.48 + 0.48) / 3, abs=1e-6)
+    assert agg["sim_r_n"] == 2 and agg["sim_target_n"] == 2 and agg["failed"] == 0
+    assert suite.aggregate_notes(rows) == {}
+    assert suite.aggregate_notes(rows[1:2]) == {"sim_r": NO_RECONSTRUCTION, "sim_target": NO_TARGET}
+
+
+def test_prompt_embeddings_are_cached_across_batches(clips_dir):
+    fake = FakeBackend()
+    suite = SimilaritySuite(embedder=fake, batch_size=2)
+    suite.score([sample(clips_dir, tone(1), item_id=str(i)) for i in range(5)])
+    assert fake.calls.count(2) == 1 and fake.calls.count(1) == 5
+
+
+def test_unscoreable_samples_become_error_rows(clips_dir, tmp_path):
+    suite = SimilaritySuite(embedder=FakeBackend(), batch_size=8)
+    rows = suite.score(
+        [
+            sample(clips_dir, np.zeros(0, np.float32), item_id="empty"),
+            sample(clips_dir, tone(1, 0.1), item_id="short"),
+            sample(clips_dir, tone(9), item_id="rejected"),
+            sample(clips_dir, tone(1), item_id="ok", recon=np.zeros(0, np.float32)),
+            sample(tmp_path, tone(1), item_id="no-prompt"),
+        ]
+    )
+    by_id = {r.item_id: r for r in rows}
+    assert "empty (0 samples)" in by_id["empty"].error
+    assert "too short: 0.100 s < 0.3 s" in by_id["short"].error
+    assert by_id["rejected"].error == "ValueError: generated audio: no speech"
+    assert "prompt audio" in by_id["no-prompt"].error
+    ok = by_id["ok"]
+    assert ok.ok and ok.metrics == pytest.approx({"sim_o": 0.6}, abs=1e-6)
+    assert ok.details["sim_r"].startswith("reconstructed prompt unusable: ValueError: reconstructed prompt is empty")
