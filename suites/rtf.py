@@ -13,7 +13,8 @@ items before scoring (`share_batch_timings`), or the batch time is counted once 
 - `share_<stage>`: each stage's part of the total time; `time_s`, `audio_s`: the sums; items, failed.
 
 `measure(fn, warmup=..., repeats=...)` times a callable for benchmarks: warm-up calls first, CUDA
-synchronised before and after each timed call when `device` is a CUDA device.
+synchronised before and after each timed call when `device` is a CUDA device. Every `Measurement` and
+the suite's `describe()` carry `environment()`: device name, torch / CUDA / cuDNN versions, threads.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class RtfSuite(Suite):
             "suite": self.name,
             "source": "sample.timings as reported by the system (stage -> seconds)",
             "aggregate": "rtf = sum(time)/sum(audio) (F5-TTS benchmark.py convention); rtf_median = median per item",
+            "environment": environment(self.device),
         }
 
     def _score_one(self, sample: Sample) -> ItemScore:
@@ -123,6 +125,7 @@ class Measurement:
     warmup: int
     device: str
     result: Any = field(default=None, repr=False, compare=False)  # the last call's return value
+    environment: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def repeats(self) -> int:
@@ -147,6 +150,49 @@ class Measurement:
 
     def summary(self) -> dict[str, float]:
         return {"median_s": self.median, "iqr_s": self.iqr, "min_s": self.min, "repeats": float(self.repeats)}
+
+
+def environment(device: Any = "cpu", dtype: Any = None) -> dict[str, Any]:
+    """What a timing was measured on: recorded next to every figure."""
+    import os
+    import platform
+
+    import torch
+
+    name = str(device) if device is not None else "cpu"
+    env: dict[str, Any] = {
+        "device": name,
+        "dtype": None if dtype is None else str(dtype),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if name.startswith("cuda") and torch.cuda.is_available():
+        index = torch.device(name).index or 0
+        env["gpu"] = torch.cuda.get_device_name(index)
+        env["cudnn"] = torch.backends.cudnn.version()
+        env["driver"] = _nvidia_driver()
+    return env
+
+
+def _nvidia_driver() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
 
 
 def _synchronizer(device: Any) -> Callable[[], None]:
@@ -180,4 +226,6 @@ def measure(
         result = fn()
         sync()
         times.append(clock() - start)
-    return Measurement(times=tuple(times), warmup=warmup, device=str(device), result=result)
+    return Measurement(
+        times=tuple(times), warmup=warmup, device=str(device), result=result, environment=environment(device)
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -127,7 +128,23 @@ def test_jsd_properties():
         jensen_shannon([1, 2], [1, 2, 3])
 
 
+def test_jsd_grows_as_a_distribution_shifts():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.0, 1.0, 20_000)
+    edges = np.linspace(-6, 10, 65)
+    ref = np.histogram(base, edges)[0]
+    values = [jensen_shannon(ref, np.histogram(base + shift, edges)[0]) for shift in (0.0, 0.5, 1.0, 2.0, 4.0)]
+    assert values[0] == pytest.approx(0.0, abs=1e-9)
+    assert all(a < b for a, b in itertools.pairwise(values))
+
+
 # --- diversity ----------------------------------------------------------------------------------------
+
+
+def test_diversity_is_zero_for_identical_audio():
+    feats = [utterance_prosody(extract_f0(tone(150.0), SR), 1.0) for _ in range(3)]
+    m = group_metrics(feats)
+    assert m == dict.fromkeys(m, 0.0) and len(m) == 4
 
 
 def test_diversity_of_tones_an_octave_apart():

@@ -120,3 +120,36 @@ def test_measure_synchronises_cuda(monkeypatch):
 def test_measurement_is_a_plain_record():
     m = Measurement(times=(1.0, 2.0), warmup=0, device="cpu")
     assert m.median == 1.5 and m.iqr == pytest.approx(0.5)
+
+
+def test_environment_is_recorded_with_measurements():
+    from suites.rtf import environment
+
+    env = environment("cpu", "torch.float32")
+    assert env["device"] == "cpu" and env["dtype"] == "torch.float32"
+    assert env["torch"] and env["python"] and env["cpu_count"] >= 1 and env["torch_threads"] >= 1
+    m = measure(lambda: 1, warmup=0, repeats=2)
+    assert m.environment["device"] == "cpu" and m.environment["torch"] == env["torch"]
+
+
+@pytest.mark.gpu
+def test_measure_synchronises_a_real_gpu():
+    """Without synchronisation a queued GPU kernel would look almost free; with it, the wall time covers
+    the kernel's own time as CUDA events measure it."""
+    import torch
+
+    x = torch.randn(4096, 4096, device="cuda")
+
+    def work():
+        for _ in range(20):
+            x @ x
+
+    m = measure(work, warmup=2, repeats=3, device="cuda")
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    work()
+    end.record()
+    torch.cuda.synchronize()
+    kernel_s = start.elapsed_time(end) / 1000
+    assert m.median >= 0.8 * kernel_s
+    assert m.environment["gpu"] and m.environment["cuda"]

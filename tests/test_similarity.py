@@ -133,6 +133,7 @@ def test_full_size_mapping_covers_every_key_with_matching_shapes():
     assert all(tuple(mapped[k].shape) == tuple(s) for k, s in targets.items())
     assert set(report.ignored) == {"feature_extract.model.mask_emb", "loss_calculator.projection.weight"}
     assert len(model.layer_weights) == 25
+    assert source["linear.weight"].shape[0] == 256 == model.head.embed.out_features  # 256-d embeddings
 
 
 def test_mapping_failures_list_every_problem():

@@ -326,6 +326,9 @@ def test_tiny_en_on_real_clips(tiny_en_suite):
     agg = tiny_en_suite.aggregate(rows)
     assert agg["failed"] == 0 and agg["ref_words"] >= 90
     assert agg["wer_corpus"] < 0.15  # measured 0.07 (7 errors / 100 words)
+    librivox = [r for r in rows if r.item_id.startswith("real-librivox")]
+    assert len(librivox) == 5
+    assert tiny_en_suite.aggregate(librivox)["wer_corpus"] <= 0.10  # the known answer
     by_id = {r.item_id: r for r in rows}
     assert by_id["real-cmu_goforward"].details["hypothesis"] == "go forward 10 meters"
     desc = tiny_en_suite.describe()
