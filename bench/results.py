@@ -1,0 +1,236 @@
+"""The results of a benchmark run: per-item table, per-group table, aggregates with confidence intervals.
+
+Tables (pandas):
+
+- ``items``: one row per (system, item, seed): ``system``, ``kind``, ``steps``, ``seed``, ``item_id``,
+  ``speaker``, ``status`` ("ok" / "failed" generation), ``error``, ``audio_path``, ``audio_s``, then one
+  column per metric, ``<suite>.<metric>``, and ``<suite>.error`` (None when scored).
+- ``groups``: one row per (system, item) for metrics over seeds (prosody diversity), same column scheme.
+- ``aggregates``: one row per (system, suite, metric): ``value`` (the suite's own aggregate, e.g. corpus
+  WER or sum(time)/sum(audio)), ``ci_low`` / ``ci_high`` (95 % percentile bootstrap over items: every seed
+  of an item stays together), ``n_items``, ``higher_is_better``, ``unit``.
+
+A failed generation or a failed score stays in the tables with its error, and the aggregates count it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.data.audio import write_text_atomic
+from suites.base import ItemScore, Suite
+
+ITEM_KEYS = ["system", "kind", "steps", "seed", "item_id", "speaker", "status", "error", "audio_path", "audio_s"]
+GROUP_KEYS = ["system", "item_id"]
+AGGREGATE_COLUMNS = ["system", "suite", "metric", "value", "ci_low", "ci_high", "n_items", "higher_is_better", "unit"]
+BOOTSTRAP_RESAMPLES = 1000
+
+
+@dataclass
+class GenerationRecord:
+    """What a system produced for one (item, seed): audio or an error."""
+
+    system: str
+    kind: str
+    steps: int | None
+    item_id: str
+    speaker: str
+    seed: int
+    audio_path: str | None
+    audio_s: float | None
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[ItemScore]]) -> pd.DataFrame:
+    """Join generation records with per-sample suite scores (rows with seed set)."""
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for r in records:
+        rows[(r.system, r.item_id, r.seed)] = {
+            "system": r.system,
+            "kind": r.kind,
+            "steps": r.steps,
+            "seed": r.seed,
+            "item_id": r.item_id,
+            "speaker": r.speaker,
+            "status": "ok" if r.ok else "failed",
+            "error": r.error,
+            "audio_path": r.audio_path,
+            "audio_s": r.audio_s,
+        }
+    for suite, suite_scores in scores.items():
+        for s in suite_scores:
+            if s.seed is None:
+                continue
+            row = rows.get((s.system, s.item_id, s.seed))
+            if row is None:
+                raise KeyError(f"suite {suite} scored {s.system}/{s.item_id}/seed {s.seed}, which was not generated")
+            row[f"{suite}.error"] = s.error
+            for metric, value in s.metrics.items():
+                row[f"{suite}.{metric}"] = value
+    frame = pd.DataFrame(list(rows.values()))
+    return frame.reindex(columns=ITEM_KEYS + sorted(c for c in frame.columns if c not in ITEM_KEYS))
+
+
+def groups_table(scores: dict[str, Sequence[ItemScore]]) -> pd.DataFrame:
+    """Rows over all seeds of an item (seed None)."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for suite, suite_scores in scores.items():
+        for s in suite_scores:
+            if s.seed is not None:
+                continue
+            row = rows.setdefault((s.system, s.item_id), {"system": s.system, "item_id": s.item_id})
+            row[f"{suite}.error"] = s.error
+            for metric, value in s.metrics.items():
+                row[f"{suite}.{metric}"] = value
+    frame = pd.DataFrame(list(rows.values()), columns=GROUP_KEYS if not rows else None)
+    return frame.reindex(columns=GROUP_KEYS + sorted(c for c in frame.columns if c not in GROUP_KEYS))
+
+
+def bootstrap_ci(
+    scores: Sequence[ItemScore],
+    statistic: Callable[[Sequence[ItemScore]], dict[str, float]],
+    metrics: Sequence[str],
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap of `statistic` over items (an item's rows, all seeds, are resampled together)."""
+    by_item: dict[str, list[ItemScore]] = {}
+    for s in scores:
+        by_item.setdefault(s.item_id, []).append(s)
+    keys = sorted(by_item)
+    if len(keys) < 2:
+        return {m: (math.nan, math.nan) for m in metrics}
+    rng = np.random.default_rng(seed)
+    draws: dict[str, list[float]] = {m: [] for m in metrics}
+    for _ in range(resamples):
+        picked = rng.integers(0, len(keys), len(keys))
+        sample = [row for k in picked for row in by_item[keys[k]]]
+        stats = statistic(sample)
+        for m in metrics:
+            value = stats.get(m, math.nan)
+            if value is not None and np.isfinite(value):
+                draws[m].append(float(value))
+    alpha = (1 - level) / 2
+    out = {}
+    for m, values in draws.items():
+        if len(values) < resamples // 2:  # mostly undefined: no honest interval
+            out[m] = (math.nan, math.nan)
+        else:
+            lo, hi = np.quantile(values, [alpha, 1 - alpha])
+            out[m] = (float(lo), float(hi))
+    return out
+
+
+def generation_rows(records: Sequence[GenerationRecord]) -> list[dict[str, Any]]:
+    """Per system: items attempted and generations failed (suite "generation")."""
+    rows = []
+    for system in sorted({r.system for r in records}):
+        mine = [r for r in records if r.system == system]
+        n_items = len({r.item_id for r in mine})
+        for metric, value in (("attempted", len(mine)), ("failed", sum(not r.ok for r in mine))):
+            rows.append(
+                {
+                    "system": system,
+                    "suite": "generation",
+                    "metric": metric,
+                    "value": float(value),
+                    "ci_low": math.nan,
+                    "ci_high": math.nan,
+                    "n_items": n_items,
+                    "higher_is_better": False if metric == "failed" else None,
+                    "unit": "samples",
+                }
+            )
+    return rows
+
+
+def aggregates_table(
+    suites: Sequence[Suite],
+    scores: dict[str, Sequence[ItemScore]],
+    records: Sequence[GenerationRecord] = (),
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> pd.DataFrame:
+    """Generation failures, then each suite's own aggregate per system with a bootstrap CI over items."""
+    rows = generation_rows(records)
+    for suite in suites:
+        info = {**suite.metrics, **suite.aggregate_metrics}
+        systems = sorted({s.system for s in scores.get(suite.name, [])})
+        for system in systems:
+            mine = [s for s in scores[suite.name] if s.system == system]
+            values = suite.aggregate(mine)
+            cis = bootstrap_ci(mine, suite.aggregate, [m for m in values if m in info], resamples=resamples)
+            for metric, value in values.items():
+                meta = info.get(metric)
+                lo, hi = cis.get(metric, (math.nan, math.nan))
+                rows.append(
+                    {
+                        "system": system,
+                        "suite": suite.name,
+                        "metric": metric,
+                        "value": value,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n_items": len({s.item_id for s in mine}),
+                        "higher_is_better": None if meta is None else meta.higher_is_better,
+                        "unit": "" if meta is None else meta.unit,
+                    }
+                )
+    return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+
+
+@dataclass
+class Results:
+    """Everything a run produced, as tables plus metadata (config, systems, suites, environment)."""
+
+    items: pd.DataFrame
+    groups: pd.DataFrame
+    aggregates: pd.DataFrame
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> Path:
+        """items.csv / items.parquet, groups.csv, aggregates.csv, results.json (metadata), atomically each."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, frame in (("items", self.items), ("groups", self.groups), ("aggregates", self.aggregates)):
+            write_text_atomic(out / f"{name}.csv", frame.to_csv(index=False))
+        try:
+            tmp = out / ".items.parquet.tmp"
+            self.items.to_parquet(tmp, index=False)
+            tmp.replace(out / "items.parquet")
+        except ImportError:  # pragma: no cover - pyarrow comes with mlflow
+            pass
+        write_text_atomic(out / "results.json", json.dumps(self.metadata, indent=1, default=str) + "\n")
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Results:
+        d = Path(directory)
+        if not (d / "results.json").is_file():
+            raise FileNotFoundError(f"{d}: no results.json (not a flashspeech-bench results directory)")
+        return cls(
+            items=pd.read_csv(d / "items.csv"),
+            groups=pd.read_csv(d / "groups.csv"),
+            aggregates=pd.read_csv(d / "aggregates.csv"),
+            metadata=json.loads((d / "results.json").read_text(encoding="utf-8")),
+        )
+
+    def summary(self) -> pd.DataFrame:
+        """Systems x headline metrics (value only), for printing."""
+        if self.aggregates.empty:
+            return pd.DataFrame()
+        frame = self.aggregates.assign(column=self.aggregates["suite"] + "." + self.aggregates["metric"])
+        return frame.pivot_table(index="system", columns="column", values="value", aggfunc="first")
