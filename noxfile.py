@@ -25,3 +25,13 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.6")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The embedded benchmark on CPU (or a config/flags given after `--`), e.g. `nox -s bench -- --gate DIR`."""
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if "--config" not in args:
+        args = ["--config", "smoke", *args]
+    session.run("flashspeech-bench", "run", *args)

@@ -1,6 +1,8 @@
 """`flashspeech-bench` (also `python -m bench`): the command-line entry point.
 
-Subcommands so far:
+Subcommands:
+  run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
+  compare         regression gate between two runs (results directories or MLflow run ids)
   data synth      build the synthetic corpus (cached; resumes; deterministic)
   data list       the embedded test sets with item counts and durations
   data import     turn a local copy of a standard protocol into a manifest
@@ -11,6 +13,7 @@ Subcommands so far:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -102,10 +105,83 @@ def _cmd_phonemize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from bench.config import load_config
+    from bench.runner import run_benchmark
+
+    overrides = list(args.set or [])
+    for flag, key in (("device", "device"), ("output_dir", "output_dir"), ("tracking_uri", "tracking_uri")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(str(value))}")
+    if args.seeds is not None:
+        overrides.append(f"seeds={json.dumps(args.seeds)}")
+    if args.no_mlflow:
+        overrides.append("mlflow=false")
+    config = load_config(args.config, overrides)
+    outcome = run_benchmark(config, progress=not args.quiet)
+    results = outcome.results
+    print(f"\n{config.name}: {outcome.generated} generated, {outcome.cached} from the cache")
+    print(_headline(results))
+    failed = results.items[results.items["status"] == "failed"]
+    if len(failed):
+        print(f"\n{len(failed)} failed generation(s) (see items.csv):")
+        for _, row in failed.head(10).iterrows():
+            print(f"  {row['system']} {row['item_id']} seed {row['seed']}: {row['error']}")
+    print(f"\nresults: {outcome.output_dir}")
+    for name, path in outcome.reports.items():
+        if name in ("markdown", "html"):
+            print(f"report ({name}): {path}")
+    if outcome.tracking is not None:
+        print(f"mlflow: {outcome.tracking}")
+    if args.gate:
+        from bench.compare import compare_results, load_results
+
+        report = compare_results(load_results(args.gate, uri=config.tracking_uri), results)
+        print("\n" + report.to_markdown())
+        return 0 if report.passed else 3
+    return 0
+
+
+def _headline(results) -> str:  # type: ignore[no-untyped-def]
+    keys = ["generation.failed", "wer.wer_corpus", "similarity.sim_o", "similarity.sim_r", "rtf.rtf"]
+    table = results.summary()
+    cols = [k for k in keys if k in table.columns]
+    return table[cols].to_string(float_format=lambda v: f"{v:.4f}") if cols else "(no aggregates)"
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare_results, load_results
+
+    report = compare_results(
+        load_results(args.baseline, uri=args.tracking_uri), load_results(args.candidate, uri=args.tracking_uri)
+    )
+    print(report.to_markdown())
+    return 0 if report.passed else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashspeech-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"flashspeech-bench {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("run", help="run a benchmark config (default: the embedded smoke config)")
+    p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name (smoke, paper)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (TOML value)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--output-dir", dest="output_dir", default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_run)
+
+    p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
+    p.add_argument("baseline", help="results directory or MLflow run id")
+    p.add_argument("candidate", help="results directory or MLflow run id")
+    p.add_argument("--tracking-uri", dest="tracking_uri", default=None)
+    p.set_defaults(func=_cmd_compare)
 
     data = commands.add_parser("data", help="test sets and the synthetic corpus").add_subparsers(
         dest="data_command", required=True

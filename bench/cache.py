@@ -1,0 +1,84 @@
+"""Content-addressed generation cache: a finished benchmark regenerates nothing, an interrupted one resumes.
+
+Key = sha256 of (cache format, the system's `describe()` — config, checkpoint sha256, codec —, the item's
+text, prompt file identity and clip, and the seed). Each entry is `<key>.wav` plus `<key>.json` (timings
+and system metadata from when it was generated), both written atomically, the JSON last: an entry
+exists only when its JSON does. Failed generations are not cached (they are retried next time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.data.audio import read_audio, write_text_atomic, write_wav
+from bench.data.manifest import EvalItem
+from bench.systems import Generated
+
+CACHE_FORMAT = 1
+
+
+def _file_identity(path: str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    p = Path(path)
+    try:
+        stat = p.stat()
+    except OSError:
+        return {"path": str(p), "missing": True}
+    return {"path": str(p.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def generation_key(system: dict[str, Any], item: EvalItem, seed: int) -> str:
+    payload = {
+        "format": CACHE_FORMAT,
+        "system": system,
+        "item": {
+            "text": item.text,
+            "prompt": _file_identity(item.prompt_audio),
+            "prompt_offset_s": item.prompt_offset_s,
+            "prompt_duration_s": item.prompt_duration_s,
+            "target": _file_identity(item.target_audio) if system.get("kind") != "flashspeech" else None,
+        },
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class GenerationCache:
+    root: Path
+
+    def paths(self, key: str) -> tuple[Path, Path]:
+        d = self.root / key[:2]
+        return d / f"{key}.wav", d / f"{key}.json"
+
+    def get(self, key: str) -> tuple[Generated, Path] | None:
+        wav, meta = self.paths(key)
+        if not meta.is_file() or not wav.is_file():
+            return None
+        try:
+            info = json.loads(meta.read_text(encoding="utf-8"))
+            audio = read_audio(wav, None)
+        except (OSError, ValueError):
+            return None  # a damaged entry is regenerated
+        return Generated(audio.samples, audio.sample_rate, timings=info["timings"], meta=info["meta"]), wav
+
+    def put(self, key: str, generated: Generated) -> Path:
+        if generated.audio is None:
+            raise ValueError("failed generations are not cached")
+        wav, meta = self.paths(key)
+        write_wav(wav, generated.audio, generated.sample_rate, subtype="FLOAT")
+        write_text_atomic(meta, json.dumps({"timings": generated.timings, "meta": generated.meta}, default=str))
+        return wav
+
+    def size(self) -> int:
+        return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0
+
+
+def default_cache_root(output_dir: str | os.PathLike) -> Path:
+    return Path(output_dir).resolve().parent / "generation-cache"

@@ -1,0 +1,233 @@
+"""The benchmark run: test sets -> systems -> generation cache -> suites -> results -> reports + MLflow.
+
+Generation and scoring are separate: every (system, item, seed) is looked up in the content-addressed
+cache first and generated only when missing, so a finished benchmark regenerates nothing and an
+interrupted one resumes. A failed generation or a failed score is recorded with its error and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.cache import GenerationCache, default_cache_root, generation_key
+from bench.config import BenchConfig, TestSetConfig
+from bench.data.manifest import EvalItem, Manifest, load_manifest
+from bench.results import GenerationRecord, Results, aggregates_table, groups_table, items_table
+from bench.systems import FlashSpeechSystem, Generated, System, build_systems, prompt_clip
+from suites.base import ItemScore, Need, Sample, Suite, SuiteError
+
+DETERMINISTIC_KINDS = ("ground_truth", "codec_resynthesis")  # one generation serves every seed
+PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "openai-whisper", "jiwer", "transformers", "mlflow", "numpy")
+
+
+@dataclass
+class RunOutcome:
+    results: Results
+    output_dir: Path
+    reports: dict[str, Path] = field(default_factory=dict)
+    tracking: Any = None
+    generated: int = 0
+    cached: int = 0
+
+
+def load_testset(cfg: TestSetConfig) -> Manifest:
+    """An embedded set by name, or a manifest file; `max_items` keeps the first n valid items."""
+    if cfg.manifest:
+        manifest = load_manifest(cfg.manifest, name=cfg.name)
+    else:
+        from bench.data.embedded import embedded_manifest
+
+        manifest = embedded_manifest(cfg.name)
+    if cfg.max_items is not None:
+        manifest.items = manifest.items[: cfg.max_items]
+    return manifest
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _generate_all(
+    system: System,
+    label: str,
+    manifest: Manifest,
+    seeds: Sequence[int],
+    cache: GenerationCache,
+    batch_size: int,
+    bar: Any,
+) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated], int]:
+    """Records and audio for every (item, seed); returns how many were generated (not cached)."""
+    description = system.describe()
+    deterministic = system.kind in DETERMINISTIC_KINDS
+    records: list[GenerationRecord] = []
+    audio: dict[tuple[str, int], Generated] = {}
+    todo: list[tuple[EvalItem, int, str]] = []
+    for item in manifest.items:
+        for seed in seeds:
+            key = generation_key(description, item, 0 if deterministic else seed)
+            hit = cache.get(key)
+            if hit is None:
+                if not deterministic or seed == seeds[0]:
+                    todo.append((item, seed, key))
+                continue
+            generated, path = hit
+            audio[(item.id, seed)] = generated
+            records.append(_record(system, label, item, seed, generated, str(path)))
+            bar.update(1)
+    if todo and isinstance(system, FlashSpeechSystem):
+        with contextlib.suppress(Exception):  # a failing item is recorded by the real call
+            system.warmup(todo[0][0])
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        results = system.generate([b[0] for b in batch], [b[1] for b in batch])
+        for (item, seed, key), generated in zip(batch, results, strict=True):
+            path = cache.put(key, generated) if generated.error is None else None
+            seeds_here = seeds if deterministic else [seed]
+            for s in seeds_here:
+                audio[(item.id, s)] = generated
+                records.append(_record(system, label, item, s, generated, None if path is None else str(path)))
+                bar.update(1)
+    return records, audio, len(todo)
+
+
+def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated, path: str | None) -> GenerationRecord:
+    return GenerationRecord(
+        system=label,
+        kind=system.kind,
+        steps=system.steps,
+        item_id=item.id,
+        speaker=item.speaker,
+        seed=seed,
+        audio_path=path,
+        audio_s=None if g.audio is None else len(g.audio) / g.sample_rate,
+        error=g.error,
+        timings=g.timings,
+    )
+
+
+def _score(suites: Sequence[Suite], samples: list[Sample], progress: bool) -> dict[str, list[ItemScore]]:
+    scores: dict[str, list[ItemScore]] = {}
+    for suite in suites:
+        mine = [s for s in samples if Need.TIMINGS not in suite.needs or s.timings]
+        try:
+            scores[suite.name] = suite.score(mine, progress=progress)
+        except SuiteError as exc:  # the whole suite cannot run: every sample says why
+            scores[suite.name] = [suite.failure(s, exc) for s in mine]
+    return scores
+
+
+def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str], None] = print) -> RunOutcome:
+    """Run the configured benchmark end to end; returns the results and where everything was written."""
+    from tqdm.auto import tqdm
+
+    from suites import build_suite
+    from suites.rtf import environment
+
+    started = dt.datetime.now(dt.timezone.utc)
+    out_dir = Path(config.output_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cache = GenerationCache(Path(config.cache_dir) if config.cache_dir else default_cache_root(out_dir))
+    testsets = [(cfg.name, load_testset(cfg)) for cfg in config.testsets]
+    systems = build_systems(config.systems, config.device)
+    suites = [build_suite(name, device=config.device, **(options or {})) for name, options in config.suites.items()]
+
+    records: list[GenerationRecord] = []
+    samples: list[Sample] = []
+    generated = 0
+    total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
+    needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
+    with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
+        for testset, manifest in testsets:
+            items = {i.id: i for i in manifest.items}
+            for system in systems:
+                label = f"{testset}:{system.name}"
+                recs, audio, n = _generate_all(system, label, manifest, config.seeds, cache, system.batch_size, bar)
+                records.extend(recs)
+                generated += n
+                reconstructed: dict[str, np.ndarray | None] = {}
+                for rec in recs:
+                    g = audio[(rec.item_id, rec.seed)]
+                    if g.audio is None:
+                        continue
+                    item = items[rec.item_id]
+                    if needs_reconstruction and item.id not in reconstructed:
+                        try:
+                            reconstructed[item.id] = system.reconstruct(prompt_clip(item, system.sample_rate))
+                        except Exception:
+                            reconstructed[item.id] = None
+                    samples.append(
+                        Sample(
+                            item=item,
+                            system=label,
+                            audio=g.audio,
+                            sample_rate=g.sample_rate,
+                            seed=rec.seed,
+                            timings=g.timings,
+                            reconstructed_prompt=reconstructed.get(item.id),
+                            meta=g.meta,
+                        )
+                    )
+    scores = _score(suites, samples, progress)
+    metadata = {
+        "run": {
+            "name": config.name,
+            "started": started.isoformat(),
+            "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "git_commit": git_commit(),
+            "generated": generated,
+            "cached": len(records) - generated,
+        },
+        "config": config.to_dict(),
+        "output_dir": str(out_dir),
+        "environment": environment(config.device),
+        "packages": package_versions(),
+        "systems": {
+            f"{t}:{s.name}": {**s.describe(), "name": s.name, "testset": t, "steps": s.steps, "kind": s.kind}
+            for t, _ in testsets
+            for s in systems
+        },
+        "suites": {s.name: s.describe() for s in suites},
+        "testsets": {name: {"items": len(m), "problems": [str(p) for p in m.problems]} for name, m in testsets},
+    }
+    results = Results(
+        items=items_table(records, scores),
+        groups=groups_table(scores),
+        aggregates=aggregates_table(suites, scores, records, resamples=config.bootstrap_resamples),
+        metadata=metadata,
+    )
+    results.save(out_dir)
+    outcome = RunOutcome(results, out_dir, generated=generated, cached=len(records) - generated)
+    if config.reports:
+        from reports import write_reports
+
+        outcome.reports = write_reports(results, out_dir)
+    if config.mlflow:
+        from bench.tracking import log_results
+
+        outcome.tracking = log_results(
+            results, output_dir=out_dir, run_name=config.name, uri=config.tracking_uri, artifacts=outcome.reports
+        )
+    return outcome

@@ -1,0 +1,249 @@
+"""Reading `Results` for reports: systems and their steps, aggregate values with CIs, failures, errors.
+
+Everything here tolerates results loaded back from CSV (NaN for None, floats for integer steps) and
+metadata with missing keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from bench.results import Results
+
+GROUND_TRUTH = "ground_truth"
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One aggregate: value with its 95 % CI (NaN when the run gave none)."""
+
+    value: float
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+    n_items: int | None = None
+    unit: str = ""
+
+    def scaled(self, factor: float) -> Stat:
+        return Stat(self.value * factor, self.ci_low * factor, self.ci_high * factor, self.n_items, self.unit)
+
+    @property
+    def has_ci(self) -> bool:
+        return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
+
+
+@dataclass(frozen=True)
+class Column:
+    """A headline metric: where it lives in the aggregates and how to print it."""
+
+    suite: str
+    metric: str
+    label: str
+    spec: str = ".3f"
+    higher_is_better: bool | None = None
+
+
+HEADLINE = (
+    Column("wer", "wer_corpus", "WER", ".3f", False),
+    Column("similarity", "sim_o", "SIM-o", ".3f", True),
+    Column("similarity", "sim_r", "SIM-r", ".3f", True),
+    Column("similarity", "sim_target", "SIM-target", ".3f", True),
+    Column("rtf", "rtf", "RTF", ".3g", False),
+    Column("utmos", "utmos", "UTMOS", ".2f", True),
+    Column("prosody", "pitch_jsd", "pitch JSD", ".4f", False),
+    Column("prosody", "duration_jsd", "duration JSD", ".4f", False),
+)
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, pandas NA or an empty string."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt(value: float | None, spec: str = ".3f") -> str:
+    """A number, or an en dash when missing."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    return format(value, spec)
+
+
+def fmt_ci(stat: Stat | None, spec: str = ".3f") -> str:
+    """`0.071 [0.036, 0.105]`; `0.071 [no CI]` without an interval; `–` when absent."""
+    if stat is None or not math.isfinite(stat.value):
+        return "–"
+    if not stat.has_ci:
+        return f"{format(stat.value, spec)} [no CI]"
+    return f"{format(stat.value, spec)} [{format(stat.ci_low, spec)}, {format(stat.ci_high, spec)}]"
+
+
+def systems(results: Results) -> list[str]:
+    """Systems in metadata order, then any others found in the tables (sorted), ground truth last."""
+    ordered = list((results.metadata.get("systems") or {}).keys())
+    found: set[str] = set()
+    for frame in (results.items, results.aggregates):
+        if "system" in frame.columns:
+            found.update(str(s) for s in frame["system"].dropna().unique())
+    names = ordered + sorted(found - set(ordered))
+    return sorted(names, key=lambda s: (system_kind(results, s) == GROUND_TRUTH, names.index(s)))
+
+
+def system_meta(results: Results, system: str) -> dict[str, Any]:
+    meta = (results.metadata.get("systems") or {}).get(system)
+    return meta if isinstance(meta, dict) else {}
+
+
+def _item_value(results: Results, system: str, column: str) -> Any:
+    items = results.items
+    if column not in items.columns or "system" not in items.columns:
+        return None
+    values = items.loc[items["system"] == system, column].dropna()
+    return values.iloc[0] if len(values) else None
+
+
+def system_steps(results: Results, system: str) -> int | None:
+    """Sampling steps from the metadata, else from the items table; None for systems without steps."""
+    steps = system_meta(results, system).get("steps")
+    if is_missing(steps):
+        steps = _item_value(results, system, "steps")
+    return None if is_missing(steps) else int(float(steps))
+
+
+def system_kind(results: Results, system: str) -> str:
+    """The system's kind ("flashspeech", "ground_truth", ...) from metadata or the items table."""
+    kind = system_meta(results, system).get("kind")
+    if is_missing(kind):
+        kind = _item_value(results, system, "kind")
+    if is_missing(kind):
+        return GROUND_TRUTH if system == GROUND_TRUTH else "unknown"
+    return str(kind)
+
+
+def system_family(results: Results, system: str) -> str:
+    """What a steps curve connects: the metadata's `family`, else the name before `@`, else the kind."""
+    family = system_meta(results, system).get("family")
+    if not is_missing(family):
+        return str(family)
+    return system.rsplit("@", 1)[0] if "@" in system else system_kind(results, system)
+
+
+def stat(results: Results, system: str, suite: str, metric: str) -> Stat | None:
+    """An aggregate row as a `Stat`, or None when the run has no finite value for it."""
+    agg = results.aggregates
+    if agg.empty:
+        return None
+    rows = agg[(agg["system"] == system) & (agg["suite"] == suite) & (agg["metric"] == metric)]
+    if rows.empty:
+        return None
+    row = rows.iloc[0]
+    value = _float(row.get("value"))
+    if not math.isfinite(value):
+        return None
+    n_items = row.get("n_items")
+    return Stat(
+        value=value,
+        ci_low=_float(row.get("ci_low")),
+        ci_high=_float(row.get("ci_high")),
+        n_items=None if is_missing(n_items) else int(n_items),
+        unit="" if is_missing(row.get("unit")) else str(row.get("unit")),
+    )
+
+
+def _float(value: Any) -> float:
+    try:
+        return math.nan if is_missing(value) else float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def headline_columns(results: Results) -> list[Column]:
+    """The headline metrics that at least one system has."""
+    return [c for c in HEADLINE if any(stat(results, s, c.suite, c.metric) for s in systems(results))]
+
+
+def headline_table(results: Results, labels: dict[str, str] | None = None) -> pd.DataFrame:
+    """Systems x key metrics as strings `value [ci_low, ci_high]`; `labels` overrides column labels."""
+    labels = labels or {}
+    columns = headline_columns(results)
+    rows = []
+    for system in systems(results):
+        steps = system_steps(results, system)
+        attempted = stat(results, system, "generation", "attempted")
+        row = {
+            "System": system,
+            "Steps": "–" if steps is None else str(steps),
+            "Samples": "–" if attempted is None else str(int(attempted.value)),
+        }
+        for c in columns:
+            row[labels.get(f"{c.suite}.{c.metric}", c.label)] = fmt_ci(stat(results, system, c.suite, c.metric), c.spec)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def suites_run(results: Results) -> list[str]:
+    """Suites with aggregate rows, in a stable order (metadata order first)."""
+    agg = results.aggregates
+    present = [] if agg.empty else [s for s in agg["suite"].dropna().unique() if s != "generation"]
+    ordered = [s for s in (results.metadata.get("suites") or {}) if s in present]
+    return ordered + sorted(set(present) - set(ordered))
+
+
+def failure_table(results: Results) -> pd.DataFrame:
+    """Per system: failed generations and failed scores per suite, as `failed / total` strings."""
+    rows = []
+    for system in systems(results):
+        failed = stat(results, system, "generation", "failed")
+        attempted = stat(results, system, "generation", "attempted")
+        row = {"System": system, "generation": _ratio(failed, attempted)}
+        for suite in suites_run(results):
+            row[suite] = _ratio(stat(results, system, suite, "failed"), stat(results, system, suite, "items"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _ratio(failed: Stat | None, total: Stat | None) -> str:
+    if failed is None:
+        return "–"
+    return f"{int(failed.value)} / {int(total.value)}" if total is not None else str(int(failed.value))
+
+
+def failure_total(results: Results) -> int:
+    """All failed generations and scores of the run."""
+    agg = results.aggregates
+    if agg.empty:
+        return 0
+    failed = agg[agg["metric"] == "failed"]["value"]
+    return int(pd.to_numeric(failed, errors="coerce").fillna(0).sum())
+
+
+def error_rows(results: Results) -> pd.DataFrame:
+    """Every recorded error: generation failures and per-suite score failures (items and groups)."""
+    rows = []
+    items = results.items
+    if "status" in items.columns:
+        for _, r in items[items["status"] == "failed"].iterrows():
+            rows.append(_error_row(r, "generation", r.get("error")))
+    for frame in (items, results.groups):
+        for column in [c for c in frame.columns if c.endswith(".error")]:
+            for _, r in frame[frame[column].notna()].iterrows():
+                if not is_missing(r[column]):
+                    rows.append(_error_row(r, column[: -len(".error")], r[column]))
+    return pd.DataFrame(rows, columns=["system", "item_id", "seed", "stage", "error"])
+
+
+def _error_row(row: pd.Series, stage: str, error: Any) -> dict[str, Any]:
+    seed = row.get("seed")
+    return {
+        "system": row.get("system"),
+        "item_id": row.get("item_id"),
+        "seed": "all" if is_missing(seed) else str(int(float(seed))),
+        "stage": stage,
+        "error": "(no message)" if is_missing(error) else str(error),
+    }
