@@ -78,13 +78,14 @@ def _generate_all(
     cache: GenerationCache,
     batch_size: int,
     bar: Any,
-) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated], int]:
-    """Records and audio for every (item, seed); returns how many were generated (not cached)."""
+) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated], int, int]:
+    """Records and audio for every (item, seed), the number of generation attempts and of cache hits."""
     description = system.describe()
     deterministic = system.kind in DETERMINISTIC_KINDS
     records: list[GenerationRecord] = []
     audio: dict[tuple[str, int], Generated] = {}
     todo: list[tuple[EvalItem, int, str]] = []
+    hits = 0
     for item in manifest.items:
         for seed in seeds:
             key = generation_key(description, item, 0 if deterministic else seed)
@@ -94,6 +95,7 @@ def _generate_all(
                     todo.append((item, seed, key))
                 continue
             generated, path = hit
+            hits += 1
             audio[(item.id, seed)] = generated
             records.append(_record(system, label, item, seed, generated, str(path)))
             bar.update(1)
@@ -110,7 +112,7 @@ def _generate_all(
                 audio[(item.id, s)] = generated
                 records.append(_record(system, label, item, s, generated, None if path is None else str(path)))
                 bar.update(1)
-    return records, audio, len(todo)
+    return records, audio, len(todo), hits
 
 
 def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated, path: str | None) -> GenerationRecord:
@@ -156,7 +158,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
 
     records: list[GenerationRecord] = []
     samples: list[Sample] = []
-    generated = 0
+    generated = cached = 0
     total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
     needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
     with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
@@ -164,9 +166,12 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             items = {i.id: i for i in manifest.items}
             for system in systems:
                 label = f"{testset}:{system.name}"
-                recs, audio, n = _generate_all(system, label, manifest, config.seeds, cache, system.batch_size, bar)
+                recs, audio, n, hits = _generate_all(
+                    system, label, manifest, config.seeds, cache, system.batch_size, bar
+                )
                 records.extend(recs)
                 generated += n
+                cached += hits
                 reconstructed: dict[str, np.ndarray | None] = {}
                 for rec in recs:
                     g = audio[(rec.item_id, rec.seed)]
@@ -198,7 +203,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
             "git_commit": git_commit(),
             "generated": generated,
-            "cached": len(records) - generated,
+            "cached": cached,
         },
         "config": config.to_dict(),
         "output_dir": str(out_dir),
@@ -219,7 +224,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
         metadata=metadata,
     )
     results.save(out_dir)
-    outcome = RunOutcome(results, out_dir, generated=generated, cached=len(records) - generated)
+    outcome = RunOutcome(results, out_dir, generated=generated, cached=cached)
     if config.reports:
         from reports import write_reports
 

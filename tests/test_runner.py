@@ -1,0 +1,172 @@
+"""Configs, the generation cache, system adapters and the benchmark runner (small real runs on CPU)."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.cache import GenerationCache, generation_key
+from bench.config import BenchConfig, ConfigError, load_config
+from bench.data.audio import write_wav
+from bench.data.manifest import EvalItem, write_manifest
+from bench.runner import run_benchmark
+from bench.systems import ExternalSystem, Generated
+
+REAL = "bench/data/assets/real"
+
+
+# --- configs ------------------------------------------------------------------------------------------
+
+
+def test_shipped_configs_load_and_overrides_apply():
+    smoke = load_config("smoke")
+    assert [t.name for t in smoke.testsets] == ["smoke", "real"]
+    assert smoke.systems[0].steps == [1, 2, 4, 8] and smoke.systems[0].kind == "flashspeech"
+    assert {s.kind for s in smoke.systems} == {"flashspeech", "ground_truth", "codec_resynthesis"}
+    paper = load_config("paper")
+    assert paper.suites["wer"]["backend"] == "hubert" and paper.suites["similarity"]["backend"] == "wavlm-tdnn"
+    c = load_config("smoke", ["seeds=[3,4]", "systems.0.steps=[2]", 'suites.wer.normalizer="seedtts"', "device=cuda"])
+    assert c.seeds == [3, 4] and c.systems[0].steps == [2]
+    assert c.suites["wer"]["normalizer"] == "seedtts" and c.device == "cuda"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["colour=1"], "unknown config keys"),
+        (["systems.0.kind=teleport"], "systems.0.kind"),
+        (["systems.0.steps=[]"], "systems.0.steps"),
+        (["seeds=[]"], "seeds"),
+        (["testsets=[]"], "no test sets"),
+        (["no-equals-sign"], "expected dotted.key=value"),
+    ],
+)
+def test_bad_configs_name_the_field(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("smoke", overrides)
+
+
+# --- cache ----------------------------------------------------------------------------------------------
+
+
+def _item(tmp_path, name="a", text="Hello there.") -> EvalItem:
+    prompt = write_wav(tmp_path / f"{name}.wav", 0.1 * np.sin(np.arange(16000) / 5.0), 16000)
+    return EvalItem(id=name, text=text, prompt_audio=str(prompt), speaker="s")
+
+
+def test_generation_key_tracks_what_determines_the_audio(tmp_path):
+    item = _item(tmp_path)
+    system = {"kind": "flashspeech", "steps": 2, "checkpoint_sha256": "x"}
+    key = generation_key(system, item, 0)
+    assert key == generation_key(dict(system), item, 0)
+    assert key != generation_key(system, item, 1)
+    assert key != generation_key({**system, "steps": 4}, item, 0)
+    assert key != generation_key(system, EvalItem(**{**item.__dict__, "text": "Other."}), 0)
+    write_wav(item.prompt_audio, np.zeros(8000) + 0.01, 16000)  # the prompt file changed
+    assert key != generation_key(system, item, 0)
+
+
+def test_cache_round_trip_and_damaged_entries(tmp_path):
+    cache = GenerationCache(tmp_path / "cache")
+    audio = (0.1 * np.sin(np.arange(1600) / 3.0)).astype(np.float32)
+    path = cache.put("ab" + "0" * 62, Generated(audio, 16000, timings={"sampling": 0.5}, meta={"x": 1}))
+    hit, hit_path = cache.get("ab" + "0" * 62)
+    assert hit_path == path and np.array_equal(hit.audio, audio) and hit.timings == {"sampling": 0.5}
+    assert cache.size() == 1 and cache.get("cd" + "0" * 62) is None
+    path.write_bytes(b"garbage")
+    assert cache.get("ab" + "0" * 62) is None  # regenerated, never trusted
+    with pytest.raises(ValueError, match="not cached"):
+        cache.put("ef" + "0" * 62, Generated(None, 16000, error="boom"))
+
+
+# --- external system --------------------------------------------------------------------------------------
+
+EXTERNAL = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np, soundfile as sf
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        if "bad" in r["id"]:
+            continue  # this program fails on some items
+        sf.write(r["output"], 0.1 * np.sin(np.arange(24000) / 4.0), 24000)
+        if r["seed"] == 1:
+            json.dump({"timings": {"model": 0.25}}, open(r["output"] + ".json", "w"))
+    """
+)
+
+
+def test_external_command_contract(tmp_path):
+    script = tmp_path / "tts.py"
+    script.write_text(EXTERNAL)
+    system = ExternalSystem([sys.executable, str(script), "{input}"], "ext")
+    items = [_item(tmp_path, "good"), _item(tmp_path, "bad")]
+    out = system.generate([items[0], items[1], items[0]], [0, 0, 1])
+    assert out[0].error is None and out[0].sample_rate == 16000 and len(out[0].audio) == 16000  # 1 s, resampled
+    assert out[1].error and "bad" not in out[0].meta
+    assert out[2].timings == {"model": 0.25}
+    assert set(out[0].timings) == {"total"} and out[0].meta["timing"].startswith("command wall time")
+
+
+# --- the runner -------------------------------------------------------------------------------------------
+
+
+def _config(tmp_path, **extra) -> BenchConfig:
+    real = Path(REAL).resolve()
+    manifest = write_manifest(
+        [
+            EvalItem(
+                "ok-1",
+                "He was not an ill disposed young man.",
+                str(real / "librivox_0890.wav"),
+                "librivox",
+                target_audio=str(real / "librivox_0880.wav"),
+            ),
+            EvalItem("no-phonemes", "...", str(real / "cards_001.wav"), "cards"),
+        ],
+        tmp_path / "set.jsonl",
+    )
+    data = {
+        "name": "t",
+        "output_dir": str(tmp_path / "out"),
+        "seeds": [0, 1],
+        "testsets": [{"name": "t", "manifest": str(manifest)}],
+        "systems": [
+            {"kind": "flashspeech", "checkpoint": "random:tiny", "steps": [1, 2]},
+            {"kind": "ground_truth"},
+        ],
+        "suites": {"wer": {}, "rtf": {}},
+        "mlflow": False,
+        "reports": False,
+        "bootstrap_resamples": 50,
+        **extra,
+    }
+    return BenchConfig.from_dict(data)
+
+
+def test_run_records_failures_and_resumes_from_the_cache(tmp_path):
+    config = _config(tmp_path)
+    first = run_benchmark(config, progress=False)
+    items = first.results.items
+    assert len(items) == 3 * 2 * 2  # 3 systems x 2 items x 2 seeds
+    failed = items[items["status"] == "failed"]
+    assert set(failed["item_id"]) == {"no-phonemes"} and len(failed) == 6
+    assert failed[failed["system"] == "t:flashspeech@1"]["error"].str.contains("no phonemes").all()
+    assert failed[failed["system"] == "t:ground_truth"]["error"].str.contains("no ground-truth").all()
+    ok = items[items["status"] == "ok"]
+    assert ok["wer.wer"].notna().all() and ok[ok["kind"] == "flashspeech"]["rtf.rtf"].gt(0).all()
+    agg = first.results.aggregates.set_index(["system", "suite", "metric"])["value"]
+    assert agg[("t:flashspeech@2", "generation", "failed")] == 2
+    assert agg[("t:ground_truth", "wer", "wer_corpus")] < 0.5  # tiny.en on the real recording
+    assert (first.generated, first.cached) == (4 + 4 + 2, 0)  # ground truth: one generation serves both seeds
+    saved = (tmp_path / "out" / "items.csv").read_text()
+    assert "no phonemes" in saved
+    again = run_benchmark(config, progress=False)
+    assert (again.generated, again.cached) == (2 + 2 + 1, 2 + 2 + 2)  # only the failed ones are retried
+    np.testing.assert_allclose(
+        again.results.items["wer.wer"].to_numpy(dtype=float), items["wer.wer"].to_numpy(dtype=float)
+    )
