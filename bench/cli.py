@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -135,12 +136,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if outcome.tracking is not None:
         print(f"mlflow: {outcome.tracking}")
     if args.gate:
-        from bench.compare import compare_results, load_results
+        from bench.compare import compare, load_results
 
-        report = compare_results(load_results(args.gate, uri=config.tracking_uri), results)
-        print("\n" + report.to_markdown())
+        gate = _gate_config(args.gate_config)
+        report = compare(load_results(args.gate, uri=config.tracking_uri), results, gate, args.gate, "this run")
+        _emit_gate(report, args.gate_report)
         return 0 if report.passed else 3
     return 0
+
+
+def _gate_config(path):  # type: ignore[no-untyped-def]
+    from bench.compare import GateConfig
+
+    return GateConfig.from_toml(path) if path else GateConfig()
+
+
+def _emit_gate(report, markdown_path) -> None:  # type: ignore[no-untyped-def]
+    text = report.to_markdown()
+    print("\n" + text)
+    for target in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
 
 
 def _headline(results) -> str:  # type: ignore[no-untyped-def]
@@ -151,12 +167,12 @@ def _headline(results) -> str:  # type: ignore[no-untyped-def]
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from bench.compare import compare_results, load_results
+    from bench.compare import compare, load_results
 
-    report = compare_results(
-        load_results(args.baseline, uri=args.tracking_uri), load_results(args.candidate, uri=args.tracking_uri)
-    )
-    print(report.to_markdown())
+    baseline = load_results(args.baseline, uri=args.tracking_uri)
+    candidate = load_results(args.candidate, uri=args.tracking_uri)
+    report = compare(baseline, candidate, _gate_config(args.gate_config), args.baseline, args.candidate)
+    _emit_gate(report, args.gate_report)
     return 0 if report.passed else 3
 
 
@@ -174,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
+    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
+    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 
@@ -181,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", help="results directory or MLflow run id")
     p.add_argument("candidate", help="results directory or MLflow run id")
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None)
+    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
+    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
     p.set_defaults(func=_cmd_compare)
 
     data = commands.add_parser("data", help="test sets and the synthetic corpus").add_subparsers(

@@ -221,10 +221,11 @@ class Results:
         d = Path(directory)
         if not (d / "results.json").is_file():
             raise FileNotFoundError(f"{d}: no results.json (not a flashspeech-bench results directory)")
+        ids = {"system": str, "item_id": str, "speaker": str}
         return cls(
-            items=pd.read_csv(d / "items.csv"),
-            groups=pd.read_csv(d / "groups.csv"),
-            aggregates=pd.read_csv(d / "aggregates.csv"),
+            items=pd.read_csv(d / "items.csv", dtype=ids),
+            groups=pd.read_csv(d / "groups.csv", dtype=ids),
+            aggregates=pd.read_csv(d / "aggregates.csv", dtype={"system": str}),
             metadata=json.loads((d / "results.json").read_text(encoding="utf-8")),
         )
 
