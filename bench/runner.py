@@ -233,6 +233,22 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
         from bench.tracking import log_results
 
         outcome.tracking = log_results(
-            results, output_dir=out_dir, run_name=config.name, uri=config.tracking_uri, artifacts=outcome.reports
+            results,
+            output_dir=out_dir,
+            run_name=config.name,
+            uri=config.tracking_uri,
+            artifacts={Path(p).name: Path(p) for p in outcome.reports.values()},
+            audio_samples=audio_samples(results),
         )
     return outcome
+
+
+def audio_samples(results: Results, per_system: int = 3) -> dict[str, list[Path]]:
+    """A few generated wavs per system (first seed), to log next to the numbers."""
+    items = results.items
+    ok = items[(items["status"] == "ok") & items["audio_path"].notna()]
+    out: dict[str, list[Path]] = {}
+    for system, rows in ok.groupby("system", sort=True):
+        first_seed = rows[rows["seed"] == rows["seed"].min()]
+        out[str(system)] = [Path(p) for p in first_seed["audio_path"].head(per_system)]
+    return out
