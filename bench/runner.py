@@ -54,7 +54,14 @@ def load_testset(cfg: TestSetConfig) -> Manifest:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+            cwd=Path(__file__).resolve().parent,  # the checkout the code runs from, wherever the run starts
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip() or None

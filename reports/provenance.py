@@ -5,12 +5,14 @@ Metadata read (each optional; a missing key reads as "not recorded"):
 - `run.git_commit` (or `git_commit`, `git.commit`), `run.name`;
 - `environment.device` / `gpu` / `torch` (else the rtf suite's `environment`);
 - `suites.wer`: `backend`, `model`, `normalizer`; `suites.similarity`: `backend`, `label`, `comparable_to_papers`;
-- `test_set` (a name, or a dict with `name` / `protocol` / `path`), else `config.test_set`.
+- `testsets` (name -> {items}) and `config.testsets` ({name, manifest}); per system `systems.<name>.testset`;
+  else a single `test_set` (a name, or a dict with `name` / `protocol` / `path`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.results import Results
@@ -45,6 +47,13 @@ class SimBackend:
     label: str
     comparable_to_papers: bool
     is_resemblyzer: bool
+
+    @property
+    def short(self) -> str:
+        """For axis labels: never WavLM-TDNN for a resemblyzer run."""
+        if self.is_resemblyzer:
+            return "resemblyzer, not WavLM-TDNN"
+        return self.name or NOT_RECORDED
 
     @property
     def caveat(self) -> str | None:
@@ -86,6 +95,14 @@ class WerBackend:
         if self.name is None:
             return NOT_RECORDED
         return self.name if self.model is None else f"{self.name} ({self.model})"
+
+    @property
+    def short(self) -> str:
+        """For axis labels: backend and model name without details."""
+        if self.name is None:
+            return NOT_RECORDED
+        model = None if self.model is None else Path(self.model.split(" (")[0]).name
+        return self.name if not model else f"{self.name} {model}"
 
 
 def wer_backend(results: Results) -> WerBackend:
@@ -131,14 +148,48 @@ def git_commit(results: Results) -> str | None:
     return None if commit is None else str(commit)
 
 
-def test_set(results: Results) -> str | None:
-    """The test set's description (name, protocol, path joined), or None when not recorded."""
-    md = results.metadata
-    value = _get(md, "test_set") or _get(md, "run", "test_set") or _get(md, "config", "test_set")
+def _describe(value: Any) -> str | None:
     if isinstance(value, dict):
-        parts = [str(value[k]) for k in ("name", "protocol", "subset", "path") if not is_missing(value.get(k))]
+        keys = ("name", "protocol", "subset", "manifest", "path")
+        parts = [str(value[k]) for k in keys if not is_missing(value.get(k))]
         return " / ".join(dict.fromkeys(parts)) or None
-    return None if value is None else str(value)
+    return None if is_missing(value) else str(value)
+
+
+def describe_testsets(results: Results) -> dict[str, str]:
+    """Test set name -> description (name, manifest, item count), from `testsets` / `config.testsets` /
+    a single `test_set` entry."""
+    md = results.metadata
+    out: dict[str, str] = {}
+    for entry in _get(md, "config", "testsets") or []:
+        if isinstance(entry, dict) and not is_missing(entry.get("name")):
+            out[str(entry["name"])] = _describe(entry) or str(entry["name"])
+    for name, info in (_get(md, "testsets") or {}).items():
+        described = out.get(str(name), str(name))
+        items = _get(info, "items")
+        out[str(name)] = described + (f" ({items} items)" if items is not None else "")
+    single = _get(md, "test_set") or _get(md, "run", "test_set") or _get(md, "config", "test_set")
+    if single is not None and not out:
+        described = _describe(single)
+        if described:
+            out[described] = described
+    return out
+
+
+def describe_testset(results: Results, system: str | None = None) -> str | None:
+    """The description of `system`'s test set (its metadata `testset`), or of the run's only test set."""
+    sets = describe_testsets(results)
+    if system is not None:
+        meta = _get(results.metadata, "systems", system)
+        name = _get(meta, "testset") if isinstance(meta, dict) else None
+        if name is not None:
+            return sets.get(str(name), str(name))
+    return next(iter(sets.values())) if len(sets) == 1 else None
+
+
+def report_title(results: Results) -> str:
+    name = _get(results.metadata, "run", "name")
+    return "flashspeech-bench report" + (f": {name}" if name else "")
 
 
 def provenance(results: Results) -> list[tuple[str, str]]:
@@ -151,7 +202,7 @@ def provenance(results: Results) -> list[tuple[str, str]]:
         ("Git commit", git_commit(results) or NOT_RECORDED),
         ("Device", dev.label),
         ("torch", dev.torch or NOT_RECORDED),
-        ("Test set", test_set(results) or NOT_RECORDED),
+        ("Test sets", "; ".join(describe_testsets(results).values()) or NOT_RECORDED),
         ("WER backend", wer.label),
         ("WER normaliser", wer.normalizer or NOT_RECORDED),
         ("SIM backend", sim_text),
@@ -161,3 +212,20 @@ def provenance(results: Results) -> list[tuple[str, str]]:
         if backend is not None:
             pairs.append((f"{suite} backend", str(backend)))
     return pairs
+
+
+def metric_legend(results: Results) -> list[str]:
+    """How to read the headline numbers: definitions and the backends behind them."""
+    wer, sim, dev = wer_backend(results), sim_backend(results), device(results)
+    lines = [
+        f"WER: corpus WER (word errors / reference words, as a fraction) from {wer.label}, "
+        f"normaliser {wer.normalizer or NOT_RECORDED}.",
+        f"SIM-o / SIM-r / SIM-target: mean cosine similarity to the prompt / the codec-reconstructed prompt / "
+        f"the ground-truth recording, embeddings from {sim.label}.",
+        f"RTF: total compute seconds / total audio seconds, on {dev.label}.",
+        "[low, high]: 95 % percentile bootstrap CI over items (every seed of an item resampled together); "
+        "[no CI]: too few items for an interval.",
+    ]
+    if sim.caveat:
+        lines.append(f"Caveat: {sim.caveat}")
+    return lines

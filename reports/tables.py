@@ -47,14 +47,14 @@ class Column:
 
 
 HEADLINE = (
-    Column("wer", "wer_corpus", "WER", ".3f", False),
-    Column("similarity", "sim_o", "SIM-o", ".3f", True),
-    Column("similarity", "sim_r", "SIM-r", ".3f", True),
-    Column("similarity", "sim_target", "SIM-target", ".3f", True),
-    Column("rtf", "rtf", "RTF", ".3g", False),
-    Column("utmos", "utmos", "UTMOS", ".2f", True),
-    Column("prosody", "pitch_jsd", "pitch JSD", ".4f", False),
-    Column("prosody", "duration_jsd", "duration JSD", ".4f", False),
+    Column("wer", "wer_corpus", "WER ↓", ".3f", False),
+    Column("similarity", "sim_o", "SIM-o ↑", ".3f", True),
+    Column("similarity", "sim_r", "SIM-r ↑", ".3f", True),
+    Column("similarity", "sim_target", "SIM-target ↑", ".3f", True),
+    Column("rtf", "rtf", "RTF ↓", ".3g", False),
+    Column("utmos", "utmos", "UTMOS ↑", ".2f", True),
+    Column("prosody", "pitch_jsd", "pitch JSD ↓", ".4f", False),
+    Column("prosody", "duration_jsd", "duration JSD ↓", ".4f", False),
 )
 
 
@@ -85,14 +85,19 @@ def fmt_ci(stat: Stat | None, spec: str = ".3f") -> str:
 
 
 def systems(results: Results) -> list[str]:
-    """Systems in metadata order, then any others found in the tables (sorted), ground truth last."""
+    """Systems by test set, in metadata order, then any others found in the tables; ground truth last."""
     ordered = list((results.metadata.get("systems") or {}).keys())
     found: set[str] = set()
     for frame in (results.items, results.aggregates):
         if "system" in frame.columns:
             found.update(str(s) for s in frame["system"].dropna().unique())
     names = ordered + sorted(found - set(ordered))
-    return sorted(names, key=lambda s: (system_kind(results, s) == GROUND_TRUTH, names.index(s)))
+
+    def key(s: str) -> tuple[str, bool, int]:
+        testset = system_meta(results, s).get("testset")
+        return ("" if is_missing(testset) else str(testset), system_kind(results, s) == GROUND_TRUTH, names.index(s))
+
+    return sorted(names, key=key)
 
 
 def system_meta(results: Results, system: str) -> dict[str, Any]:

@@ -1,0 +1,95 @@
+"""A Markdown report that fits a CI job summary (GitHub step summary): tables only, optional PNG links.
+
+Sections: headline (systems x key metrics with 95 % CIs), failures (counts per system, never hidden, and
+the error messages), the paper view, figures (links, when their files were written), provenance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from bench.results import Results
+from reports import paper
+from reports.provenance import metric_legend, provenance, report_title, sim_backend
+from reports.tables import error_rows, failure_table, failure_total, headline_table
+
+MAX_ERRORS = 50
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", " ").replace("\n", "<br>")
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    """A GitHub-flavoured Markdown table (pipes escaped, newlines as <br>)."""
+    if frame.empty:
+        return "_(none)_"
+    header = "| " + " | ".join(_cell(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def _failures(results: Results) -> list[str]:
+    total = failure_total(results)
+    lines = [
+        "## Failures",
+        "",
+        f"**{total} failed generation(s) and score(s) in total.** Failed / attempted, per system and stage:",
+        "",
+        md_table(failure_table(results)),
+    ]
+    errors = error_rows(results)
+    if not errors.empty:
+        shown = errors.head(MAX_ERRORS)
+        lines += ["", f"<details><summary>Error messages ({len(errors)})</summary>", "", md_table(shown)]
+        if len(errors) > len(shown):
+            lines.append(f"\n… and {len(errors) - len(shown)} more (see report.html or items.csv).")
+        lines += ["", "</details>"]
+    return lines
+
+
+def _paper(results: Results) -> list[str]:
+    view = paper.paper_view(results)
+    lines = [f"## Paper view ({view.citation})", "", view.conditions, "", "Comparability of this run:", ""]
+    lines += [f"- {line}" for line in paper.verdict_lines(view)]
+    lines += [
+        "",
+        md_table(paper.view_table(view)) if not view.rows.empty else "_No FlashSpeech or ground-truth system._",
+    ]
+    lines += ["", *[f"- {note}" for note in view.notes]]
+    t1, t3 = paper.published_tables()
+    lines += [
+        "",
+        "<details><summary>Published numbers (Table 1, Table 3)</summary>",
+        "",
+        md_table(t1),
+        "",
+        md_table(t3),
+        "",
+        "</details>",
+    ]
+    return lines
+
+
+def render_markdown(
+    results: Results, paper_view: bool = True, images: Mapping[str, str] | None = None, title: str | None = None
+) -> str:
+    """The report as Markdown; `images` maps figure names to (relative) PNG paths to link."""
+    lines = [f"# {title or report_title(results)}", ""]
+    caveat = sim_backend(results).caveat
+    if caveat:
+        lines += [f"> **Warning:** {caveat}", ""]
+    lines += ["## Headline (95 % CI)", "", md_table(headline_table(results)), ""]
+    lines += [f"- {line}" for line in metric_legend(results)]
+    lines += ["", *_failures(results)]
+    if paper_view:
+        lines += ["", *_paper(results)]
+    if images:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{name}]({path})" for name, path in images.items()]
+    lines += ["", "## Provenance", "", md_table(pd.DataFrame(provenance(results), columns=["What", "Value"]))]
+    return "\n".join(lines).rstrip() + "\n"

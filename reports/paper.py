@@ -1,0 +1,345 @@
+"""The FlashSpeech paper's published numbers (shipped as data) and the "paper view" of a run.
+
+`reports/data/flashspeech_paper.json` holds Table 1 (LibriSpeech test-clean: RTF, Sim-O, Sim-R, WER, CMOS,
+SMOS, with the ⋆/♢ RTF device marks) and Table 3 (NFE 1/2/4: UTMOS, Sim-O) of Ye et al. 2024,
+arXiv:2404.14700v4, transcribed from the project's paper digest (§5).
+
+`paper_view(results)` puts our WER / SIM-o / SIM-r / RTF for FlashSpeech at each step count and for ground
+truth next to the published numbers, with deltas and, per metric, whether the two are comparable: WER
+needs HuBERT-large (Whisper: approximately), SIM needs WavLM-TDNN, every metric needs LibriSpeech
+test-clean, RTF needs a GPU. Anything else is stated as the reason the numbers are not comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.results import Results
+from reports import provenance as prov
+from reports.tables import GROUND_TRUTH, Stat, fmt, fmt_ci, stat, suites_run, system_kind, system_steps, systems
+
+DATA_FILE = Path(__file__).parent / "data" / "flashspeech_paper.json"
+COMPARABLE, APPROXIMATE, NOT_COMPARABLE = "comparable", "approximate", "not comparable"
+CONDITIONS = (
+    "Our numbers are comparable to the paper's only when WER comes from HuBERT-large (facebook/hubert-large-"
+    "ls960-ft; Whisper: approximately), SIM from WavLM-TDNN, the test set is LibriSpeech test-clean and RTF is "
+    "measured on a GPU (the paper: end to end on one V100). The paper's exact test list is unreleased, so even "
+    "then the items and prompts differ."
+)
+
+
+@dataclass(frozen=True)
+class PaperData:
+    """The published tables with their citation."""
+
+    citation: dict[str, str]
+    protocol: dict[str, Any]
+    table1: pd.DataFrame
+    table3: pd.DataFrame
+    marks: dict[str, str]
+    notes: tuple[str, ...]
+
+    @property
+    def cite(self) -> str:
+        return self.citation.get("short", "FlashSpeech (arXiv:2404.14700)")
+
+
+@lru_cache(maxsize=1)
+def load_paper(path: Path = DATA_FILE) -> PaperData:
+    """Load the published numbers (cached)."""
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    return PaperData(
+        citation=raw["citation"],
+        protocol=raw["protocol"],
+        table1=pd.DataFrame(raw["table1"]["rows"]),
+        table3=pd.DataFrame(raw["table3"]["rows"]),
+        marks=raw["table1"]["marks"],
+        notes=tuple(raw["table1"].get("notes", [])) + tuple(raw["table3"].get("notes", [])),
+    )
+
+
+def _row(frame: pd.DataFrame, column: str, key: Any) -> dict[str, Any] | None:
+    rows = frame[frame[column] == key]
+    return None if rows.empty else {k: (None if pd.isna(v) else v) for k, v in rows.iloc[0].to_dict().items()}
+
+
+def published(kind: str, steps: int | None, paper: PaperData | None = None) -> dict[str, tuple[float, str]]:
+    """Published metric -> (value, source) for FlashSpeech at `steps` or ground truth (empty otherwise)."""
+    paper = paper or load_paper()
+    out: dict[str, tuple[float, str]] = {}
+    if kind == GROUND_TRUTH:
+        row = _row(paper.table1, "model", "GroundTruth") or {}
+        return {m: (row[m], "Table 1") for m in ("rtf", "sim_o", "sim_r", "wer") if row.get(m) is not None}
+    if steps == paper.protocol.get("default_steps", 2):
+        row = _row(paper.table1, "model", "FlashSpeech") or {}
+        for metric in ("rtf", "sim_o", "sim_r", "wer"):
+            if row.get(metric) is not None:
+                mark = row.get("rtf_mark") if metric == "rtf" else None
+                source = "Table 1" + (f" {mark}" if mark else "")
+                out[metric] = (float(row[metric]), source)
+    nfe = _row(paper.table3, "nfe", steps) if steps is not None else None
+    for metric in ("sim_o", "utmos"):
+        if nfe and nfe.get(metric) is not None:
+            source = "Table 1 / Table 3" if metric in out else "Table 3"
+            out[metric] = (float(nfe[metric]), source)
+    return out
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether one condition (or a metric, all its conditions) matches the paper's protocol."""
+
+    level: str
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def comparable(self) -> bool:
+        return self.level != NOT_COMPARABLE
+
+    def __add__(self, other: Verdict) -> Verdict:
+        order = (COMPARABLE, APPROXIMATE, NOT_COMPARABLE)
+        level = max(self.level, other.level, key=order.index)
+        return Verdict(level, self.reasons + other.reasons)
+
+    @property
+    def text(self) -> str:
+        head = {COMPARABLE: "yes", APPROXIMATE: "approximately", NOT_COMPARABLE: "no"}[self.level]
+        return head if not self.reasons else f"{head}: {'; '.join(self.reasons)}"
+
+
+def testset_verdict(name: str | None) -> Verdict:
+    """Whether a test set (its recorded description) is the paper's LibriSpeech test-clean."""
+    if name is None:
+        return Verdict(NOT_COMPARABLE, ("test set not recorded in the results (paper: LibriSpeech test-clean)",))
+    low = name.lower().replace("_", "-").replace(" ", "-")
+    if "librispeech" in low and ("test-clean" in low or "testclean" in low):
+        return Verdict(COMPARABLE)
+    if "librispeech" in low:
+        return Verdict(APPROXIMATE, (f"test set {name!r} is LibriSpeech but not recorded as test-clean",))
+    return Verdict(NOT_COMPARABLE, (f"test set {name!r} is not LibriSpeech test-clean",))
+
+
+def _wer_verdict(results: Results) -> Verdict:
+    wer = prov.wer_backend(results)
+    name, model = (wer.name or "").lower(), (wer.model or "").lower()
+    if name == "hubert" and "large" in model:
+        return Verdict(COMPARABLE)
+    if name == "hubert":
+        return Verdict(APPROXIMATE, (f"HuBERT checkpoint {wer.model or 'not recorded'}, not hubert-large-ls960-ft",))
+    if name == "whisper":
+        return Verdict(APPROXIMATE, (f"WER from {wer.label}, not the paper's HuBERT-large: a different ASR",))
+    if wer.name is None:
+        return Verdict(NOT_COMPARABLE, ("WER backend not recorded",))
+    return Verdict(NOT_COMPARABLE, (f"WER backend {wer.label!r} is neither HuBERT-large nor Whisper",))
+
+
+def _sim_verdict(results: Results) -> Verdict:
+    sim = prov.sim_backend(results)
+    if sim.is_resemblyzer:
+        return Verdict(NOT_COMPARABLE, ("SIM from resemblyzer (GE2E d-vector), not WavLM-TDNN",))
+    if sim.name is None:
+        return Verdict(NOT_COMPARABLE, ("SIM backend not recorded",))
+    if sim.comparable_to_papers or "wavlm-tdnn" in sim.name.lower():
+        return Verdict(COMPARABLE)
+    return Verdict(NOT_COMPARABLE, (f"SIM backend {sim.label!r} is not WavLM-TDNN",))
+
+
+def _rtf_verdict(results: Results) -> Verdict:
+    dev = prov.device(results)
+    if dev.name is None and dev.gpu is None:
+        return Verdict(NOT_COMPARABLE, ("device not recorded",))
+    if not dev.is_gpu:
+        return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, not a GPU (paper: one V100)",))
+    return Verdict(COMPARABLE, (f"measured on {dev.label}; the paper's is one V100",))
+
+
+def comparability(results: Results) -> dict[str, Verdict]:
+    """Per metric ("wer", "sim_o", "sim_r", "rtf"): its backend / device condition (the test set is per system)."""
+    sim = _sim_verdict(results)
+    return {"wer": _wer_verdict(results), "sim_o": sim, "sim_r": sim, "rtf": _rtf_verdict(results)}
+
+
+# metric, suite, aggregate metric, label, paper unit, factor from our unit to the paper's
+METRICS = (
+    ("wer", "wer", "wer_corpus", "WER (%)", 100.0),
+    ("sim_o", "similarity", "sim_o", "SIM-o", 1.0),
+    ("sim_r", "similarity", "sim_r", "SIM-r", 1.0),
+    ("rtf", "rtf", "rtf", "RTF", 1.0),
+    ("utmos", "utmos", "utmos", "UTMOS", 1.0),
+)
+
+
+VIEW_COLUMNS = [
+    "system",
+    "steps",
+    "metric",
+    "paper",
+    "source",
+    "ours",
+    "ci_low",
+    "ci_high",
+    "delta",
+    "comparable",
+    "reason",
+    "note",
+]
+
+
+@dataclass
+class PaperView:
+    """`rows` has VIEW_COLUMNS (numbers in the paper's units: WER in %); `verdicts`: the backend / device
+    condition per metric key; `testsets`: the test-set condition per test set of the rows' systems."""
+
+    rows: pd.DataFrame
+    verdicts: dict[str, Verdict]
+    testsets: dict[str, Verdict]
+    citation: str
+    conditions: str = CONDITIONS
+    notes: list[str] = field(default_factory=list)
+
+
+def _is_paper_system(results: Results, system: str) -> bool:
+    kind = system_kind(results, system)
+    return kind == GROUND_TRUTH or (kind == "flashspeech" and system_steps(results, system) is not None)
+
+
+def paper_view(results: Results) -> PaperView:
+    """Our FlashSpeech (per step count) and ground-truth numbers next to the paper's, with deltas."""
+    paper, verdicts = load_paper(), comparability(results)
+    ran = set(suites_run(results))
+    rows, testsets = [], {}
+    for system in [s for s in systems(results) if _is_paper_system(results, s)]:
+        kind, steps = system_kind(results, system), system_steps(results, system)
+        pub = published(kind, steps, paper)
+        testset = prov.describe_testset(results, system)
+        testsets[testset or "not recorded"] = test = testset_verdict(testset)
+        for key, suite, metric, label, factor in METRICS:
+            if suite not in ran:
+                continue
+            ours_raw = stat(results, system, suite, metric)
+            ours = None if ours_raw is None else ours_raw.scaled(factor if ours_raw.unit != "%" else 1.0)
+            if key not in pub and ours is None:
+                continue
+            if key == "rtf" and kind == GROUND_TRUTH:
+                continue
+            verdict = verdicts[key] + test if key in verdicts else None
+            row = _view_row(system, steps, key, label, pub.get(key), ours, verdict)
+            failed, scored = stat(results, system, suite, "failed"), stat(results, system, suite, "items")
+            if ours is None and pub.get(key) and failed is not None and failed.value > 0:
+                total = "" if scored is None else f" of {int(scored.value)}"
+                row["note"] = f"no value: {int(failed.value)}{total} {suite} scores failed (see Failures)"
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=VIEW_COLUMNS)
+    notes = [f"{mark} {text}" for mark, text in paper.marks.items()] + list(paper.notes)
+    missing = sorted({label for _, suite, _, label, _ in METRICS if suite not in ran})
+    if missing:
+        notes.insert(0, f"Not measured in this run (no suite): {', '.join(missing)} (see the published tables).")
+    return PaperView(rows=frame, verdicts=verdicts, testsets=testsets, citation=paper.cite, notes=notes)
+
+
+def _view_row(
+    system: str,
+    steps: int | None,
+    key: str,
+    label: str,
+    pub: tuple[float, str] | None,
+    ours: Stat | None,
+    verdict: Verdict | None,
+) -> dict[str, Any]:
+    value, source = pub if pub else (math.nan, "")
+    row = {
+        "system": system,
+        "steps": steps,
+        "metric": label,
+        "paper": value,
+        "source": source,
+        "ours": math.nan if ours is None else ours.value,
+        "ci_low": math.nan if ours is None else ours.ci_low,
+        "ci_high": math.nan if ours is None else ours.ci_high,
+        "delta": math.nan if ours is None or pub is None else ours.value - value,
+        "comparable": "–",
+        "reason": "",
+        "note": "",
+    }
+    if pub is None:
+        row["note"] = "not published" + ("" if steps is None else f" for {steps} step" + ("s" if steps != 1 else ""))
+    elif ours is None:
+        row["note"] = "no value in this run"
+    elif verdict is None:
+        row.update(comparable="no", reason="no protocol check for this metric")
+    else:
+        head, _, reasons = verdict.text.partition(": ")
+        row.update(comparable=head, reason=reasons)
+    return row
+
+
+SPECS = {"WER (%)": ".2f", "SIM-o": ".3f", "SIM-r": ".3f", "RTF": ".3g", "UTMOS": ".2f"}
+
+
+def view_table(view: PaperView) -> pd.DataFrame:
+    """The paper view as display strings (for Markdown and HTML)."""
+    out = []
+    for _, r in view.rows.iterrows():
+        spec = SPECS.get(r["metric"], ".3f")
+        ours = Stat(r["ours"], r["ci_low"], r["ci_high"])
+        delta = "–" if not math.isfinite(r["delta"]) else format(r["delta"], "+" + spec)
+        out.append(
+            {
+                "System": r["system"],
+                "Steps": "–" if r["steps"] is None or pd.isna(r["steps"]) else str(int(r["steps"])),
+                "Metric": r["metric"],
+                "Paper": fmt(r["paper"], spec) + (f" ({r['source']})" if r["source"] else ""),
+                "Ours [95 % CI]": fmt_ci(ours, spec),
+                "Δ (ours − paper)": delta,
+                "Comparable": r["comparable"],
+                "Note": r["note"],
+            }
+        )
+    return pd.DataFrame(out)
+
+
+def verdict_lines(view: PaperView) -> list[str]:
+    """One line per metric group and per test set: comparable or not, and why."""
+    labels = {"wer": "WER", "sim_o": "SIM-o / SIM-r", "rtf": "RTF"}
+    pairs = [(label, view.verdicts[key]) for key, label in labels.items() if key in view.verdicts]
+    pairs += [(f"Test set {name}", verdict) for name, verdict in view.testsets.items()]
+    lines = []
+    for label, verdict in pairs:
+        reasons = "; ".join(verdict.reasons)
+        lines.append(f"{label}: {verdict.level}" + (f" ({reasons})" if reasons else ""))
+    return lines
+
+
+def published_tables(paper: PaperData | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 1 and Table 3 as display strings (RTF with its device mark)."""
+    paper = paper or load_paper()
+    t1 = []
+    for _, r in paper.table1.iterrows():
+        mark = r.get("rtf_mark")
+        rtf = fmt(_num(r.get("rtf")), ".2f") + (str(mark) if isinstance(mark, str) else "")
+        row = {"Model": r["model"], "Data": r["data"] if isinstance(r["data"], str) else "–", "RTF ↓": rtf}
+        for key, label, spec in (
+            ("sim_o", "Sim-O ↑", ".2f"),
+            ("sim_r", "Sim-R ↑", ".2f"),
+            ("wer", "WER (%) ↓", ".1f"),
+            ("cmos", "CMOS ↑", ".2f"),
+            ("smos", "SMOS ↑", ".2f"),
+        ):
+            row[label] = fmt(_num(r.get(key)), spec)
+        t1.append(row)
+    t3 = [
+        {"NFE": str(int(r["nfe"])), "UTMOS ↑": fmt(_num(r["utmos"]), ".2f"), "Sim-O ↑": fmt(_num(r["sim_o"]), ".2f")}
+        for _, r in paper.table3.iterrows()
+    ]
+    return pd.DataFrame(t1), pd.DataFrame(t3)
+
+
+def _num(value: Any) -> float:
+    return math.nan if value is None or pd.isna(value) else float(value)
