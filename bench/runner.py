@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -53,18 +52,10 @@ def load_testset(cfg: TestSetConfig) -> Manifest:
 
 
 def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-            cwd=Path(__file__).resolve().parent,  # the checkout the code runs from, wherever the run starts
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
+    """The commit of the checkout the code runs from (wherever the run was started)."""
+    from suites.rtf import command_output
+
+    return command_output(["git", "rev-parse", "HEAD"], cwd=str(Path(__file__).resolve().parent))
 
 
 def package_versions() -> dict[str, str | None]:

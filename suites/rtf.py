@@ -175,24 +175,20 @@ def environment(device: Any = "cpu", dtype: Any = None) -> dict[str, Any]:
         index = torch.device(name).index or 0
         env["gpu"] = torch.cuda.get_device_name(index)
         env["cudnn"] = torch.backends.cudnn.version()
-        env["driver"] = _nvidia_driver()
+        env["driver"] = command_output(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
     return env
 
 
-def _nvidia_driver() -> str | None:
+def command_output(argv: Sequence[str], cwd: str | None = None) -> str | None:
+    """First line a command prints, or None when it is missing or fails (for provenance fields)."""
     import subprocess
 
     try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        )
+        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=True, cwd=cwd)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+    lines = out.stdout.strip().splitlines()
+    return lines[0] if lines else None
 
 
 def _synchronizer(device: Any) -> Callable[[], None]:
