@@ -8,11 +8,14 @@ A clip that cannot be found or is too large becomes a `Clip` with `problem` set,
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import soundfile as sf
 
 from bench.results import Results
 from reports.tables import is_missing, systems
@@ -51,8 +54,16 @@ def resolve(audio_path: str, bases: Sequence[Path]) -> Path | None:
 
 
 def data_uri(path: Path) -> str:
-    mime = MIME.get(path.suffix.lower(), "application/octet-stream")
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+    """The clip as a data URI: 16-bit FLAC when soundfile can read it (about 4x smaller than the cache's
+    float WAVs, so the page stays small), else the file's own bytes."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        buffer = io.BytesIO()
+        sf.write(buffer, np.clip(data, -1.0, 1.0), rate, format="FLAC", subtype="PCM_16")
+        return f"data:audio/flac;base64,{base64.b64encode(buffer.getvalue()).decode('ascii')}"
+    except (RuntimeError, ValueError, TypeError):
+        mime = MIME.get(path.suffix.lower(), "application/octet-stream")
+        return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
 
 
 def _pick(rows: pd.DataFrame, n: int) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from bench.results import Results
 from reports import paper
 from reports.audio import Clip, base_dirs, pick_clips
 from reports.plots import Plot, build_plots
-from reports.provenance import metric_legend, provenance, report_title, sim_backend
+from reports.provenance import metric_legend, provenance, report_title, report_warnings
 from reports.tables import error_rows, failure_table, failure_total, headline_table
 
 CSS = """
@@ -176,7 +176,6 @@ def render_html_string(
 ) -> str:
     """The whole document as a string."""
     title = report_title(results)
-    caveat = sim_backend(results).caveat
     nav = "".join(f'<a href="#{key}">{escape(label)}</a>' for key, label in SECTIONS)
     sub = " · ".join(f"{escape(k)}: {escape(v)}" for k, v in provenance(results)[1:4])
     body = {
@@ -188,7 +187,7 @@ def render_html_string(
         "provenance": _provenance(results),
     }
     sections = "".join(f'<section id="{key}"><h2>{escape(label)}</h2>{body[key]}</section>' for key, label in SECTIONS)
-    warn = f'<div class="warn"><b>Warning:</b> {escape(caveat)}</div>' if caveat else ""
+    warn = "".join(f'<div class="warn"><b>Warning:</b> {escape(w)}</div>' for w in report_warnings(results))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

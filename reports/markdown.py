@@ -12,7 +12,7 @@ import pandas as pd
 
 from bench.results import Results
 from reports import paper
-from reports.provenance import metric_legend, provenance, report_title, sim_backend
+from reports.provenance import metric_legend, provenance, report_title, report_warnings
 from reports.tables import error_rows, failure_table, failure_total, headline_table
 
 MAX_ERRORS = 50
@@ -80,9 +80,8 @@ def render_markdown(
 ) -> str:
     """The report as Markdown; `images` maps figure names to (relative) PNG paths to link."""
     lines = [f"# {title or report_title(results)}", ""]
-    caveat = sim_backend(results).caveat
-    if caveat:
-        lines += [f"> **Warning:** {caveat}", ""]
+    for warning in report_warnings(results):
+        lines += [f"> **Warning:** {warning}", ""]
     lines += ["## Headline (95 % CI)", "", md_table(headline_table(results)), ""]
     lines += [f"- {line}" for line in metric_legend(results)]
     lines += ["", *_failures(results)]

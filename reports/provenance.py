@@ -229,3 +229,19 @@ def metric_legend(results: Results) -> list[str]:
     if sim.caveat:
         lines.append(f"Caveat: {sim.caveat}")
     return lines
+
+
+def report_warnings(results: Results) -> list[str]:
+    """What a reader must know before reading any number: non-comparable SIM, untrained systems."""
+    warnings = []
+    caveat = sim_backend(results).caveat
+    if caveat:
+        warnings.append(caveat)
+    systems = results.metadata.get("systems") or {}
+    untrained = sorted(n for n, info in systems.items() if isinstance(info, dict) and info.get("trained") is False)
+    if untrained:
+        warnings.append(
+            f"{', '.join(untrained)}: random (untrained) weights ({_get(systems[untrained[0]], 'checkpoint')}); "
+            "their quality numbers measure nothing but the harness itself."
+        )
+    return warnings

@@ -205,7 +205,7 @@ def test_html_is_self_contained_with_audio(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert_self_contained(text)
     assert text.count("<audio controls") == 3 * len(SYSTEMS)
-    assert text.count('src="data:audio/wav;base64,') == 3 * len(SYSTEMS)
+    assert text.count('src="data:audio/flac;base64,') == 3 * len(SYSTEMS)  # embedded as 16-bit FLAC
     assert text.count('src="data:image/png;base64,') == 4
     assert "RuntimeError: boom" in text and "AudioRejected: too short" in text
     assert '<table class="headline' in text and "Paper view" in text and "0.071 [0.036, 0.105]" in text
@@ -302,3 +302,16 @@ def test_report_renders_in_headless_chromium(tmp_path):
     run = chromium(tmp_path, "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri())
     assert run.returncode == 0 and shot.is_file(), run.stderr[-2000:]
     assert shot.read_bytes().startswith(PNG_SIGNATURE) and shot.stat().st_size > 50_000
+
+
+def test_untrained_systems_are_flagged_first():
+    from reports.markdown import render_markdown
+
+    results = toy_results()
+    assert "untrained" not in render_markdown(results)
+    results.metadata["systems"]["flashspeech@1"]["trained"] = False
+    results.metadata["systems"]["flashspeech@1"]["checkpoint"] = "random:tiny"
+    text = render_markdown(results)
+    warning = next(line for line in text.splitlines() if "untrained" in line)
+    assert warning.startswith("> **Warning:** flashspeech@1: random (untrained) weights (random:tiny)")
+    assert text.index("untrained") < text.index("## Headline")
