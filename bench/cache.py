@@ -1,4 +1,4 @@
-"""Content-addressed generation cache: a finished benchmark regenerates nothing, an interrupted one resumes.
+"""Content-addressed caches: a finished benchmark regenerates and rescoring nothing; an interrupted one resumes.
 
 Key = sha256 of (cache format, the system's `describe()` — config, checkpoint sha256, codec —, the item's
 text, prompt file identity and clip, and the seed). Each entry is `<key>.wav` plus `<key>.json` (timings
@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.data.audio import read_audio, write_text_atomic, write_wav
 from bench.data.manifest import EvalItem
 from bench.systems import Generated
+from suites.base import ItemScore
 
 CACHE_FORMAT = 1
 
@@ -78,6 +80,43 @@ class GenerationCache:
 
     def size(self) -> int:
         return sum(1 for _ in self.root.glob("*/*.json")) if self.root.is_dir() else 0
+
+
+@dataclass
+class ScoreCache:
+    """A suite's rows for an exact set of samples: key = suite description + every sample's identity and
+    audio digest, so any change to a suite's settings or to any audio rescoring that suite."""
+
+    root: Path
+
+    @staticmethod
+    def key(suite_description: dict[str, Any], samples: Sequence[Any]) -> str:
+        h = hashlib.sha256(json.dumps(suite_description, sort_keys=True, default=str).encode())
+        for s in samples:
+            h.update(json.dumps([s.system, s.item.id, s.seed, s.item.text], default=str).encode())
+            h.update(hashlib.sha1(s.audio.tobytes()).digest())
+            if s.reconstructed_prompt is not None:
+                h.update(hashlib.sha1(s.reconstructed_prompt.tobytes()).digest())
+        return h.hexdigest()
+
+    def get(self, key: str) -> list[ItemScore] | None:
+        path = self.root / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            return [ItemScore(**row) for row in json.loads(path.read_text(encoding="utf-8"))]
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, key: str, scores: Sequence[ItemScore]) -> None:
+        rows = [asdict(s) for s in scores]
+        write_text_atomic(self.root / f"{key}.json", json.dumps(rows, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
 
 
 def default_cache_root(output_dir: str | os.PathLike) -> Path:

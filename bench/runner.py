@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata as importlib_metadata
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.cache import GenerationCache, default_cache_root, generation_key
+from bench.cache import GenerationCache, ScoreCache, default_cache_root, generation_key
 from bench.config import BenchConfig, TestSetConfig
 from bench.data.manifest import EvalItem, Manifest, load_manifest
 from bench.results import GenerationRecord, Results, aggregates_table, groups_table, items_table
@@ -128,14 +129,24 @@ def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated,
     )
 
 
-def _score(suites: Sequence[Suite], samples: list[Sample], progress: bool) -> dict[str, list[ItemScore]]:
+def _score(
+    suites: Sequence[Suite], samples: list[Sample], cache: ScoreCache, progress: bool, timings: dict[str, float]
+) -> dict[str, list[ItemScore]]:
     scores: dict[str, list[ItemScore]] = {}
     for suite in suites:
+        start = time.perf_counter()
         mine = [s for s in samples if Need.TIMINGS not in suite.needs or s.timings]
-        try:
-            scores[suite.name] = suite.score(mine, progress=progress)
-        except SuiteError as exc:  # the whole suite cannot run: every sample says why
-            scores[suite.name] = [suite.failure(s, exc) for s in mine]
+        key = cache.key(suite.describe(), mine)
+        cached = cache.get(key)
+        if cached is not None:
+            scores[suite.name] = cached
+        else:
+            try:
+                scores[suite.name] = suite.score(mine, progress=progress)
+                cache.put(key, scores[suite.name])
+            except SuiteError as exc:  # the whole suite cannot run: every sample says why (not cached)
+                scores[suite.name] = [suite.failure(s, exc) for s in mine]
+        timings[f"score_{suite.name}_s"] = time.perf_counter() - start
     return scores
 
 
@@ -157,6 +168,8 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     records: list[GenerationRecord] = []
     samples: list[Sample] = []
     generated = cached = 0
+    stage_s: dict[str, float] = {}
+    t0 = time.perf_counter()
     total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
     needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
     with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
@@ -193,7 +206,11 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
                             meta=g.meta,
                         )
                     )
-    scores = _score(suites, samples, progress)
+    stage_s["generation_s"] = time.perf_counter() - t0
+    scores = _score(suites, samples, ScoreCache(cache.root / "scores"), progress, stage_s)
+    t0 = time.perf_counter()
+    aggregates = aggregates_table(suites, scores, records, resamples=config.bootstrap_resamples)
+    stage_s["aggregates_s"] = time.perf_counter() - t0
     metadata = {
         "run": {
             "name": config.name,
@@ -202,6 +219,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             "git_commit": git_commit(),
             "generated": generated,
             "cached": cached,
+            "wall_s": stage_s,
         },
         "config": config.to_dict(),
         "output_dir": str(out_dir),
@@ -218,7 +236,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     results = Results(
         items=items_table(records, scores),
         groups=groups_table(scores),
-        aggregates=aggregates_table(suites, scores, records, resamples=config.bootstrap_resamples),
+        aggregates=aggregates,
         metadata=metadata,
     )
     results.save(out_dir)

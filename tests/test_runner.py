@@ -165,7 +165,10 @@ def test_run_records_failures_and_resumes_from_the_cache(tmp_path):
     assert (first.generated, first.cached) == (4 + 4 + 2, 0)  # ground truth: one generation serves both seeds
     saved = (tmp_path / "out" / "items.csv").read_text()
     assert "no phonemes" in saved
+    score_cache = tmp_path / "generation-cache" / "scores"
+    assert len(list(score_cache.glob("*.json"))) == 2  # wer and rtf rows, keyed by suite + samples
     again = run_benchmark(config, progress=False)
+    assert len(list(score_cache.glob("*.json"))) == 2  # same samples, same suites: nothing rescored
     assert (again.generated, again.cached) == (2 + 2 + 1, 2 + 2 + 2)  # only the failed ones are retried
     np.testing.assert_allclose(
         again.results.items["wer.wer"].to_numpy(dtype=float), items["wer.wer"].to_numpy(dtype=float)
