@@ -35,3 +35,18 @@ def bench(session: nox.Session) -> None:
     if "--config" not in args:
         args = ["--config", "smoke", *args]
     session.run("flashspeech-bench", "run", *args)
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """pytest-benchmark micro-benchmarks, saved under .benchmarks/; from the second run on, compared with the
+    previous saved run and failing on a median slowdown over 25 %."""
+    from pathlib import Path
+
+    session.install("-e", ".[test]")
+    args = ["tests/perf", "--benchmark-enable", "--benchmark-only", "--benchmark-autosave"]
+    if any(Path(".benchmarks").glob("*/*.json")):
+        args += ["--benchmark-compare", "--benchmark-compare-fail=median:25%"]
+    else:
+        session.log("no saved benchmark run yet: this run becomes the baseline")
+    session.run("pytest", *args, "--benchmark-columns=min,median,iqr,rounds", *session.posargs)
