@@ -209,22 +209,18 @@ class SimilaritySuite(Suite):
             return self.failure(sample, ValueError(f"prompt audio: {prompt}"))
         row = ItemScore(self.name, sample.system, sample.item.id, sample.seed, details={"backend": self.backend_name})
         row.metrics["sim_o"] = cosine(gen, prompt)
-        if "recon" not in plan:
-            row.details["sim_r"] = NO_RECONSTRUCTION
-        else:
-            recon = embedded[plan["recon"]]
-            if isinstance(recon, str):
-                row.details["sim_r"] = f"reconstructed prompt unusable: {recon}"
+        for metric, key, missing, what in (
+            ("sim_r", "recon", NO_RECONSTRUCTION, "reconstructed prompt"),
+            ("sim_target", "target", NO_TARGET, "target"),
+        ):
+            if key not in plan:
+                row.details[metric] = missing
+                continue
+            reference = embedded[plan[key]]
+            if isinstance(reference, str):
+                row.details[metric] = f"{what} unusable: {reference}"
             else:
-                row.metrics["sim_r"] = cosine(gen, recon)
-        if "target" not in plan:
-            row.details["sim_target"] = NO_TARGET
-        else:
-            target = embedded[plan["target"]]
-            if isinstance(target, str):
-                row.details["sim_target"] = f"target unusable: {target}"
-            else:
-                row.metrics["sim_target"] = cosine(gen, target)
+                row.metrics[metric] = cosine(gen, reference)
         return row
 
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
