@@ -262,13 +262,6 @@ class ExternalSystem(System):
         return out
 
 
-def _dir_sha256(path: Path) -> str:
-    from flashspeech.checkpoint import CONFIG
-
-    config = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    return config["weights_sha256"]
-
-
 def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:
     """Instantiate systems; a FlashSpeech entry expands to one system per step count (sharing one model)."""
     systems: list[System] = []
@@ -286,8 +279,10 @@ def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:
                 )
                 sha = hashlib.sha256(json.dumps(tts.config.to_dict(), sort_keys=True).encode()).hexdigest()
             else:
+                from flashspeech.checkpoint import read_description
+
                 tts = FlashSpeech.from_pretrained(cfg.checkpoint)
-                sha = _dir_sha256(Path(cfg.checkpoint))
+                sha = read_description(cfg.checkpoint)["weights_sha256"]
             tts.to(device)
             base = cfg.name or "flashspeech"
             for steps in cfg.steps:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.data.audio import audio_info
 from bench.data.manifest import EvalItem, Manifest, load_manifest, write_manifest
-from bench.data.synth import HELDOUT, Corpus, CorpusConfig, build_corpus, corpus_root, load_corpus
+from bench.data.synth import HELDOUT, Corpus, CorpusConfig, build_corpus, corpus_root
 
 SMOKE_VERSION = 2  # bump when smoke_items changes what it writes
 SMOKE_ITEMS_PER_VOICE = 8
@@ -176,4 +176,4 @@ def list_embedded(cache_dir: str | Path | None = None) -> list[TestSetSummary]:
     return rows
 
 
-__all__ = ["EMBEDDED", "TestSetSummary", "embedded_manifest", "list_embedded", "load_corpus", "smoke_items"]
+__all__ = ["EMBEDDED", "TestSetSummary", "embedded_manifest", "list_embedded", "smoke_items"]
