@@ -2,6 +2,7 @@
 
 Subcommands:
   run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
+  train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
   compare         regression gate between two runs (results directories or MLflow run ids)
   data synth      build the synthetic corpus (cached; resumes; deterministic)
   data list       the embedded test sets with item counts and durations
@@ -176,6 +177,40 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0 if report.passed else 3
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.training.run import load_recipe, run_recipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = load_recipe(args.config, args.set or [])
+    out = Path(args.output_dir or Path("runs") / "train" / recipe.name)
+    if args.steps is not None:
+        if args.stage is None:
+            raise SystemExit("--steps needs --stage (which stage to change)")
+        recipe = load_recipe(args.config, [*(args.set or []), *_stage_override(recipe, args.stage, args.steps)])
+    checkpoint = run_recipe(
+        recipe,
+        out,
+        only=args.stage,
+        resume=not args.restart,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        tracking=args.tracking_uri,
+        mlflow_curves=not args.no_mlflow,
+    )
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+def _stage_override(recipe, stage: str, steps: int) -> list[str]:  # type: ignore[no-untyped-def]
+    names = [s.name for s in recipe.stages]
+    if stage not in names:
+        raise SystemExit(f"--stage {stage!r}: the recipe's stages are {names}")
+    return [f"stages.{names.index(stage)}.steps={steps}"]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashspeech-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"flashspeech-bench {__version__}")
@@ -194,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
+
+    p = commands.add_parser("train", help="train from a recipe (stages in order; resumes; MLflow curves)")
+    p.add_argument("--config", default="tiny", help="a recipe TOML, or a shipped one (tiny, tiny-diffusion)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field (TOML value)")
+    p.add_argument("--stage", default=None, help="run only this stage (its init stage must be done)")
+    p.add_argument("--steps", type=int, default=None, help="train --stage to this many steps")
+    p.add_argument("--restart", action="store_true", help="ignore saved state and start the stage again")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--output-dir", dest="output_dir", default=None, help="default: runs/train/<recipe name>")
+    p.add_argument("--cache-dir", dest="cache_dir", default=None, help="corpus and feature cache")
+    p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.set_defaults(func=_cmd_train)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
     p.add_argument("baseline", help="results directory or MLflow run id")

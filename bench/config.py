@@ -46,6 +46,7 @@ class SystemConfig:
     checkpoint: str = "random:tiny"  # a checkpoint directory, or random:<preset> (untrained weights)
     batch_size: int = 1  # 1 = the paper's batch-1 latency convention
     alpha: float | None = None
+    sampler: str | None = None  # flashspeech only: ODE sampler (euler, heun) of a diffusion checkpoint
     command: list[str] = field(default_factory=list)  # external only: argv with {input} and {output_dir}
     sample_rate: int = 16_000  # external only: the rate its wavs are resampled to
 

@@ -1,7 +1,9 @@
 """Systems under test, behind one adapter interface.
 
 - `FlashSpeechSystem`: the bundled model at one step count (a checkpoint directory, or `random:<preset>`
-  for untrained weights, always labelled so).
+  for untrained weights, always labelled so). A diffusion checkpoint (the NaturalSpeech 2-style baseline,
+  e.g. `random:tiny-diffusion`) is sampled with the system's ODE `sampler` (default heun) for that many
+  ODE steps; its description records the sampler and the number of function evaluations.
 - `GroundTruthSystem`: the items' recorded targets (the topline).
 - `CodecResynthesisSystem`: each target through the codec (encode, decode): the codec's ceiling.
 - `ExternalSystem`: any program, through a file contract (see its docstring), to benchmark other
@@ -79,15 +81,36 @@ class System(ABC):
 class FlashSpeechSystem(System):
     kind = "flashspeech"
 
-    def __init__(self, tts: Any, steps: int, name: str, checkpoint: str, checkpoint_sha: str, cfg: SystemConfig):
+    def __init__(
+        self,
+        tts: Any,
+        steps: int,
+        name: str,
+        checkpoint: str,
+        checkpoint_sha: str,
+        cfg: SystemConfig,
+        sampler: str | None = None,
+    ):
+        from flashspeech.diffusion import resolve_sampler
+
         self.tts, self.steps, self.name = tts, steps, name
         self.checkpoint, self.checkpoint_sha, self.cfg = checkpoint, checkpoint_sha, cfg
         self.sample_rate = tts.sample_rate
+        self.sampler = resolve_sampler(tts.config.objective, sampler)
+
+    def _sampling(self) -> dict[str, Any]:
+        """A diffusion model's sampler and denoiser calls (nothing for a consistency model: cache keys stay)."""
+        from flashspeech.diffusion import SAMPLERS, function_evaluations
+
+        if self.sampler not in SAMPLERS:
+            return {}
+        return {"sampler": self.sampler, "function_evaluations": function_evaluations(self.sampler, self.steps)}
 
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "steps": self.steps,
+            **self._sampling(),
             "checkpoint": self.checkpoint,
             "checkpoint_sha256": self.checkpoint_sha,
             "trained": not self.checkpoint.startswith("random:"),
@@ -103,10 +126,16 @@ class FlashSpeechSystem(System):
 
         prompts = [prompt_clip(i, self.sample_rate) for i in items]
         timer = StageTimer(sync=True)
-        out = self.tts.synthesize(
-            [i.text for i in items], prompts, steps=self.steps, seed=list(seeds), alpha=self.cfg.alpha, timer=timer
+        sampler = None if self.sampler == "consistency" else self.sampler
+        return self.tts.synthesize(
+            [i.text for i in items],
+            prompts,
+            steps=self.steps,
+            sampler=sampler,
+            seed=list(seeds),
+            alpha=self.cfg.alpha,
+            timer=timer,
         )
-        return out
 
     def warmup(self, item: EvalItem) -> None:
         self._synthesize([item], [0])
@@ -130,6 +159,7 @@ class FlashSpeechSystem(System):
                     "durations": out.durations[k].tolist(),
                     "phonemes": out.phonemes[k],
                     "schedule": list(out.schedule.sigmas),
+                    **self._sampling(),
                     "batch_size": len(items),
                 },
             )
@@ -262,6 +292,22 @@ class ExternalSystem(System):
         return out
 
 
+def _default_name(objective: str, sampler: str | None) -> str:
+    """flashspeech for a consistency model, diffusion-<sampler> for the diffusion baseline."""
+    from flashspeech.diffusion import resolve_sampler
+
+    return "flashspeech" if objective == "consistency" else f"diffusion-{resolve_sampler(objective, sampler)}"
+
+
+def _random_sha(config: Any) -> str:
+    """Identity of untrained weights: sha256 of the config (without the default objective, so that the
+    cache keys of consistency models stay as they were before the diffusion baseline)."""
+    data = config.to_dict()
+    if data.get("objective") == "consistency":
+        del data["objective"]
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
 def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:
     """Instantiate systems; a FlashSpeech entry expands to one system per step count (sharing one model)."""
     systems: list[System] = []
@@ -277,16 +323,17 @@ def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:
                 tts = FlashSpeech.from_config(
                     preset(cfg.checkpoint.split(":", 1)[1], latent_dim=codec.latent_dim), codec
                 )
-                sha = hashlib.sha256(json.dumps(tts.config.to_dict(), sort_keys=True).encode()).hexdigest()
+                sha = _random_sha(tts.config)
             else:
                 from flashspeech.checkpoint import read_description
 
                 tts = FlashSpeech.from_pretrained(cfg.checkpoint)
                 sha = read_description(cfg.checkpoint)["weights_sha256"]
             tts.to(device)
-            base = cfg.name or "flashspeech"
+            sampler = getattr(cfg, "sampler", None)  # a diffusion checkpoint's ODE sampler (euler, heun)
+            base = cfg.name or _default_name(tts.config.objective, sampler)
             for steps in cfg.steps:
-                systems.append(FlashSpeechSystem(tts, steps, f"{base}@{steps}", cfg.checkpoint, sha, cfg))
+                systems.append(FlashSpeechSystem(tts, steps, f"{base}@{steps}", cfg.checkpoint, sha, cfg, sampler))
         elif cfg.kind == "ground_truth":
             systems.append(GroundTruthSystem(cfg.name or "ground_truth"))
         elif cfg.kind == "codec_resynthesis":

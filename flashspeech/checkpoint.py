@@ -90,8 +90,49 @@ def save_checkpoint(tts: FlashSpeech, path: str | os.PathLike, **metadata: objec
     return out
 
 
+PRETRAINED = "pretrained:"
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint directory, or `pretrained:<name>` for one shipped in `flashspeech/pretrained/<name>`."""
+    text = str(path)
+    if text.startswith(PRETRAINED):
+        name = text[len(PRETRAINED) :]
+        root = Path(__file__).resolve().parent / "pretrained"
+        if not (root / name).is_dir():
+            shipped = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+            raise CheckpointError(
+                f"{text}: no shipped checkpoint of that name (shipped: {', '.join(shipped) or 'none'})"
+            )
+        return root / name
+    return Path(path)
+
+
+def export_checkpoint(
+    source: str | os.PathLike, dest: str | os.PathLike, dtype: torch.dtype | None = torch.float16
+) -> Path:
+    """Copy a checkpoint directory, storing floating-point weights as `dtype` (loading casts them back)."""
+    from safetensors.torch import load_file, save_file
+
+    source, out = resolve_checkpoint(source), Path(dest)
+    description = read_description(source)
+    state = load_file(str(source / WEIGHTS))
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{WEIGHTS}.tmp"
+    save_file(state, str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, out / WEIGHTS)
+    description["weights_sha256"] = sha256_file(out / WEIGHTS)
+    description["metadata"] = {**description.get("metadata", {}), "weights_dtype": str(dtype or "as trained")}
+    tmp = out / f".{CONFIG}.tmp"
+    tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out / CONFIG)
+    return out
+
+
 def read_description(path: str | os.PathLike) -> dict:
-    path = Path(path)
+    path = resolve_checkpoint(path)
     config_path = path / CONFIG
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: not found (a checkpoint directory needs {CONFIG} and {WEIGHTS})")
@@ -109,7 +150,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     from flashspeech.model import FlashSpeechModel
     from flashspeech.synthesis import FlashSpeech
 
-    path = Path(path)
+    path = resolve_checkpoint(path)
     description = read_description(path)
     weights = path / WEIGHTS
     if not weights.is_file():

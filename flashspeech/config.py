@@ -7,7 +7,7 @@ down to train on two CPU cores.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
 
@@ -82,6 +82,9 @@ class ProsodyConfig:
     refine_sigma_max: float = 80.0
 
 
+OBJECTIVES = ("consistency", "diffusion")
+
+
 @dataclass(frozen=True)
 class FlashSpeechConfig:
     """Everything that shapes the network. The latent size comes from the codec."""
@@ -97,8 +100,13 @@ class FlashSpeechConfig:
     wavenet: WaveNetConfig = field(default_factory=WaveNetConfig)
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
     prosody: ProsodyConfig = field(default_factory=ProsodyConfig)
+    # How the latent network is trained and sampled: "consistency" (FlashSpeech) or "diffusion" (the
+    # NaturalSpeech 2-style EDM baseline: same network, denoising objective, many-step ODE sampling).
+    objective: str = "consistency"
 
     def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(map(repr, OBJECTIVES))}, got {self.objective!r}")
         h = self.phoneme_encoder.hidden
         for name in ("prompt_encoder", "duration_predictor", "pitch_predictor", "wavenet"):
             if getattr(self, name).hidden != h:
@@ -156,7 +164,17 @@ def tiny(latent_dim: int = 100, vocab_size: int = 133) -> FlashSpeechConfig:
     )
 
 
-PRESETS = {"paper": paper, "tiny": tiny}
+def paper_diffusion() -> FlashSpeechConfig:
+    """`paper` trained as an EDM latent diffusion model (the NaturalSpeech 2-style baseline)."""
+    return replace(paper(), name="paper-diffusion", objective="diffusion")
+
+
+def tiny_diffusion(latent_dim: int = 100, vocab_size: int = 133) -> FlashSpeechConfig:
+    """`tiny` trained as an EDM latent diffusion model (the NaturalSpeech 2-style baseline)."""
+    return replace(tiny(latent_dim, vocab_size), name="tiny-diffusion", objective="diffusion")
+
+
+PRESETS = {"paper": paper, "tiny": tiny, "paper-diffusion": paper_diffusion, "tiny-diffusion": tiny_diffusion}
 
 
 def preset(name: str, **kwargs: Any) -> FlashSpeechConfig:

@@ -69,15 +69,27 @@ class FlashSpeechModel(nn.Module):
         return frames + self.pitch_embedding(torch.bucketize(f0, self.pitch_edges))
 
     # -- consistency functions ----------------------------------------------------------------------
-    def _consistency(self, net: WaveNet, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor, tokens=None):
+    def _consistency(
+        self,
+        net: WaveNet,
+        x: Tensor,
+        sigma: Tensor,
+        cond: Tensor,
+        mask: Tensor,
+        tokens: Tensor | None = None,
+        sigma_min: float | None = None,
+    ) -> Tensor:
         c = self.cfg.consistency
+        sigma_min = c.sigma_min if sigma_min is None else sigma_min
         s = sigma.view(-1, *([1] * (x.dim() - 1)))
         F = net(cm.c_in(s, c.sigma_data) * x, cm.c_noise(sigma), cond, mask, tokens)
-        return cm.c_skip(s, c.sigma_data, c.sigma_min) * x + cm.c_out(s, c.sigma_data, c.sigma_min) * F
+        return cm.c_skip(s, c.sigma_data, sigma_min) * x + cm.c_out(s, c.sigma_data, sigma_min) * F
 
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor, tokens: Tensor) -> Tensor:
-        """f_theta(x, sigma): the latent consistency model. x (B, D, T), sigma (B,)."""
-        return self._consistency(self.lcm, x, sigma, cond, mask, tokens)
+        """f_theta(x, sigma): the latent consistency model, or for objective "diffusion" the EDM denoiser
+        D(x, sigma) (the same preconditioning with sigma_min = 0). x (B, D, T), sigma (B,)."""
+        sigma_min = 0.0 if self.cfg.objective == "diffusion" else None
+        return self._consistency(self.lcm, x, sigma, cond, mask, tokens, sigma_min)
 
     def refine(self, which: str, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor) -> Tensor:
         """The prosody refinement consistency model on the residual (B, 1, L); `which` is duration or pitch."""

@@ -22,6 +22,7 @@ from torch import Tensor
 from flashspeech.codec import Codec
 from flashspeech.config import FlashSpeechConfig
 from flashspeech.consistency import consistency_sample, sampling_sigmas
+from flashspeech.diffusion import SAMPLERS, ode_sigmas, resolve_sampler
 from flashspeech.model import FlashSpeechModel, durations_from_log, f0_from_log, length_regulate
 from flashspeech.modules.common import lengths_to_mask
 from flashspeech.text.phonemes import Frontend, PhonemeVocab
@@ -30,7 +31,11 @@ from flashspeech.timing import StageTimer
 
 @dataclass(frozen=True)
 class Schedule:
-    """The sigmas f was evaluated at, and where they came from (one-step, paper-two-step, karras, explicit)."""
+    """The sigmas f was evaluated at, and where they came from (one-step, paper-two-step, karras, explicit).
+
+    For a diffusion model: the ODE sampler's name (euler, heun) and the grid it stepped from (the final 0
+    left out), so `steps` is the number of ODE steps.
+    """
 
     name: str
     sigmas: tuple[float, ...]
@@ -116,6 +121,16 @@ def _check_latents(latents: Sequence[Tensor], n_frames: Sequence[int], dim: int)
     return _pad_stack([z.float().cpu() for z in latents])[0]
 
 
+def _schedule(
+    cfg: FlashSpeechConfig, sampler: str, steps: int | None, sigmas: Sequence[float] | None
+) -> tuple[list[float], str]:
+    """The sigmas the latent network is sampled from (an ODE grid without its final 0), and their name."""
+    c = cfg.consistency
+    if sampler in SAMPLERS:
+        return ode_sigmas(steps, sigmas, c.sigma_min, c.sigma_max, c.rho)[:-1], sampler
+    return sampling_sigmas(steps, sigmas, c.sigma_min, c.sigma_max, c.rho)
+
+
 def _pad_stack(seqs: Sequence[Tensor], value: float = 0.0) -> tuple[Tensor, Tensor]:
     """Pad 1-D or (C, T) tensors along the last axis; returns batch and (B, T) mask."""
     lengths = torch.tensor([s.shape[-1] for s in seqs])
@@ -195,6 +210,7 @@ class FlashSpeech:
         *,
         steps: int = 2,
         sigmas: Sequence[float] | None = None,
+        sampler: str | None = None,
         seed: int | Sequence[int] = 0,
         alpha: float | None = None,
         alpha_duration: float | None = None,
@@ -213,6 +229,11 @@ class FlashSpeech:
         durations forces each item's frames per phoneme (<s> and </s> included), skipping the duration
         predictor; start_latents (normalised, (latent_dim, frames) each) make sampling start from those
         latents noised to the first sigma instead of from pure noise (see `convert_voice`).
+
+        A diffusion model (config objective "diffusion") is sampled with an ODE `sampler` ("heun" by default,
+        or "euler") over `steps` steps of the Karras grid down to 0, or over explicit `sigmas` (descending,
+        without the final 0); it takes no start_latents. A consistency model takes no sampler but
+        "consistency".
         """
         if len(texts) != len(prompts):
             raise ValueError(f"{len(texts)} texts but {len(prompts)} prompts")
@@ -220,13 +241,10 @@ class FlashSpeech:
             raise ValueError("nothing to synthesize")
         timer = timer or StageTimer()
         device, cfg = self.device, self.model.cfg
-        schedule_sigmas, schedule_name = sampling_sigmas(
-            steps if sigmas is None else None,
-            sigmas,
-            cfg.consistency.sigma_min,
-            cfg.consistency.sigma_max,
-            cfg.consistency.rho,
-        )
+        sampler = resolve_sampler(cfg.objective, sampler)
+        if sampler in SAMPLERS and start_latents is not None:
+            raise ValueError("start_latents are not supported for a diffusion model (consistency models only)")
+        schedule_sigmas, schedule_name = _schedule(cfg, sampler, steps if sigmas is None else None, sigmas)
         base_alpha = cfg.prosody.alpha if alpha is None else alpha
         a_dur = base_alpha if alpha_duration is None else alpha_duration
         a_pitch = base_alpha if alpha_pitch is None else alpha_pitch
@@ -278,7 +296,14 @@ class FlashSpeech:
             start = None
             if start_latents is not None:
                 start = _check_latents(start_latents, n_frames, cfg.latent_dim).to(device, dtype)
-            latent = consistency_sample(denoise, lambda: noise(cfg.latent_dim, n_frames), schedule_sigmas, start=start)
+
+            def latent_noise() -> Tensor:
+                return noise(cfg.latent_dim, n_frames)
+
+            if sampler in SAMPLERS:
+                latent = SAMPLERS[sampler](denoise, latent_noise, [*schedule_sigmas, 0.0])
+            else:
+                latent = consistency_sample(denoise, latent_noise, schedule_sigmas, start=start)
 
         with timer.stage("decoder", device):
             waveforms = []

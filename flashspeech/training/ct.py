@@ -26,7 +26,7 @@ HUBER_C = 0.03
 
 def curriculum_period(s0: int, s1: int, total_steps: int) -> int:
     """K' = floor(K / (log2 floor(s1 / s0) + 1)): the steps between doublings of the discretisation."""
-    return math.floor(total_steps / (math.log2(math.floor(s1 / s0)) + 1))
+    return max(1, math.floor(total_steps / (math.log2(math.floor(s1 / s0)) + 1)))
 
 
 def curriculum_steps(k: int, s0: int = 10, s1: int = 1280, total_steps: int = 600_000) -> int:

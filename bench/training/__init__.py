@@ -1,0 +1,1 @@
+"""Training orchestration: data sources -> feature cache -> the trainer in `flashspeech.training`."""

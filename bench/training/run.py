@@ -1,0 +1,250 @@
+"""`flashspeech-bench train`: a declarative training recipe (TOML) run stage by stage.
+
+A recipe names the model preset, the data source and an ordered list of stages; each stage starts from
+the previous stage's exported checkpoint (loaded strictly), trains with its own `TrainConfig`, saves
+resumable state every `checkpoint_every` steps and exports a checkpoint directory when done. Layout::
+
+    <out>/<stage>/state.pt         resumable training state (weights, optimizer, step)
+    <out>/<stage>/metrics.jsonl    training curves (also logged to MLflow)
+    <out>/<stage>/checkpoint/      the stage's exported checkpoint (FlashSpeech.save_pretrained)
+
+A finished stage (its checkpoint exists) is skipped; an interrupted one resumes from its state.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.config import ConfigError, _set_dotted, parse_override
+from flashspeech.training.trainer import TrainConfig, Trainer
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str  # unique within the recipe (also the run subdirectory)
+    train: TrainConfig
+    init: str | None = None  # a previous stage's name, or a checkpoint directory
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    preset: str = "tiny"
+    seed: int = 0
+    data: str = "synthetic"  # "synthetic" (the corpus's training voices) or "libritts:<dir>"
+    stages: tuple[StageSpec, ...] = ()
+    export: str | None = None  # copy the last stage's checkpoint here, weights in float16
+    experiment: str = "flashspeech-bench-training"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        data = dict(data)
+        stages = []
+        for i, raw in enumerate(data.pop("stages", [])):
+            raw = dict(raw)
+            name = raw.pop("name", None) or raw.get("stage")
+            init = raw.pop("init", None)
+            try:
+                train = TrainConfig.from_dict({"seed": data.get("seed", 0), **raw})
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"stages.{i} ({name}): {exc}") from exc
+            stages.append(StageSpec(name=name, train=train, init=init))
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"stage names must be unique, got {names}")
+        known = {"name", "preset", "seed", "data", "export", "experiment"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown recipe keys {sorted(unknown)}")
+        return cls(stages=tuple(stages), **data)
+
+
+def load_recipe(source: str | Path, overrides: list[str] = ()) -> Recipe:
+    """A recipe file or the name of a shipped one (`bench/configs/train-<name>.toml`), with overrides."""
+    path = Path(source)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+    else:
+        shipped = resources.files("bench").joinpath(f"configs/train-{source}.toml")
+        if not shipped.is_file():
+            raise ConfigError(f"training recipe {source!r}: no such file, and no shipped recipe train-{source}.toml")
+        text = shipped.read_text(encoding="utf-8")
+    data = tomllib.loads(text)
+    for override in overrides:
+        key, value = parse_override(override)
+        _set_dotted(data, key, value)
+    return Recipe.from_dict(data)
+
+
+def training_items(data: str, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
+    """Feature items for a recipe's data source, and the problems met while building them."""
+    from bench.training.features import build_features
+
+    if data == "synthetic":
+        from bench.training.sources import synthetic_utterances
+
+        utterances = synthetic_utterances("train", cache_dir=cache_dir)
+        problems: list[str] = []
+    elif data.startswith("libritts:"):
+        from bench.training.libritts import libritts_utterances
+
+        utterances, problems = libritts_utterances(data.split(":", 1)[1])
+    else:
+        raise ConfigError(f"unknown data source {data!r}; use 'synthetic' or 'libritts:<dir>'")
+    features = build_features(utterances, codec, cache_dir)
+    return features, problems + features.problems
+
+
+def _machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU x{torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+class _MlflowCurves:
+    """Training curves to MLflow (SQLite under the output directory unless MLFLOW_TRACKING_URI is set)."""
+
+    def __init__(self, out: Path, recipe: Recipe, stage: StageSpec, uri: str | None) -> None:
+        import mlflow
+
+        from bench.tracking import quiet_mlflow, tracking_uri
+
+        quiet_mlflow()
+        self.client = mlflow.MlflowClient(tracking_uri(out, uri))
+        exp = self.client.get_experiment_by_name(recipe.experiment)
+        exp_id = exp.experiment_id if exp else self.client.create_experiment(recipe.experiment)
+        self.run_id = self.client.create_run(exp_id, run_name=f"{recipe.name}/{stage.name}").info.run_id
+        for key, value in {
+            "recipe": recipe.name,
+            "preset": recipe.preset,
+            "data": recipe.data,
+            **stage.train.to_dict(),
+        }.items():
+            self.client.log_param(self.run_id, key, str(value)[:500])
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def close(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    only: str | None = None,
+    resume: bool = True,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    tracking: str | None = None,
+    mlflow_curves: bool = True,
+) -> Path:
+    """Run the recipe's stages in order (or only `only`); returns the last exported checkpoint."""
+    from flashspeech.codecs.mel import MelCodec
+    from flashspeech.config import preset
+    from flashspeech.synthesis import FlashSpeech
+
+    out = Path(out)
+    codec = MelCodec()
+    features, problems = training_items(recipe.data, codec, cache_dir)
+    if problems:
+        print(f"{len(problems)} training utterance(s) skipped:")
+        for p in problems[:20]:
+            print(f"  {p}")
+    if not features.items:
+        raise ConfigError(f"no training utterances from {recipe.data!r}")
+    print(f"training data: {len(features.items)} utterances, {len(features.speakers)} speakers, {features.hours:.2f} h")
+    last: Path | None = None
+    history: list[dict[str, Any]] = []
+    for spec in recipe.stages:
+        stage_dir = out / spec.name
+        export_dir = stage_dir / "checkpoint"
+        if only is not None and spec.name != only:
+            if export_dir.is_dir():
+                last = export_dir
+                history = _history(export_dir)
+            continue
+        if export_dir.is_dir() and (export_dir / "config.json").is_file():
+            print(f"stage {spec.name}: done ({export_dir})")
+            last, history = export_dir, _history(export_dir)
+            continue
+        init = spec.init
+        if init is not None and (out / init / "checkpoint").is_dir():
+            init = str(out / init / "checkpoint")
+        if init is not None:
+            tts = FlashSpeech.from_pretrained(init)
+            history = _history(Path(init))
+        else:
+            diffusion = spec.train.stage == "diffusion"
+            cfg = preset(f"{recipe.preset}-diffusion" if diffusion else recipe.preset)
+            tts = FlashSpeech.from_config(cfg, codec, seed=recipe.seed)
+        tts.to(device)
+        curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves else None
+        trainer = Trainer(tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves)
+        if resume and (stage_dir / "state.pt").is_file():
+            trainer.load_state()
+            print(f"stage {spec.name}: resuming at step {trainer.step}")
+        try:
+            final = trainer.run()
+        except BaseException:
+            if curves:
+                curves.close("KILLED")
+            raise
+        if curves:
+            curves.close()
+        entry = {
+            "stage": spec.name,
+            "objective": spec.train.stage,
+            "steps": spec.train.steps,
+            "train_wall_s": round(trainer.elapsed_s, 1),
+            "machine": _machine(),
+            "final_metrics": final,
+            "config": spec.train.to_dict(),
+            "data": recipe.data,
+            "utterances": len(features.items),
+            "speakers": features.speakers,
+            "hours": round(features.hours, 3),
+        }
+        if trainer.speech_encoder is not None:
+            entry["speech_encoder"] = trainer.speech_encoder.name
+        history = [*history, entry]
+        tts.model.eval()
+        tts.save_pretrained(export_dir, recipe=recipe.name, training=history)
+        last = export_dir
+    if last is not None and recipe.export and only is None:
+        from flashspeech.checkpoint import export_checkpoint
+
+        dest = Path(recipe.export)
+        if dest.exists():
+            shutil.rmtree(dest)
+        export_checkpoint(last, dest, torch.float16)
+        print(f"exported {last} -> {dest} (float16 weights)")
+    if last is None:
+        raise ConfigError("no stage ran or finished")
+    return last
+
+
+def _history(checkpoint: Path) -> list[dict[str, Any]]:
+    from flashspeech.checkpoint import read_description
+
+    return list(read_description(checkpoint).get("metadata", {}).get("training", []))

@@ -1,0 +1,149 @@
+"""One training step's forward pass and losses, per objective (digest §1.5-1.6, §2.1-2.2).
+
+- `conditioning`: prompt and phoneme encoders, duration and pitch regression (teacher-forced with the
+  ground-truth durations and F0) and their masked L1 losses on log(1 + value).
+- `consistency_loss`: Eq. 10 with the iCT discretisation: student at sigma_{i+1}, stop-gradient teacher
+  (the same network, no EMA) at sigma_i, the same noise for both, weight 1 / (sigma_{i+1} - sigma_i),
+  pseudo-Huber distance over valid frames only. The teacher's dropout draws repeat the student's.
+- `diffusion_loss`: the EDM denoising objective of the diffusion baseline.
+- `refinement_loss`: the prosody refinement consistency models on the residual ground truth minus
+  regression, conditioned on the predictor's pre-projection feature (stage 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from flashspeech.model import FlashSpeechModel, length_regulate
+from flashspeech.training.batch import Batch
+from flashspeech.training.ct import ct_sigmas, loss_weight, pseudo_huber, sample_intervals
+
+
+@dataclass
+class Conditioning:
+    """Everything the latent model and the refiners are conditioned on, plus the regression losses."""
+
+    cond: Tensor  # (B, T, H) LCM condition with ground-truth pitch
+    tokens: Tensor  # (B, Q, H) prompt query tokens
+    frame_mask: Tensor  # (B, T)
+    log_duration: Tensor  # (B, P) regression prediction
+    duration_feature: Tensor  # (B, P, H)
+    log_f0: Tensor  # (B, T) regression prediction
+    f0_feature: Tensor  # (B, T, H)
+    loss_duration: Tensor
+    loss_pitch: Tensor
+
+
+def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    m = mask.to(pred.dtype)
+    return ((pred - target).abs() * m).sum() / m.sum().clamp_min(1.0)
+
+
+def conditioning(model: FlashSpeechModel, batch: Batch) -> Conditioning:
+    spk, style, tokens = model.encode_prompt(batch.prompt, batch.prompt_mask)
+    hidden = model.encode_phonemes(batch.phonemes, batch.phone_mask, style)
+    log_dur, dur_feat = model.duration_predictor(hidden, batch.phone_mask, spk, batch.prompt_mask)
+    frames, frame_mask = length_regulate(hidden, batch.durations, batch.phone_mask)
+    if frames.shape[1] != batch.latent.shape[-1] or not torch.equal(frame_mask, batch.frame_mask):
+        raise ValueError("durations do not match the latent frames of the batch")
+    log_f0, f0_feat = model.pitch_predictor(frames, frame_mask, spk, batch.prompt_mask)
+    cond = model.frame_condition(frames, batch.f0)
+    target_dur = torch.log1p(batch.durations.float())
+    target_f0 = torch.log1p(batch.f0)
+    return Conditioning(
+        cond=cond,
+        tokens=tokens,
+        frame_mask=frame_mask,
+        log_duration=log_dur,
+        duration_feature=dur_feat,
+        log_f0=log_f0,
+        f0_feature=f0_feat,
+        loss_duration=masked_l1(log_dur, target_dur, batch.phone_mask),
+        loss_pitch=masked_l1(log_f0, target_f0, frame_mask),
+    )
+
+
+@dataclass
+class ConsistencyTerms:
+    loss: Tensor  # weighted, averaged over the batch
+    student: Tensor  # f_theta at sigma_{i+1} (the adversarial stage's fake sample)
+    sigma_next: Tensor  # (B,)
+    n_sigmas: int
+
+
+def _teacher_student(
+    denoise,
+    x0: Tensor,
+    mask: Tensor,
+    n_sigmas: int,
+    generator: torch.Generator,
+    sigma_min: float,
+    sigma_max: float,
+    rho: float,
+) -> ConsistencyTerms:
+    sigmas = ct_sigmas(n_sigmas, sigma_min, sigma_max, rho)
+    _, sigma_i, sigma_next = sample_intervals(sigmas, x0.shape[0], generator)
+    sigma_i, sigma_next = sigma_i.to(x0.device), sigma_next.to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device) * mask[:, None, :]
+    shape = (-1, *([1] * (x0.dim() - 1)))
+    rng_state = torch.get_rng_state()
+    student = denoise(x0 + sigma_next.view(shape) * noise, sigma_next)
+    torch.set_rng_state(rng_state)  # the teacher sees the same dropout draws as the student
+    with torch.no_grad():
+        teacher = denoise(x0 + sigma_i.view(shape) * noise, sigma_i)
+    weight = loss_weight(sigma_i, sigma_next)
+    loss = (weight * pseudo_huber(student, teacher.detach(), mask)).mean()
+    return ConsistencyTerms(loss, student, sigma_next, n_sigmas)
+
+
+def consistency_loss(
+    model: FlashSpeechModel, batch: Batch, c: Conditioning, n_sigmas: int, generator: torch.Generator
+) -> ConsistencyTerms:
+    cc = model.cfg.consistency
+
+    def denoise(x: Tensor, sigma: Tensor) -> Tensor:
+        return model.denoise(x, sigma, c.cond, c.frame_mask, c.tokens)
+
+    return _teacher_student(
+        denoise, batch.latent, c.frame_mask, n_sigmas, generator, cc.sigma_min, cc.sigma_max, cc.rho
+    )
+
+
+def diffusion_loss(model: FlashSpeechModel, batch: Batch, c: Conditioning, generator: torch.Generator) -> Tensor:
+    """EDM: E[lambda(sigma) * ||D(x + sigma n, sigma) - x||^2] over valid elements, sigma log-normal."""
+    from flashspeech.diffusion import edm_loss_weight, edm_training_sigmas
+
+    x0 = batch.latent
+    sigma = edm_training_sigmas(x0.shape[0], generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device) * c.frame_mask[:, None, :]
+    denoised = model.denoise(x0 + sigma.view(-1, 1, 1) * noise, sigma, c.cond, c.frame_mask, c.tokens)
+    m = c.frame_mask[:, None, :].expand_as(x0).to(x0.dtype)
+    per_item = (((denoised - x0) ** 2) * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
+    return (edm_loss_weight(sigma, model.cfg.consistency.sigma_data) * per_item).mean()
+
+
+def refinement_loss(
+    model: FlashSpeechModel, batch: Batch, c: Conditioning, n_sigmas: int, generator: torch.Generator
+) -> dict[str, Tensor]:
+    """Consistency training of both refiners on residual = log(1 + truth) - regression (detached)."""
+    cc = model.cfg.consistency
+    out = {}
+    cases = {
+        "duration": (torch.log1p(batch.durations.float()) - c.log_duration, c.duration_feature, batch.phone_mask),
+        "pitch": (torch.log1p(batch.f0) - c.log_f0, c.f0_feature, c.frame_mask),
+    }
+    for which, (residual, feature, mask) in cases.items():
+        x0 = (residual.detach() * mask)[:, None, :]
+        feature = feature.detach()
+
+        def denoise(x: Tensor, sigma: Tensor, which=which, feature=feature, mask=mask) -> Tensor:
+            return model.refine(which, x, sigma, feature, mask)
+
+        terms = _teacher_student(
+            denoise, x0, mask, n_sigmas, generator, cc.sigma_min, model.cfg.prosody.refine_sigma_max, cc.rho
+        )
+        out[which] = terms.loss
+    return out

@@ -1,0 +1,362 @@
+"""The training loop for every stage, with resumable state and deterministic steps.
+
+Stages (paper §4.1 / official code s1, s2, "stage 3"; digest §2.3):
+- `consistency`: consistency training of the LCM + prosody regression losses (paper stage 1 before 600k).
+- `adversarial`: the same plus the adversarial loss from a frozen speech encoder's discriminator, with
+  the adaptive weight; generator and discriminator steps alternate (even / odd steps, as the code does),
+  each with its own AdamW (the official code puts both in one AdamW; the updates are the same because
+  each step only has gradients for one of them).
+- `refinement`: the prosody refinement consistency models on the residual; everything else frozen.
+- `diffusion`: the diffusion baseline's EDM denoising objective + the same prosody regression losses.
+
+Determinism: step k draws everything (prompt splits, noise levels, noise, dropout) from generators seeded
+by (seed, k), and its batch from the epoch's deterministic frame-budget order. The saved state is
+therefore just weights, optimizer moments and k: a resumed run continues bit-exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from flashspeech.training.batch import Batch, TrainingItem, collate
+from flashspeech.training.ct import adaptive_weight, curriculum_steps
+from flashspeech.training.data import frame_budget_batches
+from flashspeech.training.losses import conditioning, consistency_loss, diffusion_loss, refinement_loss
+
+STAGES = ("consistency", "adversarial", "refinement", "diffusion")
+STATE = "state.pt"
+METRICS = "metrics.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One stage's settings. Defaults follow the paper where they fit a small run (see the docs)."""
+
+    stage: str = "consistency"
+    steps: int = 1000
+    lr: float = 3e-4  # paper AdamW 3e-4 (code 1e-4; stage-2 code 8e-5)
+    warmup: int = 100  # linear warm-up steps, then linear decay to `final_lr_fraction` of lr
+    final_lr_fraction: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 0.5  # official code: gradient_clip_val 0.5
+    batch_frames: int = 4000  # frame budget per batch (items x longest item)
+    seed: int = 0
+    # iCT curriculum N(k) = min(s0 * 2^floor(k / K'), s1) + 1 over `curriculum_total` steps (default: steps)
+    s0: int = 10
+    s1: int = 1280
+    curriculum_total: int | None = None
+    fixed_sigmas: int | None = None  # a fixed N (the code's is_fixed: 1281 in stage 2)
+    # adversarial stage
+    gan_loss: str = "lsgan"  # "lsgan" (official code) or "log" (paper Eq. 15)
+    speech_encoder: str = "whisper"  # "whisper" (offline default) or "wavlm:<dir>"
+    disc_widths: tuple[int, ...] = (256, 512, 1024, 1024)
+    disc_lr: float | None = None  # default: lr
+    adaptive_scale: float = 0.5  # official code multiplies the adaptive weight by 0.5
+    # bookkeeping
+    log_every: int = 10
+    checkpoint_every: int = 200
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"unknown stage {self.stage!r}; stages: {', '.join(STAGES)}")
+        if self.steps < 1 or self.batch_frames < 1:
+            raise ValueError("steps and batch_frames must be >= 1")
+        if self.gan_loss not in ("lsgan", "log"):
+            raise ValueError(f"gan_loss must be 'lsgan' or 'log', got {self.gan_loss!r}")
+
+    def n_sigmas(self, step: int) -> int:
+        if self.fixed_sigmas is not None:
+            return self.fixed_sigmas
+        return curriculum_steps(step, self.s0, self.s1, self.curriculum_total or self.steps)
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        frac = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (1.0 - (1.0 - self.final_lr_fraction) * min(frac, 1.0))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["disc_widths"] = list(self.disc_widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = dict(d)
+        if "disc_widths" in d:
+            d["disc_widths"] = tuple(d["disc_widths"])
+        return cls(**d)
+
+
+def step_seed(seed: int, step: int) -> int:
+    return (seed * 1_000_003 + step * 7919 + 17) % (2**63 - 1)
+
+
+@dataclass
+class StepResult:
+    step: int
+    metrics: dict[str, float]
+
+
+@dataclass
+class Trainer:
+    """Trains `model` (a FlashSpeechModel) on `items` for one stage; `run_dir` holds state and metrics."""
+
+    model: torch.nn.Module
+    items: Sequence[TrainingItem]
+    config: TrainConfig
+    run_dir: Path
+    codec: torch.nn.Module | None = None  # needed by the adversarial stage
+    on_log: Callable[[int, dict[str, float]], None] | None = None
+    speech_encoder: torch.nn.Module | None = None  # adversarial stage; default: built from config.speech_encoder
+    step: int = 0
+    elapsed_s: float = 0.0  # training wall time over all sessions of this stage
+    discriminator: torch.nn.Module | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        self.device = next(self.model.parameters()).device
+        cfg = self.config
+        objective = getattr(self.model.cfg, "objective", "consistency")
+        if cfg.stage == "diffusion" and objective != "diffusion":
+            raise ValueError("the diffusion stage needs a model whose config has objective='diffusion'")
+        if cfg.stage != "diffusion" and objective == "diffusion":
+            raise ValueError(f"stage {cfg.stage!r} trains a consistency model, not a diffusion one")
+        self.trainable = self._select_trainable()
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.disc_optimizer = None
+        if cfg.stage == "adversarial":
+            from flashspeech.training.discriminator import Discriminator, build_speech_encoder
+
+            if self.codec is None:
+                raise ValueError("the adversarial stage needs the codec (to feed the speech encoder)")
+            if self.speech_encoder is None:
+                self.speech_encoder = build_speech_encoder(cfg.speech_encoder)
+            self.speech_encoder.to(self.device)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(cfg.seed)
+                self.discriminator = Discriminator(self.speech_encoder.channels, cfg.disc_widths).to(self.device)
+            self.disc_optimizer = torch.optim.AdamW(
+                self.discriminator.parameters(), lr=cfg.disc_lr or cfg.lr, weight_decay=cfg.weight_decay
+            )
+        lengths = [int(item.latent.shape[-1]) for item in self.items]
+        self._lengths = lengths
+        self._epoch_batches: dict[int, list[list[int]]] = {}
+        self.n_batches = len(frame_budget_batches(lengths, cfg.batch_frames, cfg.seed))
+
+    # -- parameters -----------------------------------------------------------------------------------
+    def _select_trainable(self) -> list[Tensor]:
+        refiners = ("duration_refiner.", "pitch_refiner.")
+        params = []
+        for name, p in self.model.named_parameters():
+            is_refiner = name.startswith(refiners)
+            train = is_refiner if self.config.stage == "refinement" else not is_refiner
+            p.requires_grad_(train)
+            if train:
+                params.append(p)
+        return params
+
+    # -- data -----------------------------------------------------------------------------------------
+    def batch_at(self, step: int) -> Batch:
+        epoch, index = divmod(step, self.n_batches)
+        if epoch not in self._epoch_batches:
+            self._epoch_batches = {
+                epoch: frame_budget_batches(self._lengths, self.config.batch_frames, self.config.seed + epoch)
+            }
+        indices = self._epoch_batches[epoch][index]
+        rng = random.Random(step_seed(self.config.seed, step))
+        return collate([self.items[i] for i in indices], rng).to(self.device)
+
+    # -- one step -------------------------------------------------------------------------------------
+    def train_step(self) -> StepResult:
+        cfg, model, k = self.config, self.model, self.step
+        batch = self.batch_at(k)
+        seed = step_seed(cfg.seed, k)
+        gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)  # dropout
+        for group in self.optimizer.param_groups:
+            group["lr"] = cfg.lr_at(k)
+        metrics: dict[str, float] = {"lr": cfg.lr_at(k), "frames": float(batch.frames)}
+
+        if cfg.stage == "refinement":
+            model.eval()
+            with torch.no_grad():
+                c = conditioning(model, batch)
+            model.duration_refiner.train()
+            model.pitch_refiner.train()
+            n = cfg.n_sigmas(k)
+            losses = refinement_loss(model, batch, c, n, gen)
+            loss = losses["duration"] + losses["pitch"]
+            metrics.update(loss_refine_duration=losses["duration"].item(), loss_refine_pitch=losses["pitch"].item())
+            metrics["n_sigmas"] = float(n)
+            self._update(self.optimizer, self.trainable, loss, metrics)
+        elif cfg.stage == "adversarial" and k % 2 == 1:
+            model.train()
+            self._discriminator_step(batch, gen, metrics)
+        else:
+            model.train()
+            c = conditioning(model, batch)
+            loss = c.loss_duration + c.loss_pitch
+            metrics.update(loss_duration=c.loss_duration.item(), loss_pitch=c.loss_pitch.item())
+            if cfg.stage == "diffusion":
+                l_diff = diffusion_loss(model, batch, c, gen)
+                loss = loss + l_diff
+                metrics["loss_diffusion"] = l_diff.item()
+            else:
+                n = cfg.n_sigmas(k)
+                terms = consistency_loss(model, batch, c, n, gen)
+                loss = loss + terms.loss
+                metrics.update(loss_ct=terms.loss.item(), n_sigmas=float(n))
+                if cfg.stage == "adversarial":
+                    l_g = self._generator_adv_loss(batch, terms.student)
+                    weight = adaptive_weight(
+                        terms.loss, l_g, model.lcm.layers[-1].out_proj.weight, scale=cfg.adaptive_scale
+                    )
+                    loss = loss + weight * l_g
+                    metrics.update(loss_g=l_g.item(), adv_weight=weight.item())
+            self._update(self.optimizer, self.trainable, loss, metrics)
+        self.step += 1
+        return StepResult(k, metrics)
+
+    def _update(self, optimizer: torch.optim.Optimizer, params: list[Tensor], loss: Tensor, metrics: dict) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"step {self.step}: non-finite loss {float(loss)} ({metrics})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        optimizer.step()
+        metrics["loss"] = loss.item()
+        metrics.setdefault("grad_norm", float(norm))
+
+    # -- adversarial pieces ---------------------------------------------------------------------------
+    def _features(self, latent: Tensor, mask: Tensor) -> Tensor:
+        shortest = int(mask.sum(1).min())
+        return self.speech_encoder.features(latent[..., :shortest], self.codec)
+
+    def _prompt_features(self, batch: Batch) -> Tensor:
+        with torch.no_grad():
+            return self._features(batch.prompt, batch.prompt_mask)
+
+    def _generator_adv_loss(self, batch: Batch, fake: Tensor) -> Tensor:
+        from flashspeech.training.discriminator import generator_loss
+
+        self.discriminator.requires_grad_(False)
+        logits = self.discriminator(self._features(fake, batch.frame_mask), self._prompt_features(batch))
+        self.discriminator.requires_grad_(True)
+        return generator_loss(logits, self.config.gan_loss)
+
+    def _discriminator_step(self, batch: Batch, gen: torch.Generator, metrics: dict) -> None:
+        from flashspeech.training.discriminator import discriminator_loss
+
+        cfg = self.config
+        with torch.no_grad():
+            c = conditioning(self.model, batch)
+            fake = consistency_loss(self.model, batch, c, cfg.n_sigmas(self.step), gen).student
+            f_fake = self._features(fake, batch.frame_mask)
+            f_real = self._features(batch.latent, batch.frame_mask)
+        prompt = self._prompt_features(batch)
+        loss = discriminator_loss(self.discriminator(f_real, prompt), self.discriminator(f_fake, prompt), cfg.gan_loss)
+        for group in self.disc_optimizer.param_groups:
+            group["lr"] = (cfg.disc_lr or cfg.lr) * cfg.lr_at(self.step) / cfg.lr
+        self._update(self.disc_optimizer, list(self.discriminator.parameters()), loss, metrics)
+        metrics["loss_d"] = metrics.pop("loss")
+        metrics["grad_norm_d"] = metrics.pop("grad_norm")
+
+    # -- state ----------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        state = {
+            "step": self.step,
+            "elapsed_s": self.elapsed_s,
+            "config": self.config.to_dict(),
+            "model_config": self.model.cfg.to_dict(),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
+        if self.discriminator is not None:
+            state["discriminator"] = self.discriminator.state_dict()
+            state["disc_optimizer"] = self.disc_optimizer.state_dict()
+            state["speech_encoder"] = self.speech_encoder.name
+        return state
+
+    def save_state(self) -> Path:
+        path = self.run_dir / STATE
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{STATE}.tmp")
+        torch.save(self.state_dict(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load_state(self, path: Path | None = None) -> None:
+        from flashspeech.checkpoint import check_state_dict
+
+        path = Path(path or self.run_dir / STATE)
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        saved = TrainConfig.from_dict(state["config"])
+        if replace(saved, steps=self.config.steps, checkpoint_every=self.config.checkpoint_every) != replace(
+            self.config, steps=self.config.steps, checkpoint_every=self.config.checkpoint_every
+        ):
+            raise ValueError(f"{path}: saved with a different training config: {saved} vs {self.config}")
+        check_state_dict(self.model, state["model"], str(path))
+        self.model.load_state_dict(state["model"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.discriminator is not None:
+            self.discriminator.load_state_dict(state["discriminator"], strict=True)
+            self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        self.step = int(state["step"])
+        self.elapsed_s = float(state.get("elapsed_s", 0.0))
+        self._truncate_metrics()
+
+    def _truncate_metrics(self) -> None:
+        """Drop metric lines logged after the saved state (they will be logged again)."""
+        path = self.run_dir / METRICS
+        if path.is_file():
+            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+            keep = [ln for ln in lines if json.loads(ln)["step"] <= self.step]
+            path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+
+    # -- the loop -------------------------------------------------------------------------------------
+    def run(self, progress: bool = True) -> dict[str, float]:
+        """Train until `config.steps`; checkpoints every `checkpoint_every` steps and at the end."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        window: dict[str, list[float]] = {}
+        last: dict[str, float] = {}
+        start = time.perf_counter()
+        with tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}", disable=not progress) as bar:
+            while self.step < cfg.steps:
+                t0 = time.perf_counter()
+                result = self.train_step()
+                self.elapsed_s += time.perf_counter() - t0
+                for key, value in result.metrics.items():
+                    window.setdefault(key, []).append(value)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    last = {k: sum(v) / len(v) for k, v in window.items()}
+                    last["seconds_per_step"] = (time.perf_counter() - start) / max(1, sum(1 for _ in window["lr"]))
+                    self._log(self.step, last)
+                    window, start = {}, time.perf_counter()
+                    bar.set_postfix(loss=f"{last.get('loss', last.get('loss_d', math.nan)):.4f}")
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self.save_state()
+                bar.update()
+        return last
+
+    def _log(self, step: int, metrics: dict[str, float]) -> None:
+        with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": step, **metrics}) + "\n")
+        if self.on_log is not None:
+            self.on_log(step, metrics)
