@@ -50,3 +50,14 @@ def perf(session: nox.Session) -> None:
     else:
         session.log("no saved benchmark run yet: this run becomes the baseline")
     session.run("pytest", *args, "--benchmark-columns=min,median,iqr,rounds", *session.posargs)
+
+
+@nox.session
+def train(session: nox.Session) -> None:
+    """Train from a recipe (default: the shipped tiny FlashSpeech, all three stages; resumes), e.g.
+    `nox -s train -- --config tiny-diffusion`, `nox -s train -- --stage consistency --steps 500`."""
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if "--config" not in args:
+        args = ["--config", "tiny", *args]
+    session.run("flashspeech-bench", "train", *args)

@@ -15,12 +15,14 @@ from flashspeech.training.discriminator import (
     PAPER_WIDTHS,
     TINY_WIDTHS,
     Discriminator,
-    WavLMFeatures,
-    WhisperEncoderFeatures,
-    build_speech_encoder,
     crop_to_shortest,
     discriminator_loss,
     generator_loss,
+)
+from flashspeech.training.speech_encoders import (
+    WavLMFeatures,
+    WhisperEncoderFeatures,
+    build_speech_encoder,
     latent_to_whisper_mel,
 )
 

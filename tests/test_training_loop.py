@@ -24,6 +24,10 @@ class Item:
     latent: torch.Tensor
     f0: torch.Tensor
 
+    @property
+    def n_frames(self) -> int:
+        return int(self.latent.shape[-1])
+
 
 def make_items(n: int = 6, seed: int = 0, latent_dim: int = 100) -> list[Item]:
     """Learnable toy data: each phoneme id has its own latent pattern; F0 depends on the speaker."""
@@ -145,7 +149,7 @@ def test_adversarial_stage_alternates_generator_and_discriminator(tmp_path):
     from whisper.model import AudioEncoder
 
     from flashspeech.codecs.mel import MelCodec
-    from flashspeech.training.discriminator import WhisperEncoderFeatures
+    from flashspeech.training.speech_encoders import WhisperEncoderFeatures
 
     torch.manual_seed(0)
     encoder = WhisperEncoderFeatures(AudioEncoder(n_mels=80, n_ctx=1500, n_state=16, n_head=2, n_layer=2), name="rnd")
@@ -211,3 +215,48 @@ def test_shipped_recipes_parse():
         from bench.training.run import Recipe
 
         Recipe.from_dict({"name": "x", "bogus": 1})
+
+
+def test_recipe_runs_stages_in_order_exports_and_skips_finished_ones(tmp_path, monkeypatch):
+    from bench.training import run as run_mod
+    from bench.training.features import FeatureSet
+    from bench.training.run import Recipe
+    from flashspeech.checkpoint import read_description
+    from flashspeech.synthesis import FlashSpeech
+
+    features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    recipe = Recipe.from_dict(
+        {
+            "name": "toy",
+            "export": str(tmp_path / "shipped"),
+            "stages": [
+                {"name": "ct", "stage": "consistency", "steps": 2, "batch_frames": 400, "warmup": 0},
+                {"name": "refine", "stage": "refinement", "init": "ct", "steps": 2, "batch_frames": 400, "s1": 160},
+            ],
+        }
+    )
+    last = run_mod.run_recipe(recipe, tmp_path / "out", mlflow_curves=False)
+    assert last == tmp_path / "out" / "refine" / "checkpoint"
+    history = read_description(last)["metadata"]["training"]
+    assert [h["stage"] for h in history] == ["ct", "refine"] and history[0]["steps"] == 2
+    shipped = read_description(tmp_path / "shipped")
+    assert shipped["metadata"]["weights_dtype"] == "torch.float16"
+    full, half = FlashSpeech.from_pretrained(last), FlashSpeech.from_pretrained(tmp_path / "shipped")
+    for (k, a), (_, b) in zip(full.model.state_dict().items(), half.model.state_dict().items(), strict=True):
+        assert torch.allclose(a, b, rtol=1e-2, atol=1e-3), k
+    # the refinement stage changed only the refiners of the consistency stage's weights
+    ct = FlashSpeech.from_pretrained(tmp_path / "out" / "ct" / "checkpoint").model.state_dict()
+    assert torch.equal(ct["lcm.in_proj.weight"], full.model.state_dict()["lcm.in_proj.weight"])
+    # a second run skips both finished stages
+    stamp = (last / "model.safetensors").stat().st_mtime_ns
+    run_mod.run_recipe(recipe, tmp_path / "out", mlflow_curves=False)
+    assert (last / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_pretrained_names_resolve_to_shipped_checkpoints():
+    from flashspeech.checkpoint import CheckpointError, resolve_checkpoint
+
+    with pytest.raises(CheckpointError, match="no shipped checkpoint"):
+        resolve_checkpoint("pretrained:does-not-exist")
+    assert str(resolve_checkpoint("some/dir")) == "some/dir"

@@ -137,7 +137,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.disc_optimizer = None
         if cfg.stage == "adversarial":
-            from flashspeech.training.discriminator import Discriminator, build_speech_encoder
+            from flashspeech.training.discriminator import Discriminator
+            from flashspeech.training.speech_encoders import build_speech_encoder
 
             if self.codec is None:
                 raise ValueError("the adversarial stage needs the codec (to feed the speech encoder)")

@@ -1,4 +1,4 @@
-"""Speaker similarity suite (SIM-o / SIM-r / SIM-target) with WavLM-TDNN and resemblyzer backends."""
+"""Speaker similarity suite (SIM-o, SIM-r, SIM-target, speaker-ID accuracy): WavLM-TDNN and resemblyzer backends."""
 
 from suites.similarity.backends import (
     BACKENDS,
@@ -8,16 +8,18 @@ from suites.similarity.backends import (
     WavLMTDNNBackend,
     build_backend,
 )
-from suites.similarity.suite import NO_RECONSTRUCTION, NO_TARGET, SimilaritySuite
+from suites.similarity.suite import FEW_SPEAKERS, NO_RECONSTRUCTION, NO_TARGET, SimilaritySuite, SpeakerReference
 
 __all__ = [
     "BACKENDS",
+    "FEW_SPEAKERS",
     "NO_RECONSTRUCTION",
     "NO_TARGET",
     "AudioRejected",
     "EmbeddingBackend",
     "ResemblyzerBackend",
     "SimilaritySuite",
+    "SpeakerReference",
     "WavLMTDNNBackend",
     "build_backend",
 ]

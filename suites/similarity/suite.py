@@ -5,6 +5,17 @@
   `Sample.reconstructed_prompt`) -- the VALL-E / NaturalSpeech / FlashSpeech "Sim-R". Absent for
   systems that give no reconstruction, and the row's details say so.
 * `sim_target`: cosine(generated, ground-truth recording of the text) when the test item has one.
+* `spk_id_correct` / `spk_id_margin`: zero-shot speaker identification. Each candidate speaker's centroid is
+  the normalised mean of the (unit-normalised) embeddings of that speaker's distinct prompt clips; the
+  reference set is every prompt of the samples passed to one `score` call (one `score_batch` call when
+  used directly): real recordings only, so it is the same for every system scored together, and it does
+  not depend on sample order or on which generations failed. The prompt's speaker is
+  `EvalItem.speaker`: a manifest has one speaker per item and every protocol prompts with that speaker
+  (seed-tts-eval has no speaker ids: the prompt file's stem stands in, so each prompt clip is its own
+  candidate). `spk_id_margin` = cosine(generated, own centroid) - max cosine(generated, other centroid);
+  `spk_id_correct` = 1.0 when that margin is > 0 (a tie counts as wrong). The aggregate `spk_id_acc` is
+  the mean of `spk_id_correct`; `spk_id_speakers` records the number of candidates (chance = 1 / that).
+  With fewer than 2 candidates the row's details and `aggregate_notes` say why, and `spk_id_acc` is NaN.
 
 Everything is embedded at 16 kHz. Prompt and target embeddings are cached across samples (many samples
 share a prompt). Unusable audio (empty, non-finite, shorter than `min_seconds`, no speech left after a
@@ -13,6 +24,7 @@ backend's trimming) makes that sample an error row; the other samples of the bat
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,9 +32,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from bench.data.audio import DEFAULT_RESAMPLER, resample
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
+from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, register
 from suites.similarity.backends import (
     SAMPLE_RATE,
     AudioRejected,
@@ -34,6 +47,14 @@ from suites.similarity.backends import (
 
 NO_RECONSTRUCTION = "no reconstructed prompt from this system"
 NO_TARGET = "no ground-truth target audio for this item"
+FEW_SPEAKERS = (
+    "speaker identification needs at least 2 candidate speakers; the prompts scored together have {n} "
+    "with a usable prompt"
+)
+SPK_ID_REFERENCE = (
+    "per-speaker centroids (normalised mean of unit prompt embeddings, each distinct prompt clip once) over "
+    "the prompts of all samples scored in one call; prompt speaker = EvalItem.speaker"
+)
 _BACKEND_CLASSES = {cls.name: cls for cls in (ResemblyzerBackend, WavLMTDNNBackend)}
 
 
@@ -57,6 +78,34 @@ class _Batch:
 
     pending: dict[Hashable, np.ndarray] = field(default_factory=dict)
     resolved: dict[Hashable, torch.Tensor | str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SpeakerReference:
+    """Candidate speakers for speaker identification: one unit centroid row per speaker (sorted ids)."""
+
+    speakers: tuple[str, ...]
+    centroids: torch.Tensor  # (speakers, dim)
+    prompts: int  # distinct prompt clips in the centroids
+    unusable: int  # distinct prompt clips that could not be embedded (left out)
+
+    def why_not(self, speaker: str) -> str | None:
+        """Why `speaker`'s samples cannot be identified against this set (None: they can)."""
+        if len(self.speakers) < 2:
+            return FEW_SPEAKERS.format(n=len(self.speakers))
+        if speaker not in self.speakers:
+            return f"prompt speaker {speaker!r} has no usable prompt in the reference set"
+        return None
+
+    def identify(self, embedding: torch.Tensor, speaker: str) -> tuple[float, str]:
+        """(margin, nearest speaker): cosine to `speaker`'s centroid minus the best other speaker's."""
+        sims = self.centroids @ F.normalize(embedding.float(), dim=0)
+        own = self.speakers.index(speaker)
+        others = sims.clone()
+        others[own] = -math.inf
+        best_other = int(others.argmax())
+        margin = float(sims[own] - sims[best_other])
+        return margin, speaker if margin > 0 else self.speakers[best_other]
 
 
 def check_clip(audio: np.ndarray, what: str, min_seconds: float) -> np.ndarray:
@@ -89,6 +138,17 @@ class SimilaritySuite(Suite):
         "sim_o": MetricInfo(True, "cosine", "speaker similarity of the generated speech to the original prompt"),
         "sim_r": MetricInfo(True, "cosine", "speaker similarity to the prompt reconstructed by the system's codec"),
         "sim_target": MetricInfo(True, "cosine", "speaker similarity to the ground-truth target recording"),
+        "spk_id_correct": MetricInfo(
+            True, "fraction", "1 if the generated speech is nearest to its prompt speaker's centroid, else 0"
+        ),
+        "spk_id_margin": MetricInfo(
+            True, "cosine", "cosine to the prompt speaker's centroid minus the best other speaker's"
+        ),
+    }
+    aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {
+        "spk_id_acc": MetricInfo(
+            True, "fraction", "zero-shot speaker identification accuracy among the test set's prompt speakers"
+        ),
     }
 
     def __init__(
@@ -114,6 +174,10 @@ class SimilaritySuite(Suite):
         self.comparable_to_papers: bool = kind.comparable_to_papers
         # per instance: every metric's description carries the backend label
         self.metrics = {k: replace(v, description=f"{v.description} [{self.label}]") for k, v in self.metrics.items()}
+        self.aggregate_metrics = {
+            k: replace(v, description=f"{v.description} [{self.label}]") for k, v in self.aggregate_metrics.items()
+        }
+        self._reference: SpeakerReference | None = None  # set for the duration of `score`
 
     def _load(self) -> None:
         if self.embedder is None:
@@ -132,6 +196,7 @@ class SimilaritySuite(Suite):
             "resampler": DEFAULT_RESAMPLER.describe(),
             "min_seconds": self.min_seconds,
             "sim_r_reference": "Sample.reconstructed_prompt (the system's codec round trip of the prompt clip)",
+            "spk_id_reference": SPK_ID_REFERENCE,
         }
 
     def _embed(self, clips: dict[Hashable, np.ndarray]) -> dict[Hashable, torch.Tensor | str]:
@@ -149,6 +214,65 @@ class SimilaritySuite(Suite):
             out.update(zip(keys, vectors, strict=True))
             break
         return out
+
+    def _embed_prompts(self, pending: dict[Hashable, np.ndarray]) -> dict[Hashable, torch.Tensor | str]:
+        """Embed prompt clips (cached); a failing backend call is retried clip by clip, failures become reasons."""
+        try:
+            embedded = self._embed(pending)
+        except SuiteError:
+            raise
+        except Exception as exc:
+            if len(pending) == 1:
+                return {key: f"{type(exc).__name__}: {exc}" for key in pending}
+            out: dict[Hashable, torch.Tensor | str] = {}
+            for key, clip in pending.items():
+                out.update(self._embed_prompts({key: clip}))
+            return out
+        for key, value in embedded.items():
+            self._cache.put(key, value)
+        return embedded
+
+    def speaker_reference(self, samples: Sequence[Sample]) -> SpeakerReference:
+        """Centroids of the prompt speakers of `samples` (each distinct prompt clip once, in a fixed order)."""
+        self.load()
+        clips: dict[Hashable, Sample] = {}
+        speakers: dict[str, set[Hashable]] = {}
+        for sample in samples:
+            key = _prompt_key(sample)
+            clips.setdefault(key, sample)
+            speakers.setdefault(sample.item.speaker, set()).add(key)
+        order = sorted(clips, key=repr)
+        vectors: dict[Hashable, torch.Tensor | str] = {}
+        for start in range(0, len(order), max(self.batch_size, 1)):
+            batch = _Batch()
+            for key in order[start : start + max(self.batch_size, 1)]:
+                load = clips[key].prompt_audio
+                self._cached_clip(key, lambda load=load: load(SAMPLE_RATE), "prompt audio", batch)
+            vectors.update(batch.resolved)
+            if batch.pending:
+                vectors.update(self._embed_prompts(batch.pending))
+        names, rows = [], []
+        for speaker in sorted(speakers):
+            usable = [vectors[k] for k in sorted(speakers[speaker], key=repr) if not isinstance(vectors[k], str)]
+            if usable:
+                names.append(speaker)
+                rows.append(F.normalize(F.normalize(torch.stack(usable).float(), dim=1).mean(0), dim=0))
+        dim = rows[0].numel() if rows else 0
+        return SpeakerReference(
+            speakers=tuple(names),
+            centroids=torch.stack(rows) if rows else torch.zeros(0, dim),
+            prompts=sum(not isinstance(v, str) for v in vectors.values()),
+            unusable=sum(isinstance(v, str) for v in vectors.values()),
+        )
+
+    def score(self, samples: Sequence[Sample], progress: bool = False) -> list[ItemScore]:
+        """Per-sample rows; speaker identification is against the prompts of all `samples` (see module doc)."""
+        self.load()
+        self._reference = self.speaker_reference(samples)
+        try:
+            return super().score(samples, progress=progress)
+        finally:
+            self._reference = None
 
     def _cached_clip(self, key: Hashable, load: Callable[[], np.ndarray], what: str, batch: _Batch) -> None:
         """Queue a cacheable clip (prompt or target) unless known: cached vectors and failures are reused."""
@@ -169,7 +293,7 @@ class SimilaritySuite(Suite):
         item = sample.item
         plan: dict[str, Any] = {"gen": ("gen", n)}
         batch.pending[("gen", n)] = check_clip(sample.generated_audio(SAMPLE_RATE), "generated audio", self.min_seconds)
-        plan["prompt"] = ("prompt", item.prompt_audio, item.prompt_offset_s, item.prompt_duration_s)
+        plan["prompt"] = _prompt_key(sample)
         self._cached_clip(plan["prompt"], lambda: sample.prompt_audio(SAMPLE_RATE), "prompt audio", batch)
         if sample.reconstructed_prompt is not None:
             plan["recon"] = ("recon", n)
@@ -184,7 +308,9 @@ class SimilaritySuite(Suite):
         return plan
 
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
+        """Rows for `samples`; outside `score` the speaker-ID reference set is this batch's prompts."""
         self.load()
+        reference = self._reference if self._reference is not None else self.speaker_reference(samples)
         batch = _Batch()
         plans: list[dict[str, Any] | Exception] = []
         for n, sample in enumerate(samples):
@@ -197,9 +323,11 @@ class SimilaritySuite(Suite):
             if key[0] in ("prompt", "target"):
                 self._cache.put(key, value)
         batch.resolved.update(embedded)
-        return [self._row(s, p, batch.resolved) for s, p in zip(samples, plans, strict=True)]
+        return [self._row(s, p, batch.resolved, reference) for s, p in zip(samples, plans, strict=True)]
 
-    def _row(self, sample: Sample, plan: dict[str, Any] | Exception, embedded: dict) -> ItemScore:
+    def _row(
+        self, sample: Sample, plan: dict[str, Any] | Exception, embedded: dict, speakers: SpeakerReference
+    ) -> ItemScore:
         if isinstance(plan, Exception):
             return self.failure(sample, plan)
         gen, prompt = embedded[plan["gen"]], embedded[plan["prompt"]]
@@ -221,13 +349,35 @@ class SimilaritySuite(Suite):
                 row.details[metric] = f"{what} unusable: {reference}"
             else:
                 row.metrics[metric] = cosine(gen, reference)
+        self._identify(row, gen, sample.item.speaker, speakers)
         return row
 
+    @staticmethod
+    def _identify(row: ItemScore, gen: torch.Tensor, speaker: str, reference: SpeakerReference) -> None:
+        """Add `spk_id_correct` / `spk_id_margin`, or the reason they cannot be computed, to `row`."""
+        row.details["spk_id_speakers"] = len(reference.speakers)
+        why = reference.why_not(speaker)
+        if why is not None:
+            row.details["spk_id_correct"] = row.details["spk_id_margin"] = why
+            return
+        margin, nearest = reference.identify(gen, speaker)
+        row.metrics["spk_id_correct"] = float(margin > 0)
+        row.metrics["spk_id_margin"] = margin
+        row.details["spk_id_nearest"] = nearest
+
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
-        """Means over scored rows, plus how many rows each metric is averaged over (`<metric>_n`)."""
+        """Means over scored rows, how many rows each is over (`<metric>_n`), and speaker-ID accuracy.
+
+        `spk_id_acc` (the mean of `spk_id_correct`, NaN when no row has it) replaces that mean;
+        `spk_id_speakers` is the number of candidate speakers the rows were identified among.
+        """
         out = super().aggregate(scores)
         for metric in self.metrics:
             out[f"{metric}_n"] = float(sum(1 for s in scores if s.ok and metric in s.metrics))
+        out["spk_id_acc"] = out.pop("spk_id_correct", math.nan)
+        out["spk_id_acc_n"] = out.pop("spk_id_correct_n")
+        counts = [s.details["spk_id_speakers"] for s in scores if s.ok and "spk_id_speakers" in s.details]
+        out["spk_id_speakers"] = float(max(counts)) if counts else math.nan
         return out
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
@@ -238,4 +388,14 @@ class SimilaritySuite(Suite):
             if ok and not any(metric in s.metrics for s in ok):
                 reasons = [str(s.details.get(metric, "")) for s in ok if s.details.get(metric)]
                 notes[metric] = max(set(reasons), key=reasons.count) if reasons else "not scored"
+        if "spk_id_correct" in notes:
+            notes["spk_id_acc"] = notes.pop("spk_id_correct")
+        elif not ok:
+            notes["spk_id_acc"] = "no successfully scored rows"
         return notes
+
+
+def _prompt_key(sample: Sample) -> tuple[str, str, float, float | None]:
+    """The cache key of a sample's prompt clip (file, offset, duration)."""
+    item = sample.item
+    return ("prompt", item.prompt_audio, item.prompt_offset_s, item.prompt_duration_s)
