@@ -203,7 +203,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
                             seed=rec.seed,
                             timings=g.timings,
                             reconstructed_prompt=reconstructed.get(item.id),
-                            meta=g.meta,
+                            meta={**g.meta, "testset": testset},
                         )
                     )
     stage_s["generation_s"] = time.perf_counter() - t0

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from bench.results import Results
 from reports.tables import is_missing
 
@@ -214,6 +216,24 @@ def provenance(results: Results) -> list[tuple[str, str]]:
     return pairs
 
 
+def _spk_id_legend(results: Results) -> list[str]:
+    """The speaker-ID line, only for runs that have the metric (with its candidate count)."""
+    agg = results.aggregates
+    if agg.empty or not {"suite", "metric", "value"} <= set(agg.columns):
+        return []
+    sim = agg[agg["suite"] == "similarity"]
+    values = pd.to_numeric(sim.loc[sim["metric"] == "spk_id_acc", "value"], errors="coerce").dropna()
+    if values.empty:
+        return []
+    counts = pd.to_numeric(sim.loc[sim["metric"] == "spk_id_speakers", "value"], errors="coerce").dropna()
+    among = f"{int(counts.max())} candidate speakers" if not counts.empty else "the candidate speakers"
+    return [
+        f"spk-ID acc: fraction of samples whose nearest speaker centroid (cosine; centroid = mean prompt embedding "
+        f"per speaker over the prompts scored together) is the prompt's speaker, among {among} "
+        "(chance = 1 / candidates)."
+    ]
+
+
 def metric_legend(results: Results) -> list[str]:
     """How to read the headline numbers: definitions and the backends behind them."""
     wer, sim, dev = wer_backend(results), sim_backend(results), device(results)
@@ -222,6 +242,7 @@ def metric_legend(results: Results) -> list[str]:
         f"normaliser {wer.normalizer or NOT_RECORDED}.",
         f"SIM-o / SIM-r / SIM-target: mean cosine similarity to the prompt / the codec-reconstructed prompt / "
         f"the ground-truth recording, embeddings from {sim.label}.",
+        *_spk_id_legend(results),
         f"RTF: total compute seconds / total audio seconds, on {dev.label}.",
         "[low, high]: 95 % percentile bootstrap CI over items (every seed of an item resampled together); "
         "[no CI]: too few items for an interval.",

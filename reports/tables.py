@@ -51,6 +51,7 @@ HEADLINE = (
     Column("similarity", "sim_o", "SIM-o ↑", ".3f", True),
     Column("similarity", "sim_r", "SIM-r ↑", ".3f", True),
     Column("similarity", "sim_target", "SIM-target ↑", ".3f", True),
+    Column("similarity", "spk_id_acc", "spk-ID acc ↑", ".3f", True),
     Column("rtf", "rtf", "RTF ↓", ".3g", False),
     Column("utmos", "utmos", "UTMOS ↑", ".2f", True),
     Column("prosody", "pitch_jsd", "pitch JSD ↓", ".4f", False),

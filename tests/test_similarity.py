@@ -11,7 +11,14 @@ import torch
 from bench.data.audio import write_wav
 from bench.data.manifest import EvalItem
 from suites.base import SUITES, Sample, SuiteError
-from suites.similarity import NO_RECONSTRUCTION, NO_TARGET, AudioRejected, EmbeddingBackend, SimilaritySuite
+from suites.similarity import (
+    FEW_SPEAKERS,
+    NO_RECONSTRUCTION,
+    NO_TARGET,
+    AudioRejected,
+    EmbeddingBackend,
+    SimilaritySuite,
+)
 from suites.similarity.ecapa import HeadConfig
 from suites.similarity.unispeech import CheckpointMappingError, load_into, map_state_dict
 from suites.similarity.wavlm_tdnn import WavLMConfig, WavLMTDNN, WavLMTDNNConfig
@@ -314,17 +321,17 @@ def tone(code: int, seconds: float = 1.0) -> np.ndarray:
 @pytest.fixture(scope="module")
 def clips_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sim")
-    for code in (2, 4, 5):
+    for code in (1, 2, 3, 4, 5):
         write_wav(root / f"c{code}.wav", tone(code), SR, subtype="FLOAT")
     return root
 
 
-def sample(root, gen, prompt=2, recon=None, target=None, item_id="i", system="sys"):
+def sample(root, gen, prompt=2, recon=None, target=None, item_id="i", system="sys", speaker="s"):
     item = EvalItem(
         id=item_id,
         text="t",
         prompt_audio=str(root / f"c{prompt}.wav"),
-        speaker="s",
+        speaker=speaker,
         target_audio=str(root / f"c{target}.wav") if target else None,
     )
     return Sample(item, system, gen, SR, reconstructed_prompt=recon)
@@ -357,8 +364,14 @@ def test_sim_o_sim_r_target_arithmetic_and_missing_sim_r(clips_dir):
     agg = suite.aggregate(rows)
     assert agg["sim_o"] == pytest.approx((0.6 + 0.48 + 0.48) / 3, abs=1e-6)
     assert agg["sim_r_n"] == 2 and agg["sim_target_n"] == 2 and agg["failed"] == 0
-    assert suite.aggregate_notes(rows) == {}
-    assert suite.aggregate_notes(rows[1:2]) == {"sim_r": NO_RECONSTRUCTION, "sim_target": NO_TARGET}
+    single = FEW_SPEAKERS.format(n=1)  # every item has speaker "s": no speaker identification
+    assert suite.aggregate_notes(rows) == {"spk_id_acc": single, "spk_id_margin": single}
+    assert suite.aggregate_notes(rows[1:2]) == {
+        "sim_r": NO_RECONSTRUCTION,
+        "sim_target": NO_TARGET,
+        "spk_id_acc": single,
+        "spk_id_margin": single,
+    }
 
 
 def test_prompt_embeddings_are_cached_across_batches(clips_dir):
@@ -387,3 +400,135 @@ def test_unscoreable_samples_become_error_rows(clips_dir, tmp_path):
     ok = by_id["ok"]
     assert ok.ok and ok.metrics == pytest.approx({"sim_o": 0.6}, abs=1e-6)
     assert ok.details["sim_r"].startswith("reconstructed prompt unusable: ValueError: reconstructed prompt is empty")
+
+
+# ---- zero-shot speaker identification ------------------------------------------------------------------
+
+# speaker -> prompt clips; centroids: A (c1, c2) [2, 1, 0] / sqrt 5, B (c3, c4) [0, 1, 1] / sqrt 2, C (c5) [0.8, 0, 0.6]
+PROMPTS = {"A": (1, 2), "B": (3, 4), "C": (5,)}
+R, S = 0.5**0.5, 5**-0.5
+
+
+def spk_items(root, gens: dict[str, int], system: str = "sys") -> list[Sample]:
+    """One item per (speaker, prompt clip); `gens`: item id -> generated code (default: the prompt's own)."""
+    return [
+        sample(root, tone(gens.get(f"{spk}{c}", c)), prompt=c, item_id=f"{spk}{c}", system=system, speaker=spk)
+        for spk, codes in PROMPTS.items()
+        for c in codes
+    ]
+
+
+def test_speaker_reference_centroids(clips_dir):
+    ref = SimilaritySuite(embedder=FakeBackend()).speaker_reference(spk_items(clips_dir, {}))
+    assert ref.speakers == ("A", "B", "C") and ref.prompts == 5 and ref.unusable == 0
+    expected = torch.tensor([[2 * S, S, 0.0], [0.0, R, R], [0.8, 0.0, 0.6]])
+    assert torch.allclose(ref.centroids, expected, atol=1e-6)
+
+
+def test_speaker_id_correct_and_margin_by_hand(clips_dir):
+    suite = SimilaritySuite(embedder=FakeBackend(), batch_size=2)
+    # A1 sounds like B's c4, A2 like C's c5, C5 like A's c2; B3 and B4 like themselves
+    rows = {r.item_id: r for r in suite.score(spk_items(clips_dir, {"A1": 4, "A2": 5, "C5": 2}))}
+    assert all(r.ok and r.details["spk_id_speakers"] == 3 for r in rows.values())
+
+    def check(item_id: str, correct: float, margin: float, nearest: str) -> None:
+        row = rows[item_id]
+        assert row.metrics["spk_id_correct"] == correct and row.details["spk_id_nearest"] == nearest
+        assert row.metrics["spk_id_margin"] == pytest.approx(margin, abs=1e-6)
+
+    check("A1", 0.0, 0.0 - R, "B")  # [0, 0, 1]: A 0, B R, C 0.6
+    check("A2", 0.0, 1.6 * S - 1.0, "C")  # [0.8, 0, 0.6]: A 1.6 S, B 0.6 R, C 1
+    check("B3", 1.0, R - S, "B")  # [0, 1, 0]: A S, B R, C 0
+    check("B4", 1.0, R - 0.6, "B")  # [0, 0, 1]: A 0, B R, C 0.6
+    check("C5", 0.0, 0.48 - 2 * S, "A")  # [0.6, 0.8, 0]: A 2 S, B 0.8 R, C 0.48
+    agg = suite.aggregate(list(rows.values()))
+    assert agg["spk_id_acc"] == pytest.approx(0.4) and agg["spk_id_acc_n"] == 5 and agg["spk_id_speakers"] == 3
+    assert agg["spk_id_margin"] == pytest.approx((-R + 1.6 * S - 1 + R - S + R - 0.6 + 0.48 - 2 * S) / 5, abs=1e-6)
+    assert "spk_id_correct" not in agg
+    assert suite.aggregate_notes(list(rows.values())).keys() == {"sim_r", "sim_target"}
+
+
+def test_ground_truth_like_speech_is_always_identified(clips_dir):
+    suite = SimilaritySuite(embedder=FakeBackend())
+    rows = suite.score(spk_items(clips_dir, {}))  # every sample sounds exactly like its own prompt
+    assert [r.metrics["spk_id_correct"] for r in rows] == [1.0] * 5
+    assert rows[0].metrics["spk_id_margin"] == pytest.approx(2 * S - 0.8, abs=1e-6)  # A1 [1, 0, 0]: A 2 S, C 0.8
+    assert suite.aggregate(rows)["spk_id_acc"] == 1.0
+
+
+def test_single_speaker_is_reported_not_skipped(clips_dir):
+    suite = SimilaritySuite(embedder=FakeBackend())
+    rows = suite.score([sample(clips_dir, tone(c), prompt=c, item_id=str(c)) for c in (2, 4)])
+    reason = FEW_SPEAKERS.format(n=1)
+    assert "at least 2 candidate speakers" in reason
+    for row in rows:
+        assert row.ok and "sim_o" in row.metrics and "spk_id_correct" not in row.metrics
+        assert row.details["spk_id_correct"] == row.details["spk_id_margin"] == reason
+    agg = suite.aggregate(rows)
+    assert np.isnan(agg["spk_id_acc"]) and agg["spk_id_acc_n"] == 0 and agg["spk_id_speakers"] == 1
+    assert suite.aggregate_notes(rows)["spk_id_acc"] == reason
+
+
+def test_reference_is_the_same_for_every_system_and_order(clips_dir):
+    good = spk_items(clips_dir, {"A1": 4}, system="good")
+    bad = spk_items(clips_dir, {"A1": 5, "C5": 1}, system="bad")
+    bad[1] = sample(clips_dir, np.zeros(0, np.float32), prompt=2, item_id="A2", system="bad", speaker="A")
+    alone = SimilaritySuite(embedder=FakeBackend()).score(good)
+    together = SimilaritySuite(embedder=FakeBackend(), batch_size=3).score(bad[::-1] + good[::-1])
+    by_key = {(r.system, r.item_id): r for r in together}
+    for row in alone:
+        assert by_key[("good", row.item_id)].metrics == pytest.approx(row.metrics, abs=1e-6)
+    # an unusable generation is an error row; its prompt c2 still counts in A's centroid
+    assert not by_key[("bad", "A2")].ok
+    assert by_key[("bad", "C5")].metrics["spk_id_margin"] == pytest.approx(0.8 - 2 * S, abs=1e-6)  # [1, 0, 0]
+
+
+def test_spk_id_acc_aggregate_direction_and_ci(clips_dir):
+    from bench.results import aggregates_table
+
+    suite = SimilaritySuite(embedder=FakeBackend())
+    rows = suite.score(spk_items(clips_dir, {"A1": 4}))
+    table = aggregates_table([suite], {"similarity": rows}, resamples=200).set_index("metric")
+    acc = table.loc["spk_id_acc"]
+    assert acc["value"] == pytest.approx(0.8) and acc["higher_is_better"] is True and acc["unit"] == "fraction"
+    assert 0.0 <= acc["ci_low"] <= acc["value"] <= acc["ci_high"] <= 1.0 and acc["ci_low"] < acc["ci_high"]
+    assert table.loc["spk_id_margin", "higher_is_better"] is True and table.loc["spk_id_speakers", "value"] == 3
+    assert SUITES["similarity"].metrics["spk_id_correct"].higher_is_better is True
+    assert "spk_id_reference" in suite.describe()
+
+
+def test_score_batch_alone_uses_its_own_prompts(clips_dir):
+    suite = SimilaritySuite(embedder=FakeBackend())
+    rows = suite.score_batch(spk_items(clips_dir, {})[2:])  # B3, B4, C5: two candidate speakers
+    assert [r.details["spk_id_speakers"] for r in rows] == [2, 2, 2]
+    assert rows[0].metrics["spk_id_margin"] == pytest.approx(R, abs=1e-6)  # [0, 1, 0]: B R, C 0
+
+
+def test_resemblyzer_identifies_ground_truth_speakers_on_real_speech(resemblyzer_backend):
+    from bench.data.embedded import embedded_manifest
+
+    items = embedded_manifest("real", progress=False).items
+    suite = SimilaritySuite(embedder=resemblyzer_backend)
+    rows = suite.score(
+        [Sample(i, "gt", Sample(i, "gt", np.zeros(1, np.float32), SR).target_audio(SR), SR) for i in items]
+    )
+    agg = suite.aggregate(rows)
+    # measured (resemblyzer 0.1.4): accuracy 1.0 among 3 speakers, mean margin 0.25
+    assert agg["spk_id_speakers"] == 3 and agg["spk_id_acc"] == 1.0 and agg["spk_id_margin"] > 0.1
+
+
+def test_each_test_set_is_its_own_reference(clips_dir):
+    """Speakers of another test set scored in the same call are not candidates."""
+    suite = SimilaritySuite(embedder=FakeBackend())
+    first = spk_items(clips_dir, {"A1": 5})  # A1 sounds like C's only prompt
+    for s in first:
+        s.meta["testset"] = "one"
+    second = [s for s in spk_items(clips_dir, {}) if s.item.speaker in ("A", "B")]
+    for s in second:
+        s.meta["testset"] = "two"
+    rows = {(r.system, r.item_id, r.details.get("spk_id_speakers")) for r in suite.score(first + second)}
+    assert {n for _, _, n in rows} == {3, 2}
+    alone = suite.score(second)
+    assert [r.metrics["spk_id_margin"] for r in alone] == pytest.approx(
+        [r.metrics["spk_id_margin"] for r in suite.score(first + second)][len(first) :]
+    )

@@ -7,15 +7,16 @@
 * `sim_target`: cosine(generated, ground-truth recording of the text) when the test item has one.
 * `spk_id_correct` / `spk_id_margin`: zero-shot speaker identification. Each candidate speaker's centroid is
   the normalised mean of the (unit-normalised) embeddings of that speaker's distinct prompt clips; the
-  reference set is every prompt of the samples passed to one `score` call (one `score_batch` call when
-  used directly): real recordings only, so it is the same for every system scored together, and it does
-  not depend on sample order or on which generations failed. The prompt's speaker is
-  `EvalItem.speaker`: a manifest has one speaker per item and every protocol prompts with that speaker
-  (seed-tts-eval has no speaker ids: the prompt file's stem stands in, so each prompt clip is its own
-  candidate). `spk_id_margin` = cosine(generated, own centroid) - max cosine(generated, other centroid);
-  `spk_id_correct` = 1.0 when that margin is > 0 (a tie counts as wrong). The aggregate `spk_id_acc` is
-  the mean of `spk_id_correct`; `spk_id_speakers` records the number of candidates (chance = 1 / that).
-  With fewer than 2 candidates the row's details and `aggregate_notes` say why, and `spk_id_acc` is NaN.
+  reference set is every prompt of the samples of the same test set (`Sample.meta["testset"]`, set by the
+  runner) passed to one `score` call (one `score_batch` call when used directly): real recordings only, so
+  it is the same for every system scored together, and it does not depend on sample order or on which
+  generations failed. The prompt's speaker is `EvalItem.speaker`: a manifest has one speaker per item and
+  every protocol prompts with that speaker (seed-tts-eval has no speaker ids: the prompt file's stem stands
+  in, so each prompt clip is its own candidate). `spk_id_margin` = cosine(generated, own centroid) - max
+  cosine(generated, other centroid); `spk_id_correct` = 1.0 when that margin is > 0 (a tie counts as
+  wrong). The aggregate `spk_id_acc` is the mean of `spk_id_correct`; `spk_id_speakers` records the number
+  of candidates (chance = 1 / that). With fewer than 2 candidates the row's details and `aggregate_notes`
+  say why, and `spk_id_acc` is NaN.
 
 Everything is embedded at 16 kHz. Prompt and target embeddings are cached across samples (many samples
 share a prompt). Unusable audio (empty, non-finite, shorter than `min_seconds`, no speech left after a
@@ -177,7 +178,7 @@ class SimilaritySuite(Suite):
         self.aggregate_metrics = {
             k: replace(v, description=f"{v.description} [{self.label}]") for k, v in self.aggregate_metrics.items()
         }
-        self._reference: SpeakerReference | None = None  # set for the duration of `score`
+        self._reference: dict[str | None, SpeakerReference] | None = None  # per test set, during `score`
 
     def _load(self) -> None:
         if self.embedder is None:
@@ -268,7 +269,10 @@ class SimilaritySuite(Suite):
     def score(self, samples: Sequence[Sample], progress: bool = False) -> list[ItemScore]:
         """Per-sample rows; speaker identification is against the prompts of all `samples` (see module doc)."""
         self.load()
-        self._reference = self.speaker_reference(samples)
+        by_testset: dict[str | None, list[Sample]] = {}
+        for sample in samples:
+            by_testset.setdefault(_testset(sample), []).append(sample)
+        self._reference = {name: self.speaker_reference(group) for name, group in by_testset.items()}
         try:
             return super().score(samples, progress=progress)
         finally:
@@ -310,7 +314,13 @@ class SimilaritySuite(Suite):
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
         """Rows for `samples`; outside `score` the speaker-ID reference set is this batch's prompts."""
         self.load()
-        reference = self._reference if self._reference is not None else self.speaker_reference(samples)
+        references = self._reference
+        if references is None:
+            references = {}
+            for sample in samples:
+                references.setdefault(_testset(sample), None)
+            for name in references:
+                references[name] = self.speaker_reference([x for x in samples if _testset(x) == name])
         batch = _Batch()
         plans: list[dict[str, Any] | Exception] = []
         for n, sample in enumerate(samples):
@@ -323,7 +333,7 @@ class SimilaritySuite(Suite):
             if key[0] in ("prompt", "target"):
                 self._cache.put(key, value)
         batch.resolved.update(embedded)
-        return [self._row(s, p, batch.resolved, reference) for s, p in zip(samples, plans, strict=True)]
+        return [self._row(s, p, batch.resolved, references[_testset(s)]) for s, p in zip(samples, plans, strict=True)]
 
     def _row(
         self, sample: Sample, plan: dict[str, Any] | Exception, embedded: dict, speakers: SpeakerReference
@@ -399,3 +409,8 @@ def _prompt_key(sample: Sample) -> tuple[str, str, float, float | None]:
     """The cache key of a sample's prompt clip (file, offset, duration)."""
     item = sample.item
     return ("prompt", item.prompt_audio, item.prompt_offset_s, item.prompt_duration_s)
+
+
+def _testset(sample: Sample) -> str | None:
+    """The test set a sample belongs to (speaker identification compares within one test set)."""
+    return sample.meta.get("testset")
