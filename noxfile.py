@@ -53,6 +53,17 @@ def perf(session: nox.Session) -> None:
 
 
 @nox.session
+def speed(session: nox.Session) -> None:
+    """The GPU-speed benchmark, e.g. `nox -s speed -- --config gpu-rtf` (default cpu-rtf); writes
+    results/speed/<config>-<device>.json and prints its tables."""
+    session.install("-e", ".")
+    args = list(session.posargs)
+    if "--config" not in args:
+        args = ["--config", "cpu-rtf", *args]
+    session.run("flashspeech-bench", "speed", *args)
+
+
+@nox.session
 def train(session: nox.Session) -> None:
     """Train from a recipe (default: the shipped tiny FlashSpeech, all three stages; resumes), e.g.
     `nox -s train -- --config tiny-diffusion`, `nox -s train -- --stage consistency --steps 500`."""

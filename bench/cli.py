@@ -4,6 +4,7 @@ Subcommands:
   run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
   compare         regression gate between two runs (results directories or MLflow run ids)
+  speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
   data synth      build the synthetic corpus (cached; resumes; deterministic)
   data list       the embedded test sets with item counts and durations
   data import     turn a local copy of a standard protocol into a manifest
@@ -204,6 +205,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_speed(args: argparse.Namespace) -> int:
+    from bench.config import ConfigError
+    from bench.speed import load_speed_config, run_speed
+    from bench.speed.report import markdown
+
+    try:
+        report, path = run_speed(load_speed_config(args.config, args.set or []))
+    except ConfigError as exc:
+        raise SystemExit(f"speed: {exc}") from exc
+    print("\n" + markdown(report))
+    print(f"\nresults: {path}")
+    return 0
+
+
 def _stage_override(recipe, stage: str, steps: int) -> list[str]:  # type: ignore[no-untyped-def]
     names = [s.name for s in recipe.stages]
     if stage not in names:
@@ -251,6 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
     p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
     p.set_defaults(func=_cmd_compare)
+
+    p = commands.add_parser("speed", help="time FlashSpeech vs the diffusion baseline and the suites' models")
+    p.add_argument("--config", default="cpu-rtf", help="a TOML file, or a shipped one (gpu-rtf, cpu-rtf)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field (TOML value; suites.items=4)")
+    p.set_defaults(func=_cmd_speed)
 
     data = commands.add_parser("data", help="test sets and the synthetic corpus").add_subparsers(
         dest="data_command", required=True

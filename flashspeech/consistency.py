@@ -92,9 +92,13 @@ def consistency_sample(
     standard normal tensor of the output's shape; `denoise(x, sigma)` evaluates f. With `start`, the
     first evaluation is f(start + sigma_0 * eps_0, sigma_0): sampling from a noised latent (voice
     conversion diffuses the source latent to an intermediate sigma this way).
+
+    All draws are made up front, before the first evaluation (same draws, same order, same result): a
+    noise source that copies host memory to a GPU then waits for the device once, not between steps.
     """
-    x = noise() * sigmas[0]
+    eps = [noise() for _ in sigmas]
+    x = eps[0] * sigmas[0]
     x = denoise(x if start is None else start + x, sigmas[0])
-    for sigma in sigmas[1:]:
-        x = denoise(x + noise() * sigma, sigma)
+    for sigma, e in zip(sigmas[1:], eps[1:], strict=True):
+        x = denoise(x + e * sigma, sigma)
     return x
