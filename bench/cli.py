@@ -2,6 +2,7 @@
 
 Subcommands:
   run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
+  model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
   compare         regression gate between two runs (results directories or MLflow run ids)
   speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
@@ -219,6 +220,13 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_model_card(args: argparse.Namespace) -> int:
+    from bench.training.model_card import write_card
+
+    print(f"wrote {write_card(args.results, args.out, args.notes)}")
+    return 0
+
+
 def _stage_override(recipe, stage: str, steps: int) -> list[str]:  # type: ignore[no-untyped-def]
     names = [s.name for s in recipe.stages]
     if stage not in names:
@@ -258,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
     p.add_argument("--no-mlflow", action="store_true")
     p.set_defaults(func=_cmd_train)
+
+    p = commands.add_parser("model-card", help="render the shipped checkpoints' model card from a results dir")
+    p.add_argument("--results", default="outputs/model-card", help="results of `run --config model-card`")
+    p.add_argument("--out", default="flashspeech/pretrained/README.md")
+    p.add_argument("--notes", default=None, help="a Markdown file appended as the card's Notes section")
+    p.set_defaults(func=_cmd_model_card)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
     p.add_argument("baseline", help="results directory or MLflow run id")

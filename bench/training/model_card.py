@@ -1,0 +1,159 @@
+"""The shipped checkpoints' model card, rendered from their training metadata and a benchmark's results.
+
+`flashspeech-bench model-card --results outputs/model-card` (after `flashspeech-bench run --config
+model-card`) rewrites `flashspeech/pretrained/README.md`: what each checkpoint is, how it was trained
+(stages, steps, wall time, machine, data, speech encoder, from the checkpoint's own metadata) and the
+measured numbers with their 95 % bootstrap CIs, next to ground truth, with the issue's targets checked.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.results import Results
+from flashspeech.checkpoint import read_description, resolve_checkpoint
+
+COLUMNS = [
+    ("wer", "wer", "WER", "{:.3f}"),
+    ("similarity", "sim_o", "SIM-o", "{:.3f}"),
+    ("similarity", "spk_id_acc", "speaker ID", "{:.2f}"),
+    ("prosody", "pitch_jsd", "pitch JSD", "{:.3f}"),
+    ("rtf", "rtf", "RTF (CPU)", "{:.3f}"),
+]
+
+
+def _cell(frame: pd.DataFrame, system: str, suite: str, metric: str, fmt: str) -> str:
+    row = frame[(frame.system == system) & (frame.suite == suite) & (frame.metric == metric)]
+    if row.empty or not math.isfinite(float(row.value.iloc[0])):
+        return "-"
+    r = row.iloc[0]
+    text = fmt.format(float(r.value))
+    if math.isfinite(float(r.ci_low)) and math.isfinite(float(r.ci_high)):
+        text += f" [{fmt.format(float(r.ci_low))}, {fmt.format(float(r.ci_high))}]"
+    return text
+
+
+def _value(frame: pd.DataFrame, system: str, suite: str, metric: str) -> float:
+    row = frame[(frame.system == system) & (frame.suite == suite) & (frame.metric == metric)]
+    return float(row.value.iloc[0]) if not row.empty else math.nan
+
+
+def results_table(results: Results, testset: str) -> tuple[str, pd.DataFrame]:
+    frame = results.aggregates
+    frame = frame[frame.system.str.startswith(f"{testset}:")]
+    systems = list(dict.fromkeys(frame.system))
+    lines = ["| system | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for system in systems:
+        cells = [_cell(frame, system, suite, metric, fmt) for suite, metric, _, fmt in COLUMNS]
+        lines.append(f"| {system.split(':', 1)[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), frame
+
+
+def targets(frame: pd.DataFrame, testset: str, system: str = "flashspeech@2") -> list[str]:
+    """The issue's targets at 2 steps: WER <= ground truth + 0.10, SIM-o >= 0.75, speaker ID >= 0.80."""
+    name = f"{testset}:{system}"
+    wer, gt_wer = _value(frame, name, "wer", "wer"), _value(frame, f"{testset}:ground_truth", "wer", "wer")
+    sim, spk = _value(frame, name, "similarity", "sim_o"), _value(frame, name, "similarity", "spk_id_acc")
+    checks = [
+        (f"corpus WER <= ground truth + 0.10 ({gt_wer:.3f} + 0.10)", wer, wer <= gt_wer + 0.10),
+        ("SIM-o >= 0.75", sim, sim >= 0.75),
+        ("prompt speaker nearest in >= 80 % of items", spk, spk >= 0.80),
+    ]
+    return [f"| {what} | {value:.3f} | {'met' if ok else '**missed**'} |" for what, value, ok in checks]
+
+
+def training_rows(name: str) -> list[str]:
+    description = read_description(f"pretrained:{name}")
+    rows = []
+    for h in description["metadata"].get("training", []):
+        enc = h.get("speech_encoder", "-")
+        wall = h.get("train_wall_s", h.get("wall_s_this_session", math.nan))
+        rows.append(
+            f"| {h['stage']} | {h['objective']} | {h['steps']} | {wall / 60:.1f} min | {h['machine']} | {enc} |"
+        )
+    return rows
+
+
+def describe_data(name: str) -> dict[str, Any]:
+    history = read_description(f"pretrained:{name}")["metadata"].get("training", [])
+    return history[0] if history else {}
+
+
+def render(results_dir: str | Path, testset: str = "smoke", notes: str = "") -> str:
+    results = Results.load(results_dir)
+    table, frame = results_table(results, testset)
+    data = describe_data("flashspeech-tiny")
+    sizes = {
+        name: (resolve_checkpoint(f"pretrained:{name}") / "model.safetensors").stat().st_size / 1e6
+        for name in ("flashspeech-tiny", "diffusion-tiny")
+    }
+    stage_header = (
+        "| stage | objective | steps | training wall time | machine | speech encoder |\n|---|---|---|---|---|---|"
+    )
+    parts = [
+        "# Shipped checkpoints: model card",
+        "",
+        "Rendered by `flashspeech-bench model-card --results "
+        f"{results_dir}` from the checkpoints' own metadata and the results of "
+        "`flashspeech-bench run --config model-card`. Do not edit the numbers by hand.",
+        "",
+        "| checkpoint | what | file |",
+        "|---|---|---|",
+        f"| `flashspeech-tiny` | FlashSpeech, `tiny` preset (5.6 M + 2 x 0.34 M refiners), all three stages | "
+        f"{sizes['flashspeech-tiny']:.1f} MB float16 |",
+        f"| `diffusion-tiny` | NaturalSpeech 2-style EDM latent diffusion, same network (`tiny-diffusion`) | "
+        f"{sizes['diffusion-tiny']:.1f} MB float16 |",
+        "",
+        "## Data",
+        "",
+        f"{data.get('utterances', '?')} utterances, {data.get('hours', math.nan):.2f} h, "
+        f"{len(data.get('speakers', []))} synthetic espeak-ng voices ({', '.join(data.get('speakers', []))}); "
+        "test sentences (every 10th) excluded. The 5 held-out voices (f5, m8, klatt4, annie, travis) and the "
+        "test sentences are never trained on. Codec: the built-in MelCodec (100 log-mels, 80 frames/s, "
+        "Griffin-Lim). These models only know 12 synthetic voices: on real speech prompts they are out of "
+        "domain.",
+        "",
+        "## Training",
+        "",
+        "`flashspeech-tiny` (`flashspeech-bench train --config tiny`):",
+        "",
+        stage_header,
+        *training_rows("flashspeech-tiny"),
+        "",
+        "`diffusion-tiny` (`flashspeech-bench train --config tiny-diffusion`):",
+        "",
+        stage_header,
+        *training_rows("diffusion-tiny"),
+        "",
+        f"## Measured on the held-out voices (`{testset}` set)",
+        "",
+        "Offline suites: Whisper tiny.en corpus WER (whisper normaliser), resemblyzer SIM-o and speaker "
+        "identification (the prompt's speaker is the nearest of the 5 held-out speakers' prompt centroids), "
+        "pitch JSD against ground truth; 95 % bootstrap CIs over items; seeds "
+        f"{results.metadata.get('config', {}).get('seeds', '?')}. The diffusion baseline runs without prosody "
+        "refinement (alpha 0). RTF is batch-1 on the CPU that ran the benchmark "
+        f"({results.metadata.get('environment', {}).get('device', 'cpu')}).",
+        "",
+        table,
+        "",
+        "Targets (issue 6, FlashSpeech at 2 steps):",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        *targets(frame, testset),
+        "",
+    ]
+    if notes:
+        parts += ["## Notes", "", notes.strip(), ""]
+    return "\n".join(parts)
+
+
+def write_card(results_dir: str | Path, out: str | Path, notes_file: str | Path | None = None) -> Path:
+    notes = Path(notes_file).read_text(encoding="utf-8") if notes_file else ""
+    out = Path(out)
+    out.write_text(render(results_dir, notes=notes), encoding="utf-8")
+    return out
