@@ -87,13 +87,19 @@ def toy_results(n_items: int = 6, seeds: tuple[int, ...] = (0, 1), rtf_scale: fl
                         ItemScore("similarity", system, item, s, error="AudioRejected: too short")
                     )
                 else:
+                    sim_o = float(0.8 - base_wer + rng.normal(0, 0.01))
                     scores["similarity"].append(
                         ItemScore(
                             "similarity",
                             system,
                             item,
                             s,
-                            metrics={"sim_o": float(0.8 - base_wer + rng.normal(0, 0.01))},
+                            metrics={
+                                "sim_o": sim_o,
+                                "spk_id_correct": float(sim_o > 0.6),
+                                "spk_id_margin": sim_o - 0.6,
+                            },
+                            details={"spk_id_speakers": 3},
                         )
                     )
                 if timings:
