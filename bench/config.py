@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -126,16 +127,21 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_config(source: str | Path, overrides: list[str] = ()) -> BenchConfig:
-    """A config file, or the name of a shipped one (`smoke`, `paper`), with `--set` overrides applied."""
+def load_toml(
+    source: str | Path, overrides: Sequence[str] = (), *, what: str = "config", prefix: str = ""
+) -> tuple[dict[str, Any], str]:
+    """A TOML file, or the shipped `bench/configs/<prefix><source>.toml`, with `--set` overrides applied.
+
+    Returns the table and a name for it (the file's stem, or the shipped name). Errors name the source.
+    """
     path = Path(source)
     if path.is_file():
-        text = path.read_text(encoding="utf-8")
+        text, name = path.read_text(encoding="utf-8"), path.stem
     else:
-        shipped = resources.files("bench").joinpath(f"configs/{source}.toml")
+        shipped = resources.files("bench").joinpath(f"configs/{prefix}{source}.toml")
         if not shipped.is_file():
-            raise ConfigError(f"config {source!r}: no such file, and no shipped config of that name")
-        text = shipped.read_text(encoding="utf-8")
+            raise ConfigError(f"{what} {source!r}: no such file, and no shipped config of that name")
+        text, name = shipped.read_text(encoding="utf-8"), str(source)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -144,6 +150,11 @@ def load_config(source: str | Path, overrides: list[str] = ()) -> BenchConfig:
         key, value = parse_override(override)
         try:
             _set_dotted(data, key, value)
-        except (IndexError, ValueError, TypeError) as exc:
+        except (IndexError, ValueError, TypeError, AttributeError) as exc:
             raise ConfigError(f"override {override!r}: {exc}") from exc
-    return BenchConfig.from_dict(data)
+    return data, name
+
+
+def load_config(source: str | Path, overrides: list[str] = ()) -> BenchConfig:
+    """A config file, or the name of a shipped one (`smoke`, `paper`), with `--set` overrides applied."""
+    return BenchConfig.from_dict(load_toml(source, overrides)[0])

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import sys
 from dataclasses import asdict, dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bench.config import ConfigError, _set_dotted, parse_override
+from bench.config import ConfigError, load_toml
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 DTYPES = ("float32", "bfloat16", "float16")
 PRECISIONS = ("autocast", "cast")
@@ -196,23 +195,6 @@ def _typed(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
 
 def load_speed_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SpeedConfig:
     """A TOML file, or a shipped config by name (`gpu-rtf`, `cpu-rtf`), with `--set` overrides applied."""
-    path = Path(source)
-    if path.is_file():
-        text, name = path.read_text(encoding="utf-8"), path.stem
-    else:
-        shipped = resources.files("bench").joinpath(f"configs/{source}.toml")
-        if not shipped.is_file():
-            raise ConfigError(f"speed config {source!r}: no such file, and no shipped config of that name")
-        text, name = shipped.read_text(encoding="utf-8"), str(source)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{source}: invalid TOML ({exc})") from exc
+    data, name = load_toml(source, overrides, what="speed config")
     data.setdefault("name", name)
-    for override in overrides:
-        key, value = parse_override(override)
-        try:
-            _set_dotted(data, key, value)
-        except (IndexError, ValueError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"override {override!r}: {exc}") from exc
     return SpeedConfig.from_dict(data)

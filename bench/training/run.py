@@ -17,19 +17,13 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from bench.config import ConfigError, _set_dotted, parse_override
+from bench.config import ConfigError, load_toml
 from flashspeech.training.trainer import TrainConfig, Trainer
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -75,19 +69,7 @@ class Recipe:
 
 def load_recipe(source: str | Path, overrides: list[str] = ()) -> Recipe:
     """A recipe file or the name of a shipped one (`bench/configs/train-<name>.toml`), with overrides."""
-    path = Path(source)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-    else:
-        shipped = resources.files("bench").joinpath(f"configs/train-{source}.toml")
-        if not shipped.is_file():
-            raise ConfigError(f"training recipe {source!r}: no such file, and no shipped recipe train-{source}.toml")
-        text = shipped.read_text(encoding="utf-8")
-    data = tomllib.loads(text)
-    for override in overrides:
-        key, value = parse_override(override)
-        _set_dotted(data, key, value)
-    return Recipe.from_dict(data)
+    return Recipe.from_dict(load_toml(source, overrides, what="training recipe", prefix="train-")[0])
 
 
 def training_items(data: str, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
