@@ -89,9 +89,12 @@ def _teacher_student(
     sigma_i, sigma_next = sigma_i.to(x0.device), sigma_next.to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device) * mask[:, None, :]
     shape = (-1, *([1] * (x0.dim() - 1)))
-    rng_state = torch.get_rng_state()
+    cuda = x0.device if x0.is_cuda else None
+    rng_state = torch.get_rng_state(), (torch.cuda.get_rng_state(cuda) if cuda is not None else None)
     student = denoise(x0 + sigma_next.view(shape) * noise, sigma_next)
-    torch.set_rng_state(rng_state)  # the teacher sees the same dropout draws as the student
+    torch.set_rng_state(rng_state[0])  # the teacher sees the same dropout draws as the student
+    if cuda is not None:
+        torch.cuda.set_rng_state(rng_state[1], cuda)
     with torch.no_grad():
         teacher = denoise(x0 + sigma_i.view(shape) * noise, sigma_i)
     weight = loss_weight(sigma_i, sigma_next)
