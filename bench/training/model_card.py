@@ -26,8 +26,12 @@ COLUMNS = [
 ]
 
 
+def _rows(frame: pd.DataFrame, system: str, suite: str, metric: str) -> pd.DataFrame:
+    return frame[(frame.system == system) & (frame.suite == suite) & (frame.metric == metric)]
+
+
 def _cell(frame: pd.DataFrame, system: str, suite: str, metric: str, fmt: str) -> str:
-    row = frame[(frame.system == system) & (frame.suite == suite) & (frame.metric == metric)]
+    row = _rows(frame, system, suite, metric)
     if row.empty or not math.isfinite(float(row.value.iloc[0])):
         return "-"
     r = row.iloc[0]
@@ -38,7 +42,7 @@ def _cell(frame: pd.DataFrame, system: str, suite: str, metric: str, fmt: str) -
 
 
 def _value(frame: pd.DataFrame, system: str, suite: str, metric: str) -> float:
-    row = frame[(frame.system == system) & (frame.suite == suite) & (frame.metric == metric)]
+    row = _rows(frame, system, suite, metric)
     return float(row.value.iloc[0]) if not row.empty else math.nan
 
 
