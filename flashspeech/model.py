@@ -36,7 +36,7 @@ class FlashSpeechModel(nn.Module):
         h = cfg.hidden
         noise_scale = cfg.consistency.noise_embed_scale
         self.token_embedding = nn.Embedding(cfg.vocab_size, h, padding_idx=0)
-        nn.init.normal_(self.token_embedding.weight, std=1e-5)
+        nn.init.normal_(self.token_embedding.weight, std=cfg.token_init_std)
         with torch.no_grad():
             self.token_embedding.weight[0].zero_()
         self.phoneme_encoder = TransformerEncoder(cfg.phoneme_encoder)
