@@ -5,7 +5,7 @@ the previous stage's exported checkpoint (loaded strictly), trains with its own 
 resumable state every `checkpoint_every` steps and exports a checkpoint directory when done. Layout::
 
     <out>/<stage>/state.pt         resumable training state (weights, optimizer, step)
-    <out>/<stage>/metrics.jsonl    training curves (also logged to MLflow)
+    <out>/<stage>/metrics.jsonl    training curves, and validation curves (val_*) (also logged to MLflow)
     <out>/<stage>/checkpoint/      the stage's exported checkpoint (FlashSpeech.save_pretrained)
 
 A finished stage (its checkpoint exists) is skipped; an interrupted one resumes from its state.
@@ -24,6 +24,7 @@ import torch
 
 from bench.config import ConfigError, load_toml
 from flashspeech.training.trainer import TrainConfig, Trainer
+from flashspeech.training.validation import validation_batches
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,10 @@ class Recipe:
     data: str = "synthetic"  # "synthetic" (the corpus's training voices) or "libritts:<dir>"
     stages: tuple[StageSpec, ...] = ()
     export: str | None = None  # copy the last stage's checkpoint here, weights in float16
+    # Held-out validation data for stages with `validate_every`: "auto" (for "synthetic": the training
+    # voices' test sentences, never trained on; other sources: none), "none", or a data source string.
+    validation: str = "auto"
+    validation_items: int = 64  # at most this many, spread evenly over the source's sorted ids
     experiment: str = "flashspeech-bench-training"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -60,7 +65,7 @@ class Recipe:
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique, got {names}")
-        known = {"name", "preset", "seed", "data", "export", "experiment"}
+        known = {"name", "preset", "seed", "data", "export", "validation", "validation_items", "experiment"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown recipe keys {sorted(unknown)}")
@@ -89,6 +94,31 @@ def training_items(data: str, codec, cache_dir: str | Path | None = None):  # ty
         raise ConfigError(f"unknown data source {data!r}; use 'synthetic' or 'libritts:<dir>'")
     features = build_features(utterances, codec, cache_dir)
     return features, problems + features.problems
+
+
+def validation_items(recipe: Recipe, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
+    """Held-out feature items for validation curves (empty when the recipe has none)."""
+    from bench.training.features import build_features
+
+    source = recipe.validation
+    if source == "none" or (source == "auto" and recipe.data != "synthetic"):
+        return []
+    if source == "auto":
+        from bench.training.sources import synthetic_utterances
+
+        trained = {u.id for u in synthetic_utterances("train", cache_dir=cache_dir)}
+        every = synthetic_utterances("train", include_test_sentences=True, cache_dir=cache_dir)
+        utterances = [u for u in every if u.id not in trained]
+        features = build_features(utterances, codec, cache_dir)
+        items = features.items
+    else:
+        items, _ = training_items(source, codec, cache_dir)
+        items = items.items
+    items = sorted(items, key=lambda item: item.id)
+    if len(items) > recipe.validation_items:
+        stride = len(items) / recipe.validation_items
+        items = [items[int(i * stride)] for i in range(recipe.validation_items)]
+    return items
 
 
 def _machine() -> str:
@@ -158,6 +188,7 @@ def run_recipe(
     print(f"training data: {len(features.items)} utterances, {len(features.speakers)} speakers, {features.hours:.2f} h")
     last: Path | None = None
     history: list[dict[str, Any]] = []
+    held_out = None
     for spec in recipe.stages:
         stage_dir = out / spec.name
         export_dir = stage_dir / "checkpoint"
@@ -182,7 +213,15 @@ def run_recipe(
             tts = FlashSpeech.from_config(cfg, codec, seed=recipe.seed)
         tts.to(device)
         curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves else None
-        trainer = Trainer(tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves)
+        validation = None
+        if spec.train.validate_every:
+            if held_out is None:
+                held_out = validation_items(recipe, codec, cache_dir)
+                print(f"validation: {len(held_out)} held-out utterances ({recipe.validation})")
+            validation = validation_batches(held_out, spec.train.batch_frames, recipe.seed) if held_out else None
+        trainer = Trainer(
+            tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves, validation=validation
+        )
         if resume and (stage_dir / "state.pt").is_file():
             trainer.load_state()
             print(f"stage {spec.name}: resuming at step {trainer.step}")
@@ -207,6 +246,8 @@ def run_recipe(
             "speakers": features.speakers,
             "hours": round(features.hours, 3),
         }
+        if trainer.last_validation is not None:
+            entry["validation"] = trainer.last_validation
         if trainer.speech_encoder is not None:
             entry["speech_encoder"] = trainer.speech_encoder.name
         history = [*history, entry]

@@ -64,6 +64,7 @@ class TrainConfig:
     adaptive_scale: float = 0.5  # official code multiplies the adaptive weight by 0.5
     # bookkeeping
     log_every: int = 10
+    validate_every: int = 0  # held-out validation (`Trainer.validation`) every n steps and at the start; 0: off
     checkpoint_every: int = 200
     threads: int | None = None
 
@@ -120,8 +121,10 @@ class Trainer:
     codec: torch.nn.Module | None = None  # needed by the adversarial stage
     on_log: Callable[[int, dict[str, float]], None] | None = None
     speech_encoder: torch.nn.Module | None = None  # adversarial stage; default: built from config.speech_encoder
+    validation: Sequence[Batch] | None = None  # held-out batches (flashspeech.training.validation)
     step: int = 0
     elapsed_s: float = 0.0  # training wall time over all sessions of this stage
+    last_validation: dict[str, float] | None = field(default=None, init=False)
     discriminator: torch.nn.Module | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -304,9 +307,12 @@ class Trainer:
         path = Path(path or self.run_dir / STATE)
         state = torch.load(path, map_location=self.device, weights_only=False)
         saved = TrainConfig.from_dict(state["config"])
-        if replace(saved, steps=self.config.steps, checkpoint_every=self.config.checkpoint_every) != replace(
-            self.config, steps=self.config.steps, checkpoint_every=self.config.checkpoint_every
-        ):
+        bookkeeping = {
+            "steps": self.config.steps,
+            "checkpoint_every": self.config.checkpoint_every,
+            "validate_every": self.config.validate_every,
+        }
+        if replace(saved, **bookkeeping) != replace(self.config, **bookkeeping):
             raise ValueError(f"{path}: saved with a different training config: {saved} vs {self.config}")
         check_state_dict(self.model, state["model"], str(path))
         self.model.load_state_dict(state["model"], strict=True)
@@ -338,6 +344,8 @@ class Trainer:
         window: dict[str, list[float]] = {}
         last: dict[str, float] = {}
         start = time.perf_counter()
+        if self.step == 0:
+            self._validate()
         with tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}", disable=not progress) as bar:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
@@ -351,10 +359,20 @@ class Trainer:
                     self._log(self.step, last)
                     window, start = {}, time.perf_counter()
                     bar.set_postfix(loss=f"{last.get('loss', last.get('loss_d', math.nan)):.4f}")
+                if cfg.validate_every and (self.step % cfg.validate_every == 0 or self.step == cfg.steps):
+                    self._validate()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_state()
                 bar.update()
         return last
+
+    def _validate(self) -> None:
+        if not self.config.validate_every or not self.validation:
+            return
+        from flashspeech.training.validation import validate
+
+        self.last_validation = validate(self.model, self.validation, seed=self.config.seed)
+        self._log(self.step, self.last_validation)
 
     def _log(self, step: int, metrics: dict[str, float]) -> None:
         with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
