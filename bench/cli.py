@@ -270,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("model-card", help="render the shipped checkpoints' model card from a results dir")
     p.add_argument("--results", default="outputs/model-card", help="results of `run --config model-card`")
     p.add_argument("--out", default="flashspeech/pretrained/README.md")
-    p.add_argument("--notes", default=None, help="a Markdown file appended as the card's Notes section")
+    p.add_argument(
+        "--notes", default="docs/model-card-notes.md", help="a Markdown file appended as the card's Notes section"
+    )
     p.set_defaults(func=_cmd_model_card)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
