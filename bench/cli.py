@@ -223,7 +223,12 @@ def _cmd_speed(args: argparse.Namespace) -> int:
 def _cmd_model_card(args: argparse.Namespace) -> int:
     from bench.training.model_card import write_card
 
-    print(f"wrote {write_card(args.results, args.out, args.notes)}")
+    runs = {
+        "flashspeech-tiny: consistency": Path(args.runs) / "tiny" / "consistency",
+        "flashspeech-tiny: adversarial": Path(args.runs) / "tiny" / "adversarial",
+        "diffusion-tiny": Path(args.runs) / "tiny-diffusion" / "diffusion",
+    }
+    print(f"wrote {write_card(args.results, args.out, args.notes, runs if args.runs else None)}")
     return 0
 
 
@@ -273,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--notes", default="docs/model-card-notes.md", help="a Markdown file appended as the card's Notes section"
     )
+    p.add_argument("--runs", default="runs/train", help="training runs to draw validation curves from ('' for none)")
     p.set_defaults(func=_cmd_model_card)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")

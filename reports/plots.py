@@ -46,7 +46,7 @@ class Plot:
     note: str | None = None
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -98,7 +98,7 @@ def _steps_plot(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return Plot(name, title, _png(fig), "error bars: 95 % bootstrap CI over items")
+    return Plot(name, title, figure_png(fig), "error bars: 95 % bootstrap CI over items")
 
 
 def rtf_vs_steps(results: Results) -> Plot:
@@ -147,7 +147,7 @@ def frontier(results: Results) -> Plot:
     ax.set_ylabel(f"corpus WER [{wer_backend(results).short}]; lower is better")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    return Plot("frontier", title, _png(fig), "error bars: 95 % bootstrap CI over items")
+    return Plot("frontier", title, figure_png(fig), "error bars: 95 % bootstrap CI over items")
 
 
 def prosody_diversity(results: Results) -> Plot:
@@ -177,7 +177,7 @@ def prosody_diversity(results: Results) -> Plot:
         ax.set_title(label, fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     fig.suptitle(f"{title} (higher: more diverse)")
-    return Plot("prosody_diversity", title, _png(fig), "boxes over items; triangles are means")
+    return Plot("prosody_diversity", title, figure_png(fig), "boxes over items; triangles are means")
 
 
 PLOTS: tuple[Callable[[Results], Plot], ...] = (rtf_vs_steps, wer_vs_steps, sim_o_vs_steps, frontier, prosody_diversity)

@@ -80,3 +80,19 @@ def test_recipe_validates_on_held_out_items_and_records_the_last_values(tmp_path
     assert set(entry["validation"]) >= {"val_mse_sigma80", "val_loss_pitch"}
     rows = [json.loads(x) for x in (tmp_path / "out" / "ct" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "val_mse_sigma80" in r] == [0, 2, 4]
+
+
+def test_model_card_draws_the_validation_curves_of_runs_that_have_them(tmp_path):
+    from bench.training.model_card import plot_validation_curves, validation_curves
+    from reports.plots import is_png
+
+    run = tmp_path / "ct"
+    run.mkdir()
+    rows = [{"step": 0, "val_mse_sigma80": 0.25}, {"step": 10, "loss": 1.0}, {"step": 250, "val_mse_sigma80": 0.1}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "no-val").mkdir()
+    (tmp_path / "no-val" / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    curves = validation_curves({"ct": run, "no-val": tmp_path / "no-val", "absent": tmp_path / "nowhere"})
+    assert curves == {"ct": [(0, 0.25), (250, 0.1)]}
+    out = plot_validation_curves(curves, tmp_path / "curves.png")
+    assert is_png(out.read_bytes())

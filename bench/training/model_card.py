@@ -8,6 +8,7 @@ measured numbers with their 95 % bootstrap CIs, next to ground truth, with the i
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,42 @@ def describe_data(name: str) -> dict[str, Any]:
     return history[0] if history else {}
 
 
-def render(results_dir: str | Path, testset: str = "smoke", notes: str = "") -> str:
+CURVES_PNG = "training_curves.png"
+
+
+def validation_curves(runs: dict[str, Path]) -> dict[str, list[tuple[int, float]]]:
+    """(step, held-out one-step MSE at sigma 80) per run directory's metrics.jsonl; runs without one are left out."""
+    curves = {}
+    for label, directory in runs.items():
+        path = Path(directory) / "metrics.jsonl"
+        if not path.is_file():
+            continue
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        points = [(int(r["step"]), float(r["val_mse_sigma80"])) for r in rows if "val_mse_sigma80" in r]
+        if points:
+            curves[label] = points
+    return curves
+
+
+def plot_validation_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> Path:
+    from matplotlib.figure import Figure
+
+    from reports.plots import figure_png
+
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.add_subplot()
+    for label, points in curves.items():
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, label=label)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("held-out one-step MSE, sigma 80")
+    ax.set_title("Validation: one-step denoising error (latent variance ~0.18)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out.write_bytes(figure_png(fig))
+    return out
+
+
+def render(results_dir: str | Path, testset: str = "smoke", notes: str = "", curves_png: str | None = None) -> str:
     results = Results.load(results_dir)
     table, frame = results_table(results, testset)
     data = describe_data("flashspeech-tiny")
@@ -139,6 +175,7 @@ def render(results_dir: str | Path, testset: str = "smoke", notes: str = "") -> 
         stage_header,
         *training_rows("diffusion-tiny"),
         "",
+        *([f"![held-out validation curves]({curves_png})", ""] if curves_png else []),
         f"## Measured on the held-out voices (`{testset}` set)",
         "",
         "Offline suites: Whisper tiny.en corpus WER (whisper normaliser), resemblyzer SIM-o and speaker "
@@ -163,8 +200,23 @@ def render(results_dir: str | Path, testset: str = "smoke", notes: str = "") -> 
     return "\n".join(parts)
 
 
-def write_card(results_dir: str | Path, out: str | Path, notes_file: str | Path | None = None) -> Path:
+def write_card(
+    results_dir: str | Path,
+    out: str | Path,
+    notes_file: str | Path | None = None,
+    runs: dict[str, Path] | None = None,
+) -> Path:
+    """Write the card to `out`; with `runs` (label -> stage run directory) also draw their validation curves
+    next to it (a run without validation rows is left out of the figure, and said so)."""
     notes = Path(notes_file).read_text(encoding="utf-8") if notes_file else ""
     out = Path(out)
-    out.write_text(render(results_dir, notes=notes), encoding="utf-8")
+    curves_png = None
+    if runs:
+        curves = validation_curves(runs)
+        missing = sorted(set(runs) - set(curves))
+        if missing:
+            print(f"no validation curves for {', '.join(missing)} (no val_* rows in their metrics.jsonl)")
+        if curves:
+            curves_png = plot_validation_curves(curves, out.parent / CURVES_PNG).name
+    out.write_text(render(results_dir, notes=notes, curves_png=curves_png), encoding="utf-8")
     return out
