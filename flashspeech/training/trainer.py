@@ -335,11 +335,22 @@ class Trainer:
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> dict[str, float]:
         """Train until `config.steps`; checkpoints every `checkpoint_every` steps and at the end."""
-        from tqdm.auto import tqdm
-
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
+        # Denormal floats appear in the activations as training goes on and make x86 CPU math several times
+        # slower (measured: consistency steps 1.25 s at the start, 2.0 s by step 2,000; 1.28 s with flushing).
+        flush = torch.set_flush_denormal(True) if self.device.type == "cpu" else False
+        try:
+            return self._run(progress)
+        finally:
+            if flush:
+                torch.set_flush_denormal(False)
+
+    def _run(self, progress: bool) -> dict[str, float]:
+        from tqdm.auto import tqdm
+
+        cfg = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
         window: dict[str, list[float]] = {}
         last: dict[str, float] = {}
