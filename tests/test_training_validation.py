@@ -96,3 +96,37 @@ def test_model_card_draws_the_validation_curves_of_runs_that_have_them(tmp_path)
     assert curves == {"ct": [(0, 0.25), (250, 0.1)]}
     out = plot_validation_curves(curves, tmp_path / "curves.png")
     assert is_png(out.read_bytes())
+
+
+def test_stages_with_different_batch_sizes_validate_on_the_same_batches(tmp_path, monkeypatch):
+    """The refinement stage freezes the latent model, so its step-0 validation must repeat the previous
+    stage's last one even though the two stages batch their training data differently."""
+    from bench.training import run as run_mod
+    from bench.training.features import FeatureSet
+    from bench.training.run import Recipe
+
+    features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    monkeypatch.setattr(run_mod, "validation_items", lambda recipe, codec, cache_dir=None: make_items(5, seed=9))
+    stages = [
+        {"name": "ct", "stage": "consistency", "steps": 2, "batch_frames": 400, "warmup": 0, "validate_every": 2},
+        {
+            "name": "refine",
+            "stage": "refinement",
+            "init": "ct",
+            "steps": 2,
+            "batch_frames": 60,
+            "s1": 160,
+            "validate_every": 2,
+        },
+    ]
+    recipe = Recipe.from_dict({"name": "toy", "validation_batch_frames": 100, "stages": stages})
+    run_mod.run_recipe(recipe, tmp_path / "out", mlflow_curves=False)
+
+    def val_rows(stage):
+        lines = (tmp_path / "out" / stage / "metrics.jsonl").read_text().splitlines()
+        return [r for r in map(json.loads, lines) if "val_mse_sigma80" in r]
+
+    ct_last, refine_first = val_rows("ct")[-1], val_rows("refine")[0]
+    for key in ("val_mse_sigma80", "val_mse_sigma0.3"):
+        assert abs(ct_last[key] - refine_first[key]) < 1e-6, key

@@ -16,7 +16,7 @@ from __future__ import annotations
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ class Recipe:
     # voices' test sentences, never trained on; other sources: none), "none", or a data source string.
     validation: str = "auto"
     validation_items: int = 64  # at most this many, spread evenly over the source's sorted ids
+    validation_batch_frames: int = 4000  # one batching for every stage, so their curves are comparable
     experiment: str = "flashspeech-bench-training"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -65,7 +66,7 @@ class Recipe:
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique, got {names}")
-        known = {"name", "preset", "seed", "data", "export", "validation", "validation_items", "experiment"}
+        known = {f.name for f in fields(cls)} - {"stages", "extra"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"unknown recipe keys {sorted(unknown)}")
@@ -218,7 +219,7 @@ def run_recipe(
             if held_out is None:
                 held_out = validation_items(recipe, codec, cache_dir)
                 print(f"validation: {len(held_out)} held-out utterances ({recipe.validation})")
-            validation = validation_batches(held_out, spec.train.batch_frames, recipe.seed) if held_out else None
+            validation = validation_batches(held_out, recipe.validation_batch_frames, recipe.seed) if held_out else None
         trainer = Trainer(
             tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves, validation=validation
         )
