@@ -224,8 +224,7 @@ def _cmd_model_card(args: argparse.Namespace) -> int:
     from bench.training.model_card import write_card
 
     runs = {
-        "flashspeech-tiny: consistency": Path(args.runs) / "tiny" / "consistency",
-        "flashspeech-tiny: adversarial": Path(args.runs) / "tiny" / "adversarial",
+        "flashspeech-tiny (consistency stage)": Path(args.runs) / "tiny" / "consistency",
         "diffusion-tiny": Path(args.runs) / "tiny-diffusion" / "diffusion",
     }
     print(f"wrote {write_card(args.results, args.out, args.notes, runs if args.runs else None)}")

@@ -3,10 +3,11 @@
 Items: the held-out voices f5 and klatt4 of the small test corpus (their audio is byte-identical to the
 full corpus's), prompted with one sentence and asked to say a test sentence (s0010, s0020, s0030: never
 trained on by any voice). What shows training today is the prosody: the predicted length of each
-utterance is within 30 % of the ground truth's (measured 17 % for flashspeech-tiny) while random weights
-predict almost no frames (166 %). The shipped tiny models are under-trained (2 CPU cores, about an hour
-each): their audio is not yet intelligible and resemblyzer SIM-o is barely above random weights' (0.54
-vs 0.51 here; flashspeech/pretrained/README.md has the full measurement), so WER and SIM are not asserted.
+utterance is within 25 % of the ground truth's (measured 18 % for flashspeech-tiny, 17 % for
+diffusion-tiny) while random weights are off by 38 %. The shipped tiny models are under-trained (2 CPU
+cores, 66-83 min): their audio is not yet intelligible on held-out voices and resemblyzer SIM-o is 0.56
+against ground truth's 0.91 (flashspeech/pretrained/README.md has the full measurement), so WER and SIM
+are not asserted.
 """
 
 from __future__ import annotations
@@ -60,4 +61,4 @@ def test_shipped_checkpoint_is_trained(name, random_preset, kwargs, heldout_item
         out = tts.synthesize(texts, prompts, seed=0, **kwargs)
         assert all(torch.isfinite(w).all() for w in out.waveforms), label
         lengths[label] = _length_error(out, heldout_items)
-    assert lengths["trained"] < 0.3 < lengths["random"], lengths
+    assert lengths["trained"] < 0.25 < lengths["random"], lengths
