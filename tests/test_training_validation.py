@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import torch
+from test_training_loop import make_items, make_trainer  # tests/ is on sys.path (rootdir conftest)
 
 from flashspeech.config import tiny
 from flashspeech.model import FlashSpeechModel
 from flashspeech.training.trainer import Trainer
 from flashspeech.training.validation import metric_name, validate, validation_batches
-from tests.test_training_loop import make_items, make_trainer
 
 
 def test_validation_is_the_masked_denoising_mse_and_repeats_exactly():
