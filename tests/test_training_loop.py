@@ -260,3 +260,28 @@ def test_pretrained_names_resolve_to_shipped_checkpoints():
     with pytest.raises(CheckpointError, match="no shipped checkpoint"):
         resolve_checkpoint("pretrained:does-not-exist")
     assert str(resolve_checkpoint("some/dir")) == "some/dir"
+
+
+def test_a_stage_can_start_from_the_other_objective_only_when_asked(tmp_path, monkeypatch):
+    """Consistency tuning from the diffusion baseline: same network, weights loaded strictly."""
+    from bench.config import ConfigError
+    from bench.training import run as run_mod
+    from bench.training.features import FeatureSet
+    from bench.training.run import Recipe
+    from flashspeech.synthesis import FlashSpeech
+
+    features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    edm = {"name": "edm", "stage": "diffusion", "steps": 2, "batch_frames": 400, "warmup": 0}
+    ct = {"name": "ct", "stage": "consistency", "init": "edm", "steps": 1, "batch_frames": 400, "warmup": 0}
+    with pytest.raises(ConfigError, match="convert_objective"):
+        run_mod.run_recipe(Recipe.from_dict({"name": "toy", "stages": [edm, ct]}), tmp_path / "a", mlflow_curves=False)
+    # the failed attempt left the finished diffusion stage in place; the converted stage starts from it
+    recipe = Recipe.from_dict({"name": "toy", "stages": [edm, {**ct, "convert_objective": True}]})
+    last = run_mod.run_recipe(recipe, tmp_path / "a", mlflow_curves=False)
+    tuned = FlashSpeech.from_pretrained(last).model
+    source = FlashSpeech.from_pretrained(tmp_path / "a" / "edm" / "checkpoint").model
+    assert source.cfg.objective == "diffusion" and tuned.cfg.objective == "consistency"
+    assert tuned.cfg.name == "tiny"
+    changed = [k for k, v in source.state_dict().items() if not torch.equal(v, tuned.state_dict()[k])]
+    assert changed and set(source.state_dict()) == set(tuned.state_dict())  # trained on, same keys

@@ -32,6 +32,10 @@ class StageSpec:
     name: str  # unique within the recipe (also the run subdirectory)
     train: TrainConfig
     init: str | None = None  # a previous stage's name, or a checkpoint directory
+    # Start from a checkpoint trained with the other objective (e.g. consistency tuning from the diffusion
+    # baseline): the weights are loaded strictly into the stage's objective. Off by default: a mismatch is
+    # then an error.
+    convert_objective: bool = False
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,12 @@ class Recipe:
             raw = dict(raw)
             name = raw.pop("name", None) or raw.get("stage")
             init = raw.pop("init", None)
+            convert = bool(raw.pop("convert_objective", False))
             try:
                 train = TrainConfig.from_dict({"seed": data.get("seed", 0), **raw})
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"stages.{i} ({name}): {exc}") from exc
-            stages.append(StageSpec(name=name, train=train, init=init))
+            stages.append(StageSpec(name=name, train=train, init=init, convert_objective=convert))
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique, got {names}")
@@ -206,7 +211,7 @@ def run_recipe(
         if init is not None and (out / init / "checkpoint").is_dir():
             init = str(out / init / "checkpoint")
         if init is not None:
-            tts = FlashSpeech.from_pretrained(init)
+            tts = _with_objective(FlashSpeech.from_pretrained(init), spec)
             history = _history(Path(init))
         else:
             diffusion = spec.train.stage == "diffusion"
@@ -266,6 +271,30 @@ def run_recipe(
     if last is None:
         raise ConfigError("no stage ran or finished")
     return last
+
+
+def _with_objective(tts, spec: StageSpec):  # type: ignore[no-untyped-def]
+    """`tts` with the objective `spec`'s stage trains: unchanged, or (convert_objective) the same weights,
+    loaded strictly into a model of the other objective (the network is identical)."""
+    from dataclasses import replace
+
+    from flashspeech.synthesis import FlashSpeech
+
+    wanted = "diffusion" if spec.train.stage == "diffusion" else "consistency"
+    have = tts.model.cfg.objective
+    if have == wanted:
+        return tts
+    if not spec.convert_objective:
+        raise ConfigError(
+            f"stage {spec.name}: its init checkpoint was trained with objective {have!r} but the stage trains "
+            f"{wanted!r}; set convert_objective = true to start from its weights anyway"
+        )
+    name = (
+        tts.model.cfg.name.removesuffix("-diffusion") if wanted == "consistency" else f"{tts.model.cfg.name}-diffusion"
+    )
+    converted = FlashSpeech.from_config(replace(tts.model.cfg, objective=wanted, name=name), tts.codec)
+    converted.model.load_state_dict(tts.model.state_dict(), strict=True)
+    return converted
 
 
 def _history(checkpoint: Path) -> list[dict[str, Any]]:
