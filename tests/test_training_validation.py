@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from test_training_loop import make_items, make_trainer  # tests/ is on sys.path (rootdir conftest)
 
@@ -130,3 +131,10 @@ def test_stages_with_different_batch_sizes_validate_on_the_same_batches(tmp_path
     ct_last, refine_first = val_rows("ct")[-1], val_rows("refine")[0]
     for key in ("val_mse_sigma80", "val_mse_sigma0.3"):
         assert abs(ct_last[key] - refine_first[key]) < 1e-6, key
+
+
+def test_synthetic_sentence_selection_is_checked():
+    from bench.training.sources import synthetic_utterances
+
+    with pytest.raises(ValueError, match="sentences must be"):
+        synthetic_utterances("train", sentences="held-out")

@@ -7,17 +7,11 @@ name the key. `--set key=value` overrides use the benchmark config's syntax (TOM
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from bench.config import ConfigError, load_toml
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 DTYPES = ("float32", "bfloat16", "float16")
 PRECISIONS = ("autocast", "cast")

@@ -112,11 +112,8 @@ def validation_items(recipe: Recipe, codec, cache_dir: str | Path | None = None)
     if source == "auto":
         from bench.training.sources import synthetic_utterances
 
-        trained = {u.id for u in synthetic_utterances("train", cache_dir=cache_dir)}
-        every = synthetic_utterances("train", include_test_sentences=True, cache_dir=cache_dir)
-        utterances = [u for u in every if u.id not in trained]
-        features = build_features(utterances, codec, cache_dir)
-        items = features.items
+        utterances = synthetic_utterances("train", sentences="test", cache_dir=cache_dir)
+        items = build_features(utterances, codec, cache_dir).items
     else:
         items, _ = training_items(source, codec, cache_dir)
         items = items.items

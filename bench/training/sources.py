@@ -34,10 +34,14 @@ class TrainingUtterance:
 
 
 def synthetic_utterances(
-    split: str = "train", *, include_test_sentences: bool = False, cache_dir: str | Path | None = None
+    split: str = "train", *, sentences: str = "train", cache_dir: str | Path | None = None
 ) -> list[TrainingUtterance]:
-    """The synthetic corpus's utterances of one split (built on demand; test sentences left out by default)."""
+    """The synthetic corpus's utterances of one voice split (built on demand). `sentences`: "train" (the
+    test sentences left out: what training sees), "test" (only the test sentences) or "all"."""
     from bench.data.synth import CorpusConfig, build_corpus
+
+    if sentences not in ("train", "test", "all"):
+        raise ValueError(f"sentences must be 'train', 'test' or 'all', got {sentences!r}")
 
     config = CorpusConfig()
     voices = [v.name for v in config.voices if config.split_of(v.name) == split]
@@ -52,5 +56,5 @@ def synthetic_utterances(
             durations=u.durations,
         )
         for u in corpus.utterances
-        if include_test_sentences or not u.test_sentence
+        if sentences == "all" or u.test_sentence == (sentences == "test")
     ]
