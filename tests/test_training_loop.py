@@ -203,9 +203,15 @@ def test_learning_rate_and_curriculum_schedule():
 def test_shipped_recipes_parse():
     from bench.training.run import load_recipe
 
-    recipe = load_recipe("tiny")
-    assert [s.name for s in recipe.stages] == ["consistency", "adversarial", "refinement"]
-    assert recipe.stages[1].init == "consistency" and recipe.stages[1].train.fixed_sigmas == 321
+    paper = load_recipe("tiny-paper")
+    assert [s.name for s in paper.stages] == ["consistency", "adversarial", "refinement"]
+    assert paper.stages[0].init is None and not paper.export
+    assert paper.stages[1].init == "consistency" and paper.stages[1].train.fixed_sigmas == 321
+    recipe = load_recipe("tiny")  # the shipped checkpoint's: adversarial stage from the diffusion baseline
+    assert [s.name for s in recipe.stages] == ["adversarial", "refinement"]
+    first = recipe.stages[0]
+    assert (first.init, first.convert_objective, first.train.fixed_sigmas) == ("pretrained:diffusion-tiny", True, 321)
+    assert recipe.stages[1].init == "adversarial"
     assert load_recipe("tiny-diffusion").stages[0].train.stage == "diffusion"
     changed = load_recipe("tiny", ["stages.0.steps=7"])
     assert changed.stages[0].train.steps == 7

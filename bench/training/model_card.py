@@ -94,15 +94,20 @@ def describe_data(name: str) -> dict[str, Any]:
 CURVES_PNG = "training_curves.png"
 
 
-def validation_curves(runs: dict[str, Path]) -> dict[str, list[tuple[int, float]]]:
-    """(step, held-out one-step MSE at sigma 80) per run directory's metrics.jsonl; runs without one are left out."""
+def validation_curves(runs: dict[str, Path | tuple[Path, int]]) -> dict[str, list[tuple[int, float]]]:
+    """(step, held-out one-step MSE at sigma 80) per run directory's metrics.jsonl; runs without one are left out.
+
+    A run given as (directory, offset) has its steps shifted by offset: a stage that starts from another
+    run's weights is drawn where that run ended.
+    """
     curves = {}
-    for label, directory in runs.items():
+    for label, run in runs.items():
+        directory, offset = run if isinstance(run, tuple) else (run, 0)
         path = Path(directory) / "metrics.jsonl"
         if not path.is_file():
             continue
         rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        points = [(int(r["step"]), float(r["val_mse_sigma80"])) for r in rows if "val_mse_sigma80" in r]
+        points = [(offset + int(r["step"]), float(r["val_mse_sigma80"])) for r in rows if "val_mse_sigma80" in r]
         if points:
             curves[label] = points
     return curves
@@ -204,7 +209,7 @@ def write_card(
     results_dir: str | Path,
     out: str | Path,
     notes_file: str | Path | None = None,
-    runs: dict[str, Path] | None = None,
+    runs: dict[str, Path | tuple[Path, int]] | None = None,
 ) -> Path:
     """Write the card to `out`; with `runs` (label -> stage run directory) also draw their validation curves
     next to it (a run without validation rows is left out of the figure, and said so)."""
