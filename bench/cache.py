@@ -84,8 +84,9 @@ class GenerationCache:
 
 @dataclass
 class ScoreCache:
-    """A suite's rows for an exact set of samples: key = suite description + every sample's identity and
-    audio digest, so any change to a suite's settings or to any audio rescoring that suite."""
+    """A suite's rows for an exact set of samples (the runner keys one system's samples at a time): key =
+    suite description (with its cross-sample context) + every sample's identity and audio digest, so any
+    change to a suite's settings or to a sample's audio rescores the samples it concerns."""
 
     root: Path
 

@@ -132,20 +132,35 @@ def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated,
 def _score(
     suites: Sequence[Suite], samples: list[Sample], cache: ScoreCache, progress: bool, timings: dict[str, float]
 ) -> dict[str, list[ItemScore]]:
+    """Each suite's rows, cached per (suite, system): adding a system to a run scores only that system,
+    unless the suite's `context_key` (what its rows see of the other samples) changes too."""
     scores: dict[str, list[ItemScore]] = {}
     for suite in suites:
         start = time.perf_counter()
         mine = [s for s in samples if Need.TIMINGS not in suite.needs or s.timings]
-        key = cache.key(suite.describe(), mine)
-        cached = cache.get(key)
-        if cached is not None:
-            scores[suite.name] = cached
-        else:
+        by_system: dict[str, list[Sample]] = {}
+        for sample in mine:
+            by_system.setdefault(sample.system, []).append(sample)
+        description = {**suite.describe(), "context": suite.context_key(mine)}
+        keys = {system: cache.key(description, group) for system, group in by_system.items()}
+        rows: dict[str, list[ItemScore]] = {}
+        for system, key in keys.items():
+            cached = cache.get(key)
+            if cached is not None:
+                rows[system] = cached
+        pending = [s for system, group in by_system.items() if system not in rows for s in group]
+        if pending:
             try:
-                scores[suite.name] = suite.score(mine, progress=progress)
-                cache.put(key, scores[suite.name])
+                fresh = suite.score(pending, progress=progress, context=mine)
             except SuiteError as exc:  # the whole suite cannot run: every sample says why (not cached)
-                scores[suite.name] = [suite.failure(s, exc) for s in mine]
+                fresh = [suite.failure(s, exc) for s in pending]
+                keys = {}
+            for system in by_system:
+                if system not in rows:
+                    rows[system] = [r for r in fresh if r.system == system]
+                    if system in keys:
+                        cache.put(keys[system], rows[system])
+        scores[suite.name] = [r for system in by_system for r in rows[system]]
         timings[f"score_{suite.name}_s"] = time.perf_counter() - start
     return scores
 

@@ -153,11 +153,21 @@ class Suite(ABC):
         """Why an aggregate is unavailable (NaN), per metric; recorded next to the numbers."""
         return {}
 
+    def context_key(self, samples: Sequence[Sample]) -> Any:
+        """What a sample's rows depend on beyond its own audio, as JSON-able data (None: nothing). The
+        runner caches scores per system, keyed by this over every sample of the run: a suite whose rows
+        look across systems (e.g. speaker identification against all prompts) must say so here."""
+        return None
+
     def failure(self, sample: Sample, exc: BaseException) -> ItemScore:
         return ItemScore(self.name, sample.system, sample.item.id, sample.seed, error=f"{type(exc).__name__}: {exc}")
 
-    def score(self, samples: Sequence[Sample], progress: bool = False) -> list[ItemScore]:
-        """Score every sample in batches; a failing sample becomes an error row, the rest go on."""
+    def score(
+        self, samples: Sequence[Sample], progress: bool = False, context: Sequence[Sample] | None = None
+    ) -> list[ItemScore]:
+        """Score every sample in batches; a failing sample becomes an error row, the rest go on.
+
+        `context`: every sample of the run when only some are scored now (see `context_key`)."""
         self.load()
         from tqdm.auto import tqdm
 

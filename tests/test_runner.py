@@ -166,10 +166,36 @@ def test_run_records_failures_and_resumes_from_the_cache(tmp_path):
     saved = (tmp_path / "out" / "items.csv").read_text()
     assert "no phonemes" in saved
     score_cache = tmp_path / "generation-cache" / "scores"
-    assert len(list(score_cache.glob("*.json"))) == 2  # wer and rtf rows, keyed by suite + samples
+    # rows cached per suite and system: wer x 3 systems, rtf x the 2 timed ones (ground truth has no timings)
+    assert len(list(score_cache.glob("*.json"))) == 5
     again = run_benchmark(config, progress=False)
-    assert len(list(score_cache.glob("*.json"))) == 2  # same samples, same suites: nothing rescored
+    assert len(list(score_cache.glob("*.json"))) == 5  # same samples, same suites: nothing rescored
     assert (again.generated, again.cached) == (2 + 2 + 1, 2 + 2 + 2)  # only the failed ones are retried
     np.testing.assert_allclose(
         again.results.items["wer.wer"].to_numpy(dtype=float), items["wer.wer"].to_numpy(dtype=float)
     )
+
+
+def test_adding_a_system_scores_only_that_system(tmp_path, monkeypatch):
+    from suites.wer.suite import WerSuite
+
+    config = _config(tmp_path)
+    first = run_benchmark(config, progress=False)
+    scored: list[str] = []
+    original = WerSuite.score
+
+    def spy(self, samples, progress=False, context=None):
+        scored.extend(s.system for s in samples)
+        return original(self, samples, progress=progress, context=context)
+
+    monkeypatch.setattr(WerSuite, "score", spy)
+    systems = [
+        {"kind": "flashspeech", "checkpoint": "random:tiny", "steps": [1, 2]},
+        {"kind": "ground_truth"},
+        {"kind": "flashspeech", "name": "more", "checkpoint": "random:tiny", "steps": [4]},
+    ]
+    again = run_benchmark(_config(tmp_path, systems=systems), progress=False)
+    assert set(scored) == {"t:more@4"}
+    before = first.results.items.set_index(["system", "item_id", "seed"])["wer.wer"]
+    after = again.results.items.set_index(["system", "item_id", "seed"])["wer.wer"].loc[before.index]
+    np.testing.assert_allclose(after.to_numpy(dtype=float), before.to_numpy(dtype=float))

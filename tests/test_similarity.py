@@ -532,3 +532,22 @@ def test_each_test_set_is_its_own_reference(clips_dir):
     assert [r.metrics["spk_id_margin"] for r in alone] == pytest.approx(
         [r.metrics["spk_id_margin"] for r in suite.score(first + second)][len(first) :]
     )
+
+
+def test_a_subset_scored_in_context_matches_scoring_everything(clips_dir):
+    """The runner scores only new systems, passing every sample as context: rows must not change."""
+    suite = SimilaritySuite(embedder=FakeBackend())
+    old = spk_items(clips_dir, {"A1": 5}, system="old")
+    new = spk_items(clips_dir, {"B3": 2}, system="new")
+    together = [r for r in suite.score(old + new) if r.system == "new"]
+    in_context = suite.score(new, context=old + new)
+    assert [r.metrics for r in in_context] == [r.metrics for r in together]
+    assert [r.details["spk_id_speakers"] for r in suite.score(new[:2])] == [1, 1]  # without context: A only
+
+
+def test_context_key_is_the_prompt_set_not_the_systems(clips_dir):
+    suite = SimilaritySuite(embedder=FakeBackend())
+    one = spk_items(clips_dir, {}, system="one")
+    two = spk_items(clips_dir, {"A1": 5}, system="two")
+    assert suite.context_key(one) == suite.context_key(one + two)  # another system, same prompts
+    assert suite.context_key(one) != suite.context_key(one[:-1])  # a prompt (speaker C) fewer

@@ -148,7 +148,9 @@ class ProsodySuite(Suite):
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
         return [self._score_one(s) for s in samples]
 
-    def score(self, samples: Sequence[Sample], progress: bool = False) -> list[ItemScore]:
+    def score(
+        self, samples: Sequence[Sample], progress: bool = False, context: Sequence[Sample] | None = None
+    ) -> list[ItemScore]:
         """Per-sample rows (failures isolated by `Suite.score`), then one diversity row per (system, item)."""
         self._features.clear()
         try:

@@ -266,11 +266,22 @@ class SimilaritySuite(Suite):
             unusable=sum(isinstance(v, str) for v in vectors.values()),
         )
 
-    def score(self, samples: Sequence[Sample], progress: bool = False) -> list[ItemScore]:
-        """Per-sample rows; speaker identification is against the prompts of all `samples` (see module doc)."""
+    def context_key(self, samples: Sequence[Sample]) -> Any:
+        """Speaker identification compares with every prompt of a test set: per test set, its prompt clips
+        and their speakers (sorted), so adding a system that reuses the same items rescores nothing else."""
+        prompts: dict[str, set[tuple[str, str]]] = {}
+        for sample in samples:
+            prompts.setdefault(str(_testset(sample)), set()).add((sample.item.speaker, repr(_prompt_key(sample))))
+        return {name: sorted(keys) for name, keys in sorted(prompts.items())}
+
+    def score(
+        self, samples: Sequence[Sample], progress: bool = False, context: Sequence[Sample] | None = None
+    ) -> list[ItemScore]:
+        """Per-sample rows; speaker identification is against the prompts of all `context` samples (default:
+        `samples`) of the same test set (see module doc)."""
         self.load()
         by_testset: dict[str | None, list[Sample]] = {}
-        for sample in samples:
+        for sample in context if context is not None else samples:
             by_testset.setdefault(_testset(sample), []).append(sample)
         self._reference = {name: self.speaker_reference(group) for name, group in by_testset.items()}
         try:
