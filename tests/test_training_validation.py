@@ -19,7 +19,13 @@ def test_validation_is_the_masked_denoising_mse_and_repeats_exactly():
     model = FlashSpeechModel(tiny())
     batches = validation_batches(make_items(4, seed=3), batch_frames=400)
     a = validate(model, batches, sigmas=(80.0, 0.3))
-    assert set(a) == {"val_mse_sigma80", "val_mse_sigma0.3", "val_loss_duration", "val_loss_pitch"}
+    assert set(a) == {
+        "val_mse_sigma80",
+        "val_mse_sigma0.3",
+        "val_passthrough_sigma0.5",
+        "val_loss_duration",
+        "val_loss_pitch",
+    }
     assert a == validate(model, batches, sigmas=(80.0, 0.3))  # same noise, eval mode: identical
     assert model.training  # the mode is restored
     # untrained: F = 0, so D(x0 + sigma n) = c_skip (x0 + sigma n): at sigma 80 about c_skip^2 sigma^2 + x0^2
@@ -28,6 +34,15 @@ def test_validation_is_the_masked_denoising_mse_and_repeats_exactly():
     )
     assert 0.5 * float((latent**2).mean()) < a["val_mse_sigma80"] < 3.0
     assert a["val_mse_sigma0.3"] < 0.3**2 * 1.2  # c_skip ~ 0.74, so the noise is shrunk, never amplified
+    assert a["val_passthrough_sigma0.5"] == pytest.approx(1.0, rel=0.03)  # F = 0: exactly c_skip x (up to sampling)
+
+
+def test_passthrough_is_zero_for_a_denoiser_that_removes_the_noise(monkeypatch):
+    torch.manual_seed(0)
+    model = FlashSpeechModel(tiny())
+    batches = validation_batches(make_items(3, seed=4), batch_frames=400)
+    monkeypatch.setattr(model, "denoise", lambda x, sigma, cond, mask, tokens: torch.zeros_like(x))
+    assert validate(model, batches, sigmas=(80.0,))["val_passthrough_sigma0.5"] == 0.0
 
 
 def test_validation_batches_are_fixed_by_their_seed():
