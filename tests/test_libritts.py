@@ -8,18 +8,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.training.libritts import (
+from bench.training.libritts import libritts_utterances, summarize
+from bench.training.phones import (
     ARPABET_CONSONANTS,
     ARPABET_VOWELS,
     AlignmentError,
-    Interval,
-    TextGridError,
     alignment_phonemes,
-    libritts_utterances,
-    parse_textgrid,
     phone_symbols,
-    summarize,
 )
+from bench.training.textgrid import Interval, TextGridError, parse_textgrid
 from flashspeech.text.phonemes import BOS, EOS, PAUSE, PhonemeVocab
 
 Tier = list[tuple[float, float, str]]
