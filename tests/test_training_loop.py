@@ -238,12 +238,26 @@ def test_recipe_runs_stages_in_order_exports_and_skips_finished_ones(tmp_path, m
             "export": str(tmp_path / "shipped"),
             "stages": [
                 {"name": "ct", "stage": "consistency", "steps": 2, "batch_frames": 400, "warmup": 0},
-                {"name": "refine", "stage": "refinement", "init": "ct", "steps": 2, "batch_frames": 400, "s1": 160},
+                {
+                    "name": "refine",
+                    "stage": "refinement",
+                    "init": "ct",
+                    "steps": 2,
+                    "batch_frames": 400,
+                    "s1": 160,
+                    "snapshot_every": 1,
+                },
             ],
         }
     )
     last = run_mod.run_recipe(recipe, tmp_path / "out", mlflow_curves=False)
     assert last == tmp_path / "out" / "refine" / "checkpoint"
+    snapshots = tmp_path / "out" / "refine" / "snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step-1", "step-2"]
+    midway = read_description(snapshots / "step-1")["metadata"]["training"]
+    assert [(h["stage"], h["steps"], h.get("snapshot")) for h in midway] == [("ct", 2, None), ("refine", 1, True)]
+    at_end = FlashSpeech.from_pretrained(snapshots / "step-2").model.state_dict()  # strict load
+    assert all(torch.equal(v, FlashSpeech.from_pretrained(last).model.state_dict()[k]) for k, v in at_end.items())
     history = read_description(last)["metadata"]["training"]
     assert [h["stage"] for h in history] == ["ct", "refine"] and history[0]["steps"] == 2
     shipped = read_description(tmp_path / "shipped")

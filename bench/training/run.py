@@ -225,6 +225,7 @@ def run_recipe(
         trainer = Trainer(
             tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves, validation=validation
         )
+        trainer.on_snapshot = _snapshot_writer(tts, trainer, recipe, spec, history)
         if resume and (stage_dir / "state.pt").is_file():
             trainer.load_state()
             print(f"stage {spec.name}: resuming at step {trainer.step}")
@@ -268,6 +269,26 @@ def run_recipe(
     if last is None:
         raise ConfigError("no stage ran or finished")
     return last
+
+
+def _snapshot_writer(tts, trainer, recipe: Recipe, spec: StageSpec, history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    """`Trainer.on_snapshot` for a recipe stage: a strict-loading checkpoint of the weights at that step,
+    whose training history ends with the stage so far (`snapshot: true`), for evaluating midway points."""
+
+    def write(step: int, directory: Path) -> None:
+        entry = {
+            "stage": spec.name,
+            "objective": spec.train.stage,
+            "steps": step,
+            "snapshot": True,
+            "config": spec.train.to_dict(),
+            "data": recipe.data,
+        }
+        if trainer.last_validation is not None and trainer.step == step:
+            entry["validation"] = trainer.last_validation
+        tts.save_pretrained(directory, recipe=recipe.name, training=[*history, entry])
+
+    return write
 
 
 def _with_objective(tts, spec: StageSpec):  # type: ignore[no-untyped-def]

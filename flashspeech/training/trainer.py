@@ -66,6 +66,7 @@ class TrainConfig:
     log_every: int = 10
     validate_every: int = 0  # held-out validation (`Trainer.validation`) every n steps and at the start; 0: off
     checkpoint_every: int = 200
+    snapshot_every: int = 0  # also keep a loadable checkpoint of every n-th step (`Trainer.on_snapshot`); 0: off
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -122,6 +123,8 @@ class Trainer:
     on_log: Callable[[int, dict[str, float]], None] | None = None
     speech_encoder: torch.nn.Module | None = None  # adversarial stage; default: built from config.speech_encoder
     validation: Sequence[Batch] | None = None  # held-out batches (flashspeech.training.validation)
+    # called as (step, directory) every `snapshot_every` steps to write a loadable checkpoint there
+    on_snapshot: Callable[[int, Path], None] | None = None
     step: int = 0
     elapsed_s: float = 0.0  # training wall time over all sessions of this stage
     last_validation: dict[str, float] | None = field(default=None, init=False)
@@ -311,6 +314,7 @@ class Trainer:
             "steps": self.config.steps,
             "checkpoint_every": self.config.checkpoint_every,
             "validate_every": self.config.validate_every,
+            "snapshot_every": self.config.snapshot_every,
         }
         if replace(saved, **bookkeeping) != replace(self.config, **bookkeeping):
             raise ValueError(f"{path}: saved with a different training config: {saved} vs {self.config}")
@@ -374,6 +378,8 @@ class Trainer:
                     self._validate()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_state()
+                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0 and self.on_snapshot is not None:
+                    self.on_snapshot(self.step, self.run_dir / "snapshots" / f"step-{self.step}")
                 bar.update()
         return last
 
