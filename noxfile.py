@@ -65,8 +65,9 @@ def speed(session: nox.Session) -> None:
 
 @nox.session
 def train(session: nox.Session) -> None:
-    """Train from a recipe (default: the shipped tiny FlashSpeech, all three stages; resumes), e.g.
-    `nox -s train -- --config tiny-diffusion`, `nox -s train -- --stage consistency --steps 500`."""
+    """Train from a recipe (default: the shipped tiny FlashSpeech, from the diffusion baseline's weights;
+    resumes), e.g. `nox -s train -- --config tiny-diffusion`, `nox -s train -- --config tiny-paper` (the
+    paper's three stages from scratch), `nox -s train -- --config tiny-paper --stage consistency --steps 500`."""
     session.install("-e", ".")
     args = list(session.posargs)
     if "--config" not in args:
