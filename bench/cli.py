@@ -272,7 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_run)
 
     p = commands.add_parser("train", help="train from a recipe (stages in order; resumes; MLflow curves)")
-    p.add_argument("--config", default="tiny", help="a recipe TOML, or a shipped one (tiny, tiny-diffusion)")
+    p.add_argument(
+        "--config", default="tiny", help="a recipe TOML, or a shipped one (tiny, tiny-diffusion, tiny-paper)"
+    )
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field (TOML value)")
     p.add_argument("--stage", default=None, help="run only this stage (its init stage must be done)")
     p.add_argument("--steps", type=int, default=None, help="train --stage to this many steps")
