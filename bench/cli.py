@@ -220,22 +220,11 @@ def _cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
-def _last_step(stage_dir: Path) -> int:
-    """The last step logged in a stage's metrics.jsonl (0 when there is none)."""
-    import json
-
-    path = stage_dir / "metrics.jsonl"
-    if not path.is_file():
-        return 0
-    steps = [json.loads(line).get("step", 0) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return int(max(steps, default=0))
-
-
 def _cmd_model_card(args: argparse.Namespace) -> int:
-    from bench.training.model_card import write_card
+    from bench.training.model_card import last_step, write_card
 
     root = Path(args.runs)
-    diffusion_steps = _last_step(root / "tiny-diffusion" / "diffusion")
+    diffusion_steps = last_step(root / "tiny-diffusion" / "diffusion")
     runs: dict[str, Path | tuple[Path, int]] = {
         "diffusion-tiny": root / "tiny-diffusion" / "diffusion",
         "flashspeech-tiny (adversarial stage, from diffusion-tiny)": (root / "tiny" / "adversarial", diffusion_steps),

@@ -151,14 +151,13 @@ def _score(
         pending = [s for system, group in by_system.items() if system not in rows for s in group]
         if pending:
             try:
-                fresh = suite.score(pending, progress=progress, context=mine)
+                fresh, cacheable = suite.score(pending, progress=progress, context=mine), True
             except SuiteError as exc:  # the whole suite cannot run: every sample says why (not cached)
-                fresh = [suite.failure(s, exc) for s in pending]
-                keys = {}
+                fresh, cacheable = [suite.failure(s, exc) for s in pending], False
             for system in by_system:
                 if system not in rows:
                     rows[system] = [r for r in fresh if r.system == system]
-                    if system in keys:
+                    if cacheable:
                         cache.put(keys[system], rows[system])
         scores[suite.name] = [r for system in by_system for r in rows[system]]
         timings[f"score_{suite.name}_s"] = time.perf_counter() - start

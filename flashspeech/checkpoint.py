@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,10 +35,16 @@ class CheckpointError(RuntimeError):
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    return sha256_files([path], chunk)
+
+
+def sha256_files(paths: Sequence[str | os.PathLike], chunk: int = 1 << 20) -> str:
+    """sha256 of the files' bytes one after another (a file split in parts hashes as the whole)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
+    for path in paths:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
     return h.hexdigest()
 
 

@@ -85,11 +85,15 @@ class FlashSpeechModel(nn.Module):
         F = net(cm.c_in(s, c.sigma_data) * x, cm.c_noise(sigma), cond, mask, tokens)
         return cm.c_skip(s, c.sigma_data, sigma_min) * x + cm.c_out(s, c.sigma_data, sigma_min) * F
 
+    @property
+    def denoiser_sigma_min(self) -> float:
+        """The sigma_min of `denoise`'s preconditioning: the config's for a consistency model, 0 for diffusion."""
+        return 0.0 if self.cfg.objective == "diffusion" else self.cfg.consistency.sigma_min
+
     def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor, tokens: Tensor) -> Tensor:
         """f_theta(x, sigma): the latent consistency model, or for objective "diffusion" the EDM denoiser
         D(x, sigma) (the same preconditioning with sigma_min = 0). x (B, D, T), sigma (B,)."""
-        sigma_min = 0.0 if self.cfg.objective == "diffusion" else None
-        return self._consistency(self.lcm, x, sigma, cond, mask, tokens, sigma_min)
+        return self._consistency(self.lcm, x, sigma, cond, mask, tokens, self.denoiser_sigma_min)
 
     def refine(self, which: str, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor) -> Tensor:
         """The prosody refinement consistency model on the residual (B, 1, L); `which` is duration or pitch."""

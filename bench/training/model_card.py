@@ -94,6 +94,19 @@ def describe_data(name: str) -> dict[str, Any]:
 CURVES_PNG = "training_curves.png"
 
 
+def metric_rows(stage_dir: str | Path) -> list[dict[str, Any]]:
+    """The rows of a stage run's metrics.jsonl (none when it has no such file)."""
+    path = Path(stage_dir) / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def last_step(stage_dir: str | Path) -> int:
+    """The last step a stage run logged (0 when it logged none)."""
+    return max((int(r.get("step", 0)) for r in metric_rows(stage_dir)), default=0)
+
+
 def validation_curves(runs: dict[str, Path | tuple[Path, int]]) -> dict[str, list[tuple[int, float]]]:
     """(step, held-out one-step MSE at sigma 80) per run directory's metrics.jsonl; runs without one are left out.
 
@@ -103,11 +116,11 @@ def validation_curves(runs: dict[str, Path | tuple[Path, int]]) -> dict[str, lis
     curves = {}
     for label, run in runs.items():
         directory, offset = run if isinstance(run, tuple) else (run, 0)
-        path = Path(directory) / "metrics.jsonl"
-        if not path.is_file():
-            continue
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        points = [(offset + int(r["step"]), float(r["val_mse_sigma80"])) for r in rows if "val_mse_sigma80" in r]
+        points = [
+            (offset + int(r["step"]), float(r["val_mse_sigma80"]))
+            for r in metric_rows(directory)
+            if "val_mse_sigma80" in r
+        ]
         if points:
             curves[label] = points
     return curves

