@@ -6,7 +6,7 @@ trained on by any voice). Both checkpoints predict each utterance's length withi
 truth's (random weights: off by 38 %). FlashSpeech at 2 steps is understood and clones the prompt's voice:
 measured (2026-11-25) Whisper tiny.en corpus WER 0.57 against 1.0 for random weights (which Whisper hears
 as silence), resemblyzer SIM-o 0.65-0.77 per item, and every sample nearer its own prompt's voice than the
-other held-out voice's by 0.14-0.21. The diffusion baseline's Heun samples are not intelligible yet
+other held-out voice's by 0.13-0.21. The diffusion baseline's Heun samples are not intelligible yet
 (docs/training.md says why), so only its prosody is asserted.
 """
 
