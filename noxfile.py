@@ -1,28 +1,90 @@
-"""Developer and CI sessions: `nox -s tests`, `nox -s lint`.
+"""Developer and CI sessions: `nox -s tests`, `nox -s lint`, `nox -s bench`, ...
 
-Sessions need nothing on the machine but Python and nox. Virtual environments are reused between runs
-(torch and its CUDA libraries are large), and reinstalled when `pyproject.toml` changes.
+Sessions need nothing on the machine but Python and nox. Every install goes through the committed lock
+(`requirements/lock.txt`, pip constraints): one tested set of versions, torch and torchaudio as a matching
+pair. `nox -s lock` re-resolves it without upgrading; `nox -s upgrade` re-resolves to the newest versions that
+`pyproject.toml` allows, runs the tests in a fresh environment and rewrites the lock only when they pass.
+Virtual environments are reused between runs (torch and its CUDA libraries are large); each session's install
+step brings a reused environment back to the lock.
 """
 
 from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
 
 import nox
 
 nox.options.reuse_venv = "yes"
 nox.options.sessions = ["lint", "tests"]
 
+ROOT = Path(__file__).parent
+LOCK = ROOT / "requirements" / "lock.txt"
+UV = "uv==0.13.9"  # the resolver used by `lock` and `upgrade`; pinned like everything else
+
+
+def _install(session: nox.Session, *targets: str) -> None:
+    """pip-install `targets` under the lock's constraints, then fail on any broken dependency."""
+    session.install("-c", str(LOCK), *targets)
+    session.run("python", "-m", "pip", "check", silent=True)
+
+
+def _compile(session: nox.Session, out: Path, *, upgrade: bool) -> None:
+    """Resolve pyproject.toml (all extras, every platform, Python >= 3.10) into `out`.
+
+    torchaudio is a C++ extension built against one torch release: when the resolver picks a torchaudio whose
+    release differs from torch's (torchaudio 2.11.1 with torch 2.11.0 fails to load), it is re-resolved with
+    torchaudio pinned to torch's release.
+    """
+    args = ["python", "-m", "uv", "pip", "compile", "pyproject.toml", "--all-extras", "--universal", "--python-version", "3.10"]
+    args += ["--no-header", "--annotation-style", "line", "--quiet", "-o", str(out)]
+    if not upgrade and LOCK.exists():
+        shutil.copyfile(LOCK, out)  # uv keeps the versions already in `out` unless told to upgrade
+    session.run(*args, *(["--upgrade"] if upgrade else []))
+    pins = _pins(out)
+    torch, audio = pins["torch"].split("+")[0], pins["torchaudio"].split("+")[0]
+    if torch != audio:
+        session.log(f"resolver paired torchaudio {audio} with torch {torch}: pinning torchaudio=={torch}")
+        pair = out.with_name("torch-pair.txt")
+        pair.write_text(f"torchaudio=={torch}\n")
+        session.run(*args, "--constraint", str(pair), *(["--upgrade"] if upgrade else []))
+        text = out.read_text().replace(f"-c {pair}", "the torch/torchaudio pair rule (noxfile.py)")
+        out.write_text(text)
+    text = out.read_text()
+    if not text.startswith("#"):
+        out.write_text(_LOCK_HEADER + text)
+
+
+_LOCK_HEADER = """\
+# The one tested set of versions every nox session and CI install (as pip constraints).
+# Written by `nox -s lock` (after a pyproject.toml change) or `nox -s upgrade` (newest versions, tests pass
+# first); never edited by hand.
+"""
+
+
+def _pins(lock: Path) -> dict[str, str]:
+    """name -> version of the lock's unconditional `name==version` lines (marker-qualified ones are skipped)."""
+    pins = {}
+    for line in lock.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==([^\s;#]+)\s*(#.*)?$", line)
+        if m:
+            pins[m.group(1).lower()] = m.group(2)
+    return pins
+
 
 @nox.session
 def tests(session: nox.Session) -> None:
     """The whole test suite on CPU; GPU-marked tests skip cleanly without a GPU."""
-    session.install("-e", ".[test]")
+    _install(session, "-e", ".[test]")
     session.run("pytest", *session.posargs)
 
 
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and format check."""
-    session.install("ruff>=0.6")
+    _install(session, "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -30,7 +92,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The embedded benchmark on CPU (or a config/flags given after `--`), e.g. `nox -s bench -- --gate DIR`."""
-    session.install("-e", ".")
+    _install(session, "-e", ".")
     args = list(session.posargs)
     if "--config" not in args:
         args = ["--config", "smoke", *args]
@@ -43,7 +105,7 @@ def perf(session: nox.Session) -> None:
     previous saved run and failing on a median slowdown over 25 %."""
     from pathlib import Path
 
-    session.install("-e", ".[test]")
+    _install(session, "-e", ".[test]")
     args = ["tests/perf", "--benchmark-enable", "--benchmark-only", "--benchmark-autosave"]
     if any(Path(".benchmarks").glob("*/*.json")):
         args += ["--benchmark-compare", "--benchmark-compare-fail=median:25%"]
@@ -56,7 +118,7 @@ def perf(session: nox.Session) -> None:
 def speed(session: nox.Session) -> None:
     """The GPU-speed benchmark, e.g. `nox -s speed -- --config gpu-rtf` (default cpu-rtf); writes
     results/speed/<config>-<device>.json and prints its tables."""
-    session.install("-e", ".")
+    _install(session, "-e", ".")
     args = list(session.posargs)
     if "--config" not in args:
         args = ["--config", "cpu-rtf", *args]
@@ -68,8 +130,37 @@ def train(session: nox.Session) -> None:
     """Train from a recipe (default: the shipped tiny FlashSpeech, from the diffusion baseline's weights;
     resumes), e.g. `nox -s train -- --config tiny-diffusion`, `nox -s train -- --config tiny-paper` (the
     paper's three stages from scratch), `nox -s train -- --config tiny-paper --stage consistency --steps 500`."""
-    session.install("-e", ".")
+    _install(session, "-e", ".")
     args = list(session.posargs)
     if "--config" not in args:
         args = ["--config", "tiny", *args]
     session.run("flashspeech-bench", "train", *args)
+
+
+@nox.session(venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """Re-resolve requirements/lock.txt after a pyproject.toml change, keeping every version it can."""
+    session.run("python", "-m", "pip", "install", "--quiet", UV)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "lock.txt"
+        _compile(session, out, upgrade=False)
+        shutil.copyfile(out, LOCK)
+    session.log(f"wrote {LOCK.relative_to(ROOT)}: run `nox -s tests` before committing it")
+
+
+@nox.session(reuse_venv=False)
+def upgrade(session: nox.Session) -> None:
+    """Resolve the newest allowed versions, run the tests on them in a fresh environment, and rewrite
+    requirements/lock.txt only when they pass (the old lock is kept otherwise)."""
+    session.install(UV)
+    out = Path(session.create_tmp()) / "lock-candidate.txt"
+    _compile(session, out, upgrade=True)
+    old, new = _pins(LOCK), _pins(out)
+    changed = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
+    session.log("changes: " + (", ".join(f"{k} {old.get(k, '-')} -> {new.get(k, '-')}" for k in changed) or "none"))
+    session.install("-c", str(out), "-e", ".[test]", "ruff")
+    session.run("python", "-m", "pip", "check")
+    session.run("ruff", "check", ".")
+    session.run("pytest", *session.posargs)  # a failure stops the session here: the lock stays as it was
+    shutil.copyfile(out, LOCK)
+    session.log(f"tests passed: {LOCK.relative_to(ROOT)} rewritten ({len(changed)} versions changed)")
