@@ -31,6 +31,14 @@ def _install(session: nox.Session, *targets: str) -> None:
     session.run("python", "-m", "pip", "check", silent=True)
 
 
+# Resolver pins the lock needs beyond pyproject.toml, each with its reason.
+RESOLVER_PINS = {
+    # resemblyzer requires the `typing` backport; uv picks typing 3.10.0.0, which ships no file pip can install
+    # on Python >= 3.5, so pip's install from the lock fails. 3.7.4.3 is what pip itself picks.
+    "typing": "3.7.4.3",
+}
+
+
 def _compile(session: nox.Session, out: Path, *, upgrade: bool) -> None:
     """Resolve pyproject.toml (all extras, every platform, Python >= 3.10) into `out`.
 
@@ -38,23 +46,22 @@ def _compile(session: nox.Session, out: Path, *, upgrade: bool) -> None:
     release differs from torch's (torchaudio 2.11.1 with torch 2.11.0 fails to load), it is re-resolved with
     torchaudio pinned to torch's release.
     """
-    args = ["python", "-m", "uv", "pip", "compile", "pyproject.toml", "--all-extras", "--universal", "--python-version", "3.10"]
-    args += ["--no-header", "--annotation-style", "line", "--quiet", "-o", str(out)]
+    pins = out.with_name("resolver-pins.txt")
+    args = ["python", "-m", "uv", "pip", "compile", "pyproject.toml", "--all-extras", "--universal"]
+    args += ["--python-version", "3.10", "--no-header", "--annotation-style", "line", "--quiet"]
+    args += ["--constraint", str(pins), "-o", str(out), *(["--upgrade"] if upgrade else [])]
     if not upgrade and LOCK.exists():
         shutil.copyfile(LOCK, out)  # uv keeps the versions already in `out` unless told to upgrade
-    session.run(*args, *(["--upgrade"] if upgrade else []))
-    pins = _pins(out)
-    torch, audio = pins["torch"].split("+")[0], pins["torchaudio"].split("+")[0]
+    pins.write_text("".join(f"{name}=={version}\n" for name, version in RESOLVER_PINS.items()))
+    session.run(*args)
+    versions = _pins(out)
+    torch, audio = versions["torch"].split("+")[0], versions["torchaudio"].split("+")[0]
     if torch != audio:
         session.log(f"resolver paired torchaudio {audio} with torch {torch}: pinning torchaudio=={torch}")
-        pair = out.with_name("torch-pair.txt")
-        pair.write_text(f"torchaudio=={torch}\n")
-        session.run(*args, "--constraint", str(pair), *(["--upgrade"] if upgrade else []))
-        text = out.read_text().replace(f"-c {pair}", "the torch/torchaudio pair rule (noxfile.py)")
-        out.write_text(text)
-    text = out.read_text()
-    if not text.startswith("#"):
-        out.write_text(_LOCK_HEADER + text)
+        pins.write_text(pins.read_text() + f"torchaudio=={torch}\n")
+        session.run(*args)
+    text = out.read_text().replace(f"-c {pins}", "RESOLVER_PINS / the torch-torchaudio pair rule (noxfile.py)")
+    out.write_text(text if text.startswith("#") else _LOCK_HEADER + text)
 
 
 _LOCK_HEADER = """\
