@@ -28,7 +28,10 @@ import pandas as pd
 from bench.data.audio import write_text_atomic
 from suites.base import ItemScore, Suite
 
-ITEM_KEYS = ["system", "kind", "steps", "seed", "item_id", "speaker", "status", "error", "audio_path", "audio_s"]
+ITEM_KEYS = [
+    "system", "kind", "steps", "seed", "item_id", "speaker", "status", "error", "audio_path", "audio_s",
+    "batch_id", "timing_source", "timed_at", "contended",
+]  # fmt: skip
 GROUP_KEYS = ["system", "item_id"]
 AGGREGATE_COLUMNS = ["system", "suite", "metric", "value", "ci_low", "ci_high", "n_items", "higher_is_better", "unit"]
 BOOTSTRAP_RESAMPLES = 1000
@@ -48,6 +51,10 @@ class GenerationRecord:
     audio_s: float | None
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    batch_id: str | None = None  # samples timed together (one generate() call) share it
+    timing_source: str | None = None  # "this run", or "cache" (timings of an earlier run's generation)
+    timed_at: str | None = None  # when and where the timings were measured (see bench.timing_context)
+    contended: bool | None = None  # the machine was busy while this sample was timed
 
     @property
     def ok(self) -> bool:
@@ -69,6 +76,10 @@ def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[
             "error": r.error,
             "audio_path": r.audio_path,
             "audio_s": r.audio_s,
+            "batch_id": r.batch_id,
+            "timing_source": r.timing_source,
+            "timed_at": r.timed_at,
+            "contended": r.contended,
         }
     for suite, suite_scores in scores.items():
         for s in suite_scores:

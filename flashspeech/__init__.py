@@ -1,3 +1,7 @@
 """FlashSpeech, implemented from scratch: latent consistency model, prosody generator, text frontend."""
 
+from flashspeech.compat import check_torch_pair
+
 __version__ = "0.1.0"
+
+check_torch_pair()  # a mismatched torch / torchaudio install fails here, with both versions and the fix

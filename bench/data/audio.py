@@ -87,8 +87,10 @@ def resample(
     if source_rate == target_rate:
         return samples.astype(np.float32, copy=False)
     import torch
-    import torchaudio.functional as F
 
+    from flashspeech.compat import import_torchaudio
+
+    F = import_torchaudio().functional
     out = F.resample(
         torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)),
         source_rate,

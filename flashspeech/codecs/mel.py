@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torchaudio.functional as AF
 from torch import Tensor
 from torch.nn import functional as F
 
 from flashspeech.codecs.base import Codec
+from flashspeech.compat import import_torchaudio
+
+AF = import_torchaudio().functional
 
 # Measured 2026-11-24 with measure_latent_stats(MelCodec(<these defaults>), ...) on the synthetic corpus's 12
 # training voices (CorpusConfig() defaults, fingerprint 5ad79305dee309bb, all 400 sentences each: 4,800
