@@ -1,9 +1,18 @@
-"""Content-addressed caches: a finished benchmark regenerates and rescoring nothing; an interrupted one resumes.
+"""Content-addressed caches: a finished benchmark regenerates and rescores nothing; an interrupted one resumes.
 
-Key = sha256 of (cache format, the system's `describe()` — config, checkpoint sha256, codec —, the item's
-text, prompt file identity and clip, and the seed). Each entry is `<key>.wav` plus `<key>.json` (timings
-and system metadata from when it was generated), both written atomically, the JSON last: an entry
-exists only when its JSON does. Failed generations are not cached (they are retried next time).
+Generation key = sha256 of (`GENERATION_KEY_VERSION`, the system's `describe()` — config, checkpoint sha256,
+codec —, the item's text, prompt file identity and clip, and the seed). Each entry is `<key>.wav` plus
+`<key>.json` (timings, where/when/under what load they were measured, and system metadata), both written
+atomically, the JSON last: an entry exists only when its JSON does. Failed generations are not cached (they are
+retried next time). A cache hit's audio is reused; its timings are an earlier run's and come back marked
+`source: "cache"`, so they are never reported or gated as this run's speed.
+
+Score key = sha256 of (`SCORE_KEY_VERSION`, the suite's description and cross-sample context, and every sample's
+identity and audio digest). Suites that read timings (RTF) are never score-cached (the runner rescores them every
+run: they load no model): identical audio must not replay an earlier run's speed.
+
+When what determines a cached value changes, bump the version: old entries are then never hit (they can be
+deleted), rather than kept alive by compatibility code.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ from bench.data.manifest import EvalItem
 from bench.systems import Generated
 from suites.base import ItemScore
 
-CACHE_FORMAT = 1
+GENERATION_KEY_VERSION = 2  # 2: consistency systems' sampler and random weights' objective in describe()
+SCORE_KEY_VERSION = 2  # 2: the version itself in the key (timing suites are no longer cached)
 
 
 def _file_identity(path: str | None) -> dict[str, Any] | None:
@@ -37,7 +47,7 @@ def _file_identity(path: str | None) -> dict[str, Any] | None:
 
 def generation_key(system: dict[str, Any], item: EvalItem, seed: int) -> str:
     payload = {
-        "format": CACHE_FORMAT,
+        "version": GENERATION_KEY_VERSION,
         "system": system,
         "item": {
             "text": item.text,
@@ -66,16 +76,20 @@ class GenerationCache:
         try:
             info = json.loads(meta.read_text(encoding="utf-8"))
             audio = read_audio(wav, None)
-        except (OSError, ValueError):
+            timed = {**info["timed"], "source": "cache"}
+            generated = Generated(audio.samples, audio.sample_rate, timings=info["timings"], meta=info["meta"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None  # a damaged entry is regenerated
-        return Generated(audio.samples, audio.sample_rate, timings=info["timings"], meta=info["meta"]), wav
+        generated.timed = timed
+        return generated, wav
 
     def put(self, key: str, generated: Generated) -> Path:
         if generated.audio is None:
             raise ValueError("failed generations are not cached")
         wav, meta = self.paths(key)
         write_wav(wav, generated.audio, generated.sample_rate, subtype="FLOAT")
-        write_text_atomic(meta, json.dumps({"timings": generated.timings, "meta": generated.meta}, default=str))
+        info = {"timings": generated.timings, "timed": generated.timed, "meta": generated.meta}
+        write_text_atomic(meta, json.dumps(info, default=str))
         return wav
 
     def size(self) -> int:
@@ -92,7 +106,7 @@ class ScoreCache:
 
     @staticmethod
     def key(suite_description: dict[str, Any], samples: Sequence[Any]) -> str:
-        h = hashlib.sha256(json.dumps(suite_description, sort_keys=True, default=str).encode())
+        h = hashlib.sha256(json.dumps([SCORE_KEY_VERSION, suite_description], sort_keys=True, default=str).encode())
         for s in samples:
             h.update(json.dumps([s.system, s.item.id, s.seed, s.item.text], default=str).encode())
             h.update(hashlib.sha1(s.audio.tobytes()).digest())

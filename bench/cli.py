@@ -122,6 +122,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"seeds={json.dumps(args.seeds)}")
     if args.no_mlflow:
         overrides.append("mlflow=false")
+    if args.retime:
+        overrides.append("retime=true")
     config = load_config(args.config, overrides)
     outcome = run_benchmark(config, progress=not args.quiet)
     results = outcome.results
@@ -254,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=None)
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
     p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument(
+        "--retime", action="store_true", help="regenerate cached generations so every timing (RTF) is this run's"
+    )
     p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
     p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
     p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")

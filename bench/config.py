@@ -66,6 +66,7 @@ class BenchConfig:
     tracking_uri: str | None = None  # default: sqlite in output_dir (or $MLFLOW_TRACKING_URI)
     reports: bool = True
     bootstrap_resamples: int = 1000
+    retime: bool = False  # regenerate cached generations so that every timing (RTF) is this run's
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -22,7 +22,7 @@ from bench.cache import GenerationCache, ScoreCache, default_cache_root, generat
 from bench.config import BenchConfig, TestSetConfig
 from bench.data.manifest import EvalItem, Manifest, load_manifest
 from bench.results import GenerationRecord, Results, aggregates_table, groups_table, items_table
-from bench.systems import FlashSpeechSystem, Generated, System, build_systems, prompt_clip
+from bench.systems import Generated, System, build_systems, prompt_clip
 from suites.base import ItemScore, Need, Sample, Suite, SuiteError
 
 DETERMINISTIC_KINDS = ("ground_truth", "codec_resynthesis")  # one generation serves every seed
@@ -69,6 +69,41 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
+def timing_context(device: str) -> dict[str, Any]:
+    """Where this run's timings are measured: host, device, GPU model and driver, CPU model, torch / CUDA, code."""
+    import platform
+
+    from suites.rtf import environment
+
+    env = environment(device)
+    keys = ("device", "gpu", "driver", "torch", "cuda", "torch_threads", "cpu_count")
+    return {
+        "host": platform.node(),
+        **{k: env.get(k) for k in keys},
+        "cpu": cpu_model() or env.get("cpu"),
+        "git_commit": git_commit(),
+        "code_version": package_versions()["flashspeech-bench"],
+    }
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from /proc/cpuinfo (Linux), else None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def timed_label(timed: dict[str, Any]) -> str:
+    """One line saying when, where and at which commit a timing was measured."""
+    where = timed.get("gpu") or timed.get("cpu") or timed.get("device") or "unknown device"
+    commit = str(timed.get("git_commit") or "unknown commit")[:10]
+    return f"{timed.get('measured_at', '?')} on {timed.get('host', '?')} ({where}) at {commit}"
+
+
 def _generate_all(
     system: System,
     label: str,
@@ -77,8 +112,16 @@ def _generate_all(
     cache: GenerationCache,
     batch_size: int,
     bar: Any,
+    context: dict[str, Any] | None = None,
+    retime: bool = False,
 ) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated], int, int]:
-    """Records and audio for every (item, seed), the number of generation attempts and of cache hits."""
+    """Records and audio for every (item, seed), the number of generation attempts and of cache hits.
+
+    Every generate() call is timed under a `LoadMonitor`: its samples share a batch id and record where, when
+    and under what load they were timed. A cache hit keeps the timings of the run that generated it, marked as
+    such; `retime` regenerates cache hits so that every timing is this run's."""
+    from bench.contention import LoadMonitor
+
     description = system.describe()
     deterministic = system.kind in DETERMINISTIC_KINDS
     records: list[GenerationRecord] = []
@@ -88,7 +131,7 @@ def _generate_all(
     for item in manifest.items:
         for seed in seeds:
             key = generation_key(description, item, 0 if deterministic else seed)
-            hit = cache.get(key)
+            hit = None if retime else cache.get(key)
             if hit is None:
                 if not deterministic or seed == seeds[0]:
                     todo.append((item, seed, key))
@@ -98,13 +141,22 @@ def _generate_all(
             audio[(item.id, seed)] = generated
             records.append(_record(system, label, item, seed, generated, str(path)))
             bar.update(1)
-    if todo and isinstance(system, FlashSpeechSystem):
-        with contextlib.suppress(Exception):  # a failing item is recorded by the real call
+    if todo:
+        with contextlib.suppress(Exception):  # untimed; a failing item is recorded by the real call
             system.warmup(todo[0][0])
-    for start in range(0, len(todo), batch_size):
+    for number, start in enumerate(range(0, len(todo), batch_size)):
         batch = todo[start : start + batch_size]
-        results = system.generate([b[0] for b in batch], [b[1] for b in batch])
+        with LoadMonitor() as monitor:
+            results = system.generate([b[0] for b in batch], [b[1] for b in batch])
+        timed = {
+            **(context or {}),
+            "source": "this run",
+            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "batch_id": f"{label}#{number}",
+            "load": monitor.report.as_dict() if monitor.report else None,
+        }
         for (item, seed, key), generated in zip(batch, results, strict=True):
+            generated.timed = timed
             path = cache.put(key, generated) if generated.error is None else None
             seeds_here = seeds if deterministic else [seed]
             for s in seeds_here:
@@ -115,6 +167,8 @@ def _generate_all(
 
 
 def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated, path: str | None) -> GenerationRecord:
+    timed = g.timed or {}
+    load = timed.get("load") or {}
     return GenerationRecord(
         system=label,
         kind=system.kind,
@@ -126,6 +180,10 @@ def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated,
         audio_s=None if g.audio is None else len(g.audio) / g.sample_rate,
         error=g.error,
         timings=g.timings,
+        batch_id=timed.get("batch_id"),
+        timing_source=timed.get("source"),
+        timed_at=timed_label(timed) if timed else None,
+        contended=load.get("contended"),
     )
 
 
@@ -133,11 +191,13 @@ def _score(
     suites: Sequence[Suite], samples: list[Sample], cache: ScoreCache, progress: bool, timings: dict[str, float]
 ) -> dict[str, list[ItemScore]]:
     """Each suite's rows, cached per (suite, system): adding a system to a run scores only that system,
-    unless the suite's `context_key` (what its rows see of the other samples) changes too."""
+    unless the suite's `context_key` (what its rows see of the other samples) changes too. Suites that read
+    timings (RTF) are rescored every run, never cached: the same audio must not replay another run's speed."""
     scores: dict[str, list[ItemScore]] = {}
     for suite in suites:
         start = time.perf_counter()
-        mine = [s for s in samples if Need.TIMINGS not in suite.needs or s.timings]
+        timed = Need.TIMINGS in suite.needs
+        mine = [s for s in samples if not timed or s.timings]
         by_system: dict[str, list[Sample]] = {}
         for sample in mine:
             by_system.setdefault(sample.system, []).append(sample)
@@ -145,13 +205,13 @@ def _score(
         keys = {system: cache.key(description, group) for system, group in by_system.items()}
         rows: dict[str, list[ItemScore]] = {}
         for system, key in keys.items():
-            cached = cache.get(key)
+            cached = None if timed else cache.get(key)
             if cached is not None:
                 rows[system] = cached
         pending = [s for system, group in by_system.items() if system not in rows for s in group]
         if pending:
             try:
-                fresh, cacheable = suite.score(pending, progress=progress, context=mine), True
+                fresh, cacheable = suite.score(pending, progress=progress, context=mine), not timed
             except SuiteError as exc:  # the whole suite cannot run: every sample says why (not cached)
                 fresh, cacheable = [suite.failure(s, exc) for s in pending], False
             for system in by_system:
@@ -186,13 +246,14 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     t0 = time.perf_counter()
     total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
     needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
+    context = timing_context(config.device)
     with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
         for testset, manifest in testsets:
             items = {i.id: i for i in manifest.items}
             for system in systems:
                 label = f"{testset}:{system.name}"
                 recs, audio, n, hits = _generate_all(
-                    system, label, manifest, config.seeds, cache, system.batch_size, bar
+                    system, label, manifest, config.seeds, cache, system.batch_size, bar, context, config.retime
                 )
                 records.extend(recs)
                 generated += n
@@ -217,7 +278,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
                             seed=rec.seed,
                             timings=g.timings,
                             reconstructed_prompt=reconstructed.get(item.id),
-                            meta={**g.meta, "testset": testset},
+                            meta={**g.meta, "testset": testset, "timing": g.timed},
                         )
                     )
     stage_s["generation_s"] = time.perf_counter() - t0
@@ -234,6 +295,8 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             "generated": generated,
             "cached": cached,
             "wall_s": stage_s,
+            "retime": config.retime,
+            "timing_context": context,
         },
         "config": config.to_dict(),
         "output_dir": str(out_dir),
@@ -245,6 +308,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             for s in systems
         },
         "suites": {s.name: s.describe() for s in suites},
+        "aggregate_notes": aggregate_notes(suites, scores),
         "testsets": {name: {"items": len(m), "problems": [str(p) for p in m.problems]} for name, m in testsets},
     }
     results = Results(
@@ -271,6 +335,17 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             audio_samples=audio_samples(results),
         )
     return outcome
+
+
+def aggregate_notes(suites: Sequence[Suite], scores: dict[str, list[ItemScore]]) -> dict[str, dict[str, str]]:
+    """system -> {"<suite>.<metric>": why that aggregate is unavailable}, from each suite's `aggregate_notes`."""
+    notes: dict[str, dict[str, str]] = {}
+    for suite in suites:
+        rows = scores.get(suite.name, [])
+        for system in sorted({r.system for r in rows}):
+            for metric, why in suite.aggregate_notes([r for r in rows if r.system == system]).items():
+                notes.setdefault(system, {})[f"{suite.name}.{metric}"] = why
+    return notes
 
 
 def audio_samples(results: Results, per_system: int = 3) -> dict[str, list[Path]]:

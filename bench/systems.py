@@ -44,6 +44,9 @@ class Generated:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    # where, when and under what machine load `timings` were measured, and whether in this run or an earlier
+    # one ("source": "this run" | "cache"); filled by the runner
+    timed: dict[str, Any] = field(default_factory=dict)
 
 
 def prompt_clip(item: EvalItem, sample_rate: int) -> np.ndarray:
@@ -99,12 +102,11 @@ class FlashSpeechSystem(System):
         self.sampler = resolve_sampler(tts.config.objective, sampler)
 
     def _sampling(self) -> dict[str, Any]:
-        """A diffusion model's sampler and denoiser calls (nothing for a consistency model: cache keys stay)."""
+        """The sampler and its denoiser calls (a consistency model: one call per step)."""
         from flashspeech.diffusion import SAMPLERS, function_evaluations
 
-        if self.sampler not in SAMPLERS:
-            return {}
-        return {"sampler": self.sampler, "function_evaluations": function_evaluations(self.sampler, self.steps)}
+        calls = function_evaluations(self.sampler, self.steps) if self.sampler in SAMPLERS else self.steps
+        return {"sampler": self.sampler, "function_evaluations": calls}
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -300,12 +302,8 @@ def _default_name(objective: str, sampler: str | None) -> str:
 
 
 def _random_sha(config: Any) -> str:
-    """Identity of untrained weights: sha256 of the config (without the default objective, so that the
-    cache keys of consistency models stay as they were before the diffusion baseline)."""
-    data = config.to_dict()
-    if data.get("objective") == "consistency":
-        del data["objective"]
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+    """Identity of untrained weights: sha256 of the model config."""
+    return hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:

@@ -5,12 +5,20 @@ a key named "total" is taken as the total instead, and the unaccounted rest beco
 `time_<stage>_s`, `audio_s`, and `rtf` = time_s / audio_s. A batch's timings must be split among its
 items before scoring (`share_batch_timings`), or the batch time is counted once per item.
 
-`aggregate`:
+Where the timings come from (`sample.meta["timing"]`, filled by the runner): "this run", or "cache" for a
+generation reused from an earlier run, whose timings were measured then (on the device and commit it names).
+Each row's details say which, when and where, and whether the machine was busy (`contended`: other processes
+competed for the CPU while it was timed; see `bench.contention`).
 
-- `rtf` = Σ time / Σ audio over the scored samples: the dataset-level convention of F5-TTS's
-  `benchmark.py` (long utterances weigh more), and `rtfx` = its inverse (seconds of audio per second);
+`aggregate`, over the samples timed in this run only (borrowed timings are never this run's speed):
+
+- `rtf` = Σ time / Σ audio: the dataset-level convention of F5-TTS's `benchmark.py` (long utterances weigh
+  more), and `rtfx` = its inverse (seconds of audio per second);
 - `rtf_median`: the median of per-sample RTFs (robust to a few slow items);
-- `share_<stage>`: each stage's part of the total time; `time_s`, `audio_s`: the sums; items, failed.
+- `share_<stage>`: each stage's part of the total time; `time_s`, `audio_s`: the sums; items, failed;
+- `timed_here`: samples timed in this run; `borrowed`: samples whose timings came from the cache (excluded);
+  `contended`: samples of this run timed while other processes competed (included, flagged by the reports,
+  never gated).
 
 `measure(fn, warmup=..., repeats=...)` times a callable for benchmarks: warm-up calls first, CUDA
 synchronised before and after each timed call when `device` is a CUDA device. Every `Measurement` and
@@ -76,6 +84,23 @@ class RtfSuite(Suite):
         "time_s": MetricInfo(False, "s", "generation time (sum of stages)"),
         "audio_s": MetricInfo(True, "s", "generated audio length"),
     }
+    aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {
+        "timed_here": MetricInfo(None, "samples", "samples timed in this run (the aggregates' basis)"),
+        "borrowed": MetricInfo(None, "samples", "samples whose timings are an earlier run's (cache), excluded"),
+        "contended": MetricInfo(False, "samples", "samples timed while other processes competed for the CPU"),
+    }
+
+    def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
+        scored = [s for s in scores if s.ok]
+        borrowed = [s for s in scored if s.details.get("timing_source", "this run") != "this run"]
+        if not scored or len(borrowed) < len(scored):
+            return {}
+        when = sorted({str(s.details.get("measured_at")) for s in borrowed})
+        why = (
+            f"all {len(borrowed)} timings come from cached generations (measured {when[0]} .. {when[-1]}), "
+            "not this run: rerun with --retime (or a fresh cache) to time this run"
+        )
+        return dict.fromkeys(("rtf", "rtfx", "rtf_median", "time_s", "audio_s"), why)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -92,19 +117,35 @@ class RtfSuite(Suite):
             raise ValueError("empty generated audio: RTF undefined")
         metrics = {"time_s": total, "audio_s": audio_s, "rtf": total / audio_s}
         metrics.update({f"time_{stage}_s": t for stage, t in stages.items()})
-        details = {"stages": sorted(stages)}
+        details: dict[str, Any] = {"stages": sorted(stages)}
         if "batch_size" in sample.meta:
             details["batch_size"] = sample.meta["batch_size"]
+        timed = sample.meta.get("timing") or {}
+        load = timed.get("load") or {}
+        details.update(
+            timing_source=timed.get("source", "this run"),
+            measured_at=timed.get("measured_at"),
+            measured_on=timed.get("gpu") or timed.get("cpu") or timed.get("device"),
+            measured_commit=timed.get("git_commit"),
+            contended=load.get("contended"),
+            others_cores=load.get("others_cores"),
+        )
         return ItemScore(self.name, sample.system, sample.item.id, sample.seed, metrics=metrics, details=details)
 
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
         return [self._score_one(s) for s in samples]
 
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
-        ok = [s for s in scores if s.ok]
-        out: dict[str, float] = {"items": float(len(scores)), "failed": float(len(scores) - len(ok))}
-        if not ok:
-            return out
+        scored = [s for s in scores if s.ok]
+        ok = [s for s in scored if s.details.get("timing_source", "this run") == "this run"]
+        out: dict[str, float] = {"items": float(len(scores)), "failed": float(len(scores) - len(scored))}
+        out.update(
+            timed_here=float(len(ok)),
+            borrowed=float(len(scored) - len(ok)),
+            contended=float(sum(bool(s.details.get("contended")) for s in ok)),
+        )
+        if not ok:  # nothing timed in this run: the numbers are absent, not borrowed (aggregate_notes says why)
+            return {**out, **dict.fromkeys(("rtf", "rtfx", "rtf_median", "time_s", "audio_s"), math.nan)}
         time_s = sum(s.metrics["time_s"] for s in ok)
         audio_s = sum(s.metrics["audio_s"] for s in ok)
         out.update(time_s=time_s, audio_s=audio_s, rtf=time_s / audio_s)
