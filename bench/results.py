@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from bench.data.audio import write_text_atomic
-from suites.base import ItemScore, Suite
+from suites.base import SUITES, ItemScore, Suite
 
 ITEM_KEYS = [
     "system", "kind", "steps", "seed", "item_id", "speaker", "status", "error", "audio_path", "audio_s",
@@ -61,8 +61,32 @@ class GenerationRecord:
         return self.error is None
 
 
+def _metric_names(suite: str, rows: Sequence[ItemScore]) -> set[str]:
+    """The suite's per-row metric names: those it registers and any a row carries."""
+    cls = SUITES.get(suite)
+    return set(cls.metrics if cls else ()) | {m for r in rows for m in r.metrics}
+
+
+def _detail_columns(suite: str, row: ItemScore, metrics: set[str]) -> dict[str, Any]:
+    """A row's scalar details as `<suite>.<key>` columns; lists and dicts (e.g. histograms) stay in the score
+    cache. A detail named like a metric (the reason that metric is absent) becomes `<suite>.<key>_note`, so
+    a column never mixes numbers and messages; `text` (the item's text) goes to the table's `text` column."""
+    out: dict[str, Any] = {}
+    for key, value in row.details.items():
+        if key == "text" or not (value is None or isinstance(value, (str, bool, int, float))):
+            continue
+        out[f"{suite}.{key}_note" if key in metrics else f"{suite}.{key}"] = value
+    return out
+
+
+def _as_text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
 def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[ItemScore]]) -> pd.DataFrame:
-    """Join generation records with per-sample suite scores (rows with seed set)."""
+    """Join generation records with per-sample suite scores (rows with seed set): each suite's metrics and
+    scalar details (e.g. `wer.reference`, `wer.hypothesis_raw`) as `<suite>.<name>` columns, and the item's
+    `text` when a suite's details carry it (the WER and prosody suites do)."""
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in records:
         rows[(r.system, r.item_id, r.seed)] = {
@@ -81,18 +105,29 @@ def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[
             "timed_at": r.timed_at,
             "contended": r.contended,
         }
+    details: set[str] = set()
     for suite, suite_scores in scores.items():
+        metrics = _metric_names(suite, suite_scores)
         for s in suite_scores:
             if s.seed is None:
                 continue
             row = rows.get((s.system, s.item_id, s.seed))
             if row is None:
                 raise KeyError(f"suite {suite} scored {s.system}/{s.item_id}/seed {s.seed}, which was not generated")
+            if isinstance(s.details.get("text"), str):
+                row.setdefault("text", s.details["text"])
             row[f"{suite}.error"] = s.error
+            extra = _detail_columns(suite, s, metrics)
+            details.update(extra)
+            row.update(extra)
             for metric, value in s.metrics.items():
                 row[f"{suite}.{metric}"] = value
     frame = pd.DataFrame(list(rows.values()))
-    return frame.reindex(columns=ITEM_KEYS + sorted(c for c in frame.columns if c not in ITEM_KEYS))
+    for column in details & set(frame.columns):  # a detail that is text in some rows is text in all (one type)
+        if frame[column].map(lambda v: isinstance(v, str)).any():
+            frame[column] = frame[column].map(_as_text)
+    keys = [*ITEM_KEYS, "text"]
+    return frame.reindex(columns=keys + sorted(c for c in frame.columns if c not in keys))
 
 
 def groups_table(scores: dict[str, Sequence[ItemScore]]) -> pd.DataFrame:
@@ -203,6 +238,19 @@ def aggregates_table(
     return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
 
 
+def _text_columns(parquet: Path) -> dict[str, type]:
+    """The string columns of a saved table, from its parquet twin's schema, so that text such as a hypothesis
+    "55" or a speaker "1089" reads back from the CSV as text (empty strings still read back as missing)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(parquet)
+    except (ImportError, OSError, ValueError):  # no pyarrow, no parquet file, or a damaged one
+        return {}
+    return {f.name: str for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+
+
 @dataclass
 class Results:
     """Everything a run produced, as tables plus metadata (config, systems, suites, environment)."""
@@ -234,7 +282,7 @@ class Results:
             raise FileNotFoundError(f"{d}: no results.json (not a flashspeech-bench results directory)")
         ids = {"system": str, "item_id": str, "speaker": str}
         return cls(
-            items=pd.read_csv(d / "items.csv", dtype=ids),
+            items=pd.read_csv(d / "items.csv", dtype={**_text_columns(d / "items.parquet"), **ids}),
             groups=pd.read_csv(d / "groups.csv", dtype=ids),
             aggregates=pd.read_csv(d / "aggregates.csv", dtype={"system": str}),
             metadata=json.loads((d / "results.json").read_text(encoding="utf-8")),

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.cache import GenerationCache, generation_key
@@ -165,6 +166,12 @@ def test_run_records_failures_and_resumes_from_the_cache(tmp_path):
     assert (first.generated, first.cached) == (4 + 4 + 2, 0)  # ground truth: one generation serves both seeds
     saved = (tmp_path / "out" / "items.csv").read_text()
     assert "no phonemes" in saved
+    # what the WER was computed from is in the table, not only in the score cache
+    assert (ok["text"] == "He was not an ill disposed young man.").all()
+    assert (ok["wer.reference"] == "he was not an ill disposed young man").all()
+    truth = ok[ok["kind"] == "ground_truth"]
+    assert truth["wer.hypothesis_raw"].str.contains("young man", case=False).all()
+    assert "wer.hypothesis" in items.columns and "he was not an ill disposed young man" in saved
     score_cache = tmp_path / "generation-cache" / "scores"
     # rows cached per suite and system: wer x 3 systems; rtf is never cached (it must not replay old timings)
     assert len(list(score_cache.glob("*.json"))) == 3
@@ -199,3 +206,55 @@ def test_adding_a_system_scores_only_that_system(tmp_path, monkeypatch):
     before = first.results.items.set_index(["system", "item_id", "seed"])["wer.wer"]
     after = again.results.items.set_index(["system", "item_id", "seed"])["wer.wer"].loc[before.index]
     np.testing.assert_allclose(after.to_numpy(dtype=float), before.to_numpy(dtype=float))
+
+
+# --- the items table: what a researcher audits ------------------------------------------------------------
+
+
+def test_items_table_carries_text_and_scalar_details_through_save_and_load(tmp_path):
+    from bench.results import AGGREGATE_COLUMNS, GenerationRecord, Results, groups_table, items_table
+    from reports.tables import is_missing
+    from suites.base import ItemScore
+
+    records = [
+        GenerationRecord("t:s", "flashspeech", 2, item, "1089", 0, f"{item}.wav", 1.0) for item in ("a", "b")
+    ] + [GenerationRecord("t:s", "flashspeech", 2, "c", "1089", 0, None, None, error="RuntimeError: boom")]
+    wer = {"wer": 0.0, "substitutions": 0.0, "deletions": 0.0, "insertions": 0.0, "ref_words": 2.0, "hyp_words": 2.0}
+    empty = {**wer, "wer": 1.0, "deletions": 1.0, "ref_words": 1.0, "hyp_words": 0.0}
+    scores = {
+        "wer": [
+            ItemScore("wer", "t:s", "a", 0, wer, {"text": "Fifty-five?", "reference": "55", "hypothesis": "55",
+                                                  "hypothesis_raw": "55."}),
+            ItemScore("wer", "t:s", "b", 0, empty, {"text": "Hi.", "reference": "hi", "hypothesis": "",
+                                                    "hypothesis_raw": "", "note": "empty audio scored as ..."}),
+        ],
+        "similarity": [
+            ItemScore("similarity", "t:s", "a", 0, {"sim_o": 0.5, "sim_r": 0.25}, {"spk_id_nearest": "1089"}),
+            ItemScore("similarity", "t:s", "b", 0, {"sim_o": 0.4}, {"sim_r": "no reconstruction", "backend": "x"}),
+        ],
+        "prosody": [
+            ItemScore("prosody", "t:s", "a", 0, {"duration_s": 1.0}, {"pitch_hist": [1, 2], "voiced_frames": 70,
+                                                                    "level": 3}),
+            ItemScore("prosody", "t:s", "b", 0, {"duration_s": 1.0}, {"level": "high"}),  # mixed: all text
+            ItemScore("prosody", "t:s", "a", None, {"seed_duration_std_s": 0.1}, {"seeds": [0, 1]}),
+        ],
+    }  # fmt: skip
+    items = items_table(records, scores)
+    row = items.set_index("item_id").loc["a"]
+    assert row["text"] == "Fifty-five?" and items.set_index("item_id").loc["b", "text"] == "Hi."
+    assert (row["wer.reference"], row["wer.hypothesis"], row["wer.hypothesis_raw"]) == ("55", "55", "55.")
+    assert row["wer.substitutions"] == 0 and row["similarity.sim_o"] == 0.5 and row["prosody.voiced_frames"] == 70
+    assert items.set_index("item_id").loc["b", "similarity.sim_r_note"] == "no reconstruction"
+    assert "prosody.pitch_hist" not in items.columns and "prosody.seeds" not in items.columns  # arrays stay out
+    assert "wer.text" not in items.columns and items.columns.get_loc("text") < items.columns.get_loc("wer.wer")
+    assert is_missing(items.set_index("item_id").loc["c", "text"])  # failed generation: no suite row
+
+    results = Results(items, groups_table(scores), pd.DataFrame(columns=AGGREGATE_COLUMNS), metadata={"run": {}})
+    loaded = Results.load(results.save(tmp_path / "run")).items.set_index("item_id")
+    a, b = loaded.loc["a"], loaded.loc["b"]
+    assert (a["wer.reference"], a["wer.hypothesis"], a["similarity.spk_id_nearest"]) == ("55", "55", "1089")
+    assert a["text"] == "Fifty-five?" and a["wer.hypothesis_raw"] == "55." and a["prosody.voiced_frames"] == 70
+    assert is_missing(b["wer.hypothesis"]) and b["wer.hyp_words"] == 0  # an empty string reads back as missing
+    assert b["wer.note"] == "empty audio scored as ..." and b["similarity.sim_r_note"] == "no reconstruction"
+    assert loaded["similarity.sim_r"].dtype == float and loaded["wer.wer"].dtype == float
+    assert list(loaded["prosody.level"][:2]) == ["3", "high"]
