@@ -129,11 +129,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     results = outcome.results
     print(f"\n{config.name}: {outcome.generated} generated, {outcome.cached} from the cache")
     print(_headline(results))
-    failed = results.items[results.items["status"] == "failed"]
-    if len(failed):
-        print(f"\n{len(failed)} failed generation(s) (see items.csv):")
-        for _, row in failed.head(10).iterrows():
-            print(f"  {row['system']} {row['item_id']} seed {row['seed']}: {row['error']}")
+    _print_problems(results)
     print(f"\nresults: {outcome.output_dir}")
     for name, path in outcome.reports.items():
         if name in ("markdown", "html"):
@@ -162,6 +158,31 @@ def _emit_gate(report, markdown_path) -> None:  # type: ignore[no-untyped-def]
     for target in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
         with open(target, "a", encoding="utf-8") as fh:
             fh.write(text + "\n")
+
+
+def _print_problems(results, limit: int = 10) -> None:  # type: ignore[no-untyped-def]
+    """Every kind of failure of a run, counted and named: test-set items, generations, scores."""
+    for name, info in (results.metadata.get("testsets") or {}).items():
+        problems = info.get("problems") or []
+        if problems:
+            print(f"\n{len(problems)} test-set problem(s) in {name!r} (items left out of the run):")
+            for problem in problems[:limit]:
+                print(f"  {problem}")
+            if len(problems) > limit:
+                print(f"  ... and {len(problems) - limit} more (results.json: testsets)")
+    items = results.items
+    failed = items[items["status"] == "failed"]
+    if len(failed):
+        print(f"\n{len(failed)} failed generation(s) (see items.csv):")
+        for _, row in failed.head(limit).iterrows():
+            print(f"  {row['system']} {row['item_id']} seed {row['seed']}: {row['error']}")
+    for column in sorted(c for c in items.columns if c.endswith(".error")):
+        errors = items[items[column].notna()]
+        if len(errors):
+            suite = column[: -len(".error")]
+            print(f"\n{len(errors)} failed {suite} score(s) (see items.csv, {column}):")
+            for _, row in errors.head(limit).iterrows():
+                print(f"  {row['system']} {row['item_id']} seed {row['seed']}: {row[column]}")
 
 
 def _headline(results) -> str:  # type: ignore[no-untyped-def]

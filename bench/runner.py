@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from bench.cache import GenerationCache, ScoreCache, default_cache_root, generation_key
 from bench.config import BenchConfig, TestSetConfig
 from bench.data.manifest import EvalItem, Manifest, load_manifest
-from bench.results import GenerationRecord, Results, aggregates_table, groups_table, items_table
+from bench.results import (
+    AGGREGATE_COLUMNS,
+    GenerationRecord,
+    Results,
+    aggregates_table,
+    groups_table,
+    items_table,
+)
 from bench.systems import Generated, System, build_systems, prompt_clip
 from suites.base import ItemScore, Need, Sample, Suite, SuiteError
 
@@ -190,9 +199,10 @@ def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated,
 def _score(
     suites: Sequence[Suite], samples: list[Sample], cache: ScoreCache, progress: bool, timings: dict[str, float]
 ) -> dict[str, list[ItemScore]]:
-    """Each suite's rows, cached per (suite, system): adding a system to a run scores only that system,
-    unless the suite's `context_key` (what its rows see of the other samples) changes too. Suites that read
-    timings (RTF) are rescored every run, never cached: the same audio must not replay another run's speed."""
+    """Each suite's rows, scored and cached per (suite, system) as each is done: adding a system to a run scores
+    only that system (unless the suite's `context_key`, what its rows see of the other samples, changes too), and
+    a run killed while scoring keeps every (suite, system) it finished. Suites that read timings (RTF) are
+    rescored every run, never cached: the same audio must not replay another run's speed."""
     scores: dict[str, list[ItemScore]] = {}
     for suite in suites:
         start = time.perf_counter()
@@ -208,17 +218,16 @@ def _score(
             cached = None if timed else cache.get(key)
             if cached is not None:
                 rows[system] = cached
-        pending = [s for system, group in by_system.items() if system not in rows for s in group]
-        if pending:
+        for system, group in by_system.items():  # one unit of work each, cached as soon as it is done
+            if system in rows:
+                continue
             try:
-                fresh, cacheable = suite.score(pending, progress=progress, context=mine), not timed
+                rows[system] = suite.score(group, progress=progress, context=mine)
             except SuiteError as exc:  # the whole suite cannot run: every sample says why (not cached)
-                fresh, cacheable = [suite.failure(s, exc) for s in pending], False
-            for system in by_system:
-                if system not in rows:
-                    rows[system] = [r for r in fresh if r.system == system]
-                    if cacheable:
-                        cache.put(keys[system], rows[system])
+                rows[system] = [suite.failure(s, exc) for s in group]
+                continue
+            if not timed:
+                cache.put(keys[system], rows[system])
         scores[suite.name] = [r for system in by_system for r in rows[system]]
         timings[f"score_{suite.name}_s"] = time.perf_counter() - start
     return scores
@@ -285,6 +294,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     scores = _score(suites, samples, ScoreCache(cache.root / "scores"), progress, stage_s)
     t0 = time.perf_counter()
     aggregates = aggregates_table(suites, scores, records, resamples=config.bootstrap_resamples)
+    aggregates = pd.concat([testset_rows(testsets, systems), aggregates], ignore_index=True)
     stage_s["aggregates_s"] = time.perf_counter() - t0
     metadata = {
         "run": {
@@ -335,6 +345,30 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             audio_samples=audio_samples(results),
         )
     return outcome
+
+
+def testset_rows(testsets: Sequence[tuple[str, Manifest]], systems: Sequence[System]) -> pd.DataFrame:
+    """Per system and test set (suite "testset"): `items` = entries of the test set, `failed` = entries left out
+    for a problem (manifest lines with one or more problems), so a test set that lost items is counted next to
+    the numbers and in the reports' failure table, not only listed in results.json."""
+    rows = [
+        {
+            "system": f"{name}:{system.name}",
+            "suite": "testset",
+            "metric": metric,
+            "value": float(value),
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+            "n_items": len(manifest),
+            "higher_is_better": False if metric == "failed" else None,
+            "unit": "items",
+        }
+        for name, manifest in testsets
+        for system in systems
+        for bad in [len({(p.source, p.line, None if p.line else p.item_id) for p in manifest.problems})]
+        for metric, value in (("items", len(manifest) + bad), ("failed", bad))
+    ]
+    return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
 
 
 def aggregate_notes(suites: Sequence[Suite], scores: dict[str, list[ItemScore]]) -> dict[str, dict[str, str]]:
