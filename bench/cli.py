@@ -229,6 +229,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_calibrate_rtf(args: argparse.Namespace) -> int:
+    from bench.calibration import calibrate_rtf
+    from bench.config import load_config
+
+    overrides = list(args.set or [])
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={json.dumps(str(args.output_dir))}")
+    config = load_config(args.config, overrides)
+    out = calibrate_rtf(config, runs=args.runs, progress=not args.quiet)
+    print(f"RTF over {out['runs']} re-timed runs of {out['config']} on {out['machine'].get('cpu')}:")
+    for row in out["systems"]:
+        runs = ", ".join(f"{v:.4g}" for v in row["rtf_per_run"])
+        print(f"  {row['system']}: {runs} (CV {100 * row['cv']:.1f} %, worst {100 * row['max_rel_dev']:.1f} %)")
+    if out["contended_samples"]:
+        print(f"warning: {out['contended_samples']} sample(s) were timed under competition: rerun on a quiet machine")
+    print(f"recommended RTF margin (allowed_rel): {out['recommended_allowed_rel']:.2f}")
+    print(f"written: {Path(config.output_dir) / 'rtf-noise.json'}")
+    return 0
+
+
 def _cmd_speed(args: argparse.Namespace) -> int:
     from bench.config import ConfigError
     from bench.speed import load_speed_config, run_speed
@@ -318,6 +338,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
     p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
     p.set_defaults(func=_cmd_compare)
+
+    p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
+    p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (TOML value)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--output-dir", dest="output_dir", default=None, help="default: <config output_dir>/..")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_calibrate_rtf)
 
     p = commands.add_parser("speed", help="time FlashSpeech vs the diffusion baseline and the suites' models")
     p.add_argument("--config", default="cpu-rtf", help="a TOML file, or a shipped one (gpu-rtf, cpu-rtf)")
