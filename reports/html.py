@@ -20,7 +20,7 @@ from reports import paper
 from reports.audio import Clip, base_dirs, pick_clips
 from reports.plots import Plot, build_plots
 from reports.provenance import metric_legend, provenance, report_title, report_warnings
-from reports.tables import error_rows, failure_table, failure_total, headline_table
+from reports.tables import error_rows, failure_table, failure_total, headline_table, jsd_notes
 
 CSS = """
 :root { --fg: #1d232b; --muted: #5b6573; --line: #d9dee5; --band: #f5f7fa; --accent: #2456a6;
@@ -179,7 +179,8 @@ def render_html_string(
     nav = "".join(f'<a href="#{key}">{escape(label)}</a>' for key, label in SECTIONS)
     sub = " · ".join(f"{escape(k)}: {escape(v)}" for k, v in provenance(results)[1:4])
     body = {
-        "headline": html_table(headline_table(results), "headline nums") + _list(metric_legend(results), "legend"),
+        "headline": html_table(headline_table(results), "headline nums")
+        + _list([*metric_legend(results), *jsd_notes(results)], "legend"),
         "figures": _figures(plots),
         "audio": _audio(clips, audio_per_system),
         "failures": _failures(results),

@@ -13,7 +13,7 @@ import pandas as pd
 from bench.results import Results
 from reports import paper
 from reports.provenance import metric_legend, provenance, report_title, report_warnings
-from reports.tables import error_rows, failure_table, failure_total, headline_table
+from reports.tables import error_rows, failure_table, failure_total, headline_table, jsd_notes
 
 MAX_ERRORS = 50
 
@@ -83,7 +83,7 @@ def render_markdown(
     for warning in report_warnings(results):
         lines += [f"> **Warning:** {warning}", ""]
     lines += ["## Headline (95 % CI)", "", md_table(headline_table(results)), ""]
-    lines += [f"- {line}" for line in metric_legend(results)]
+    lines += [f"- {line}" for line in [*metric_legend(results), *jsd_notes(results)]]
     lines += ["", *_failures(results)]
     if paper_view:
         lines += ["", *_paper(results)]

@@ -55,8 +55,10 @@ HEADLINE = (
     Column("rtf", "rtf", "RTF ↓", ".3g", False),
     Column("utmos", "utmos", "UTMOS ↑", ".2f", True),
     Column("prosody", "pitch_jsd", "pitch JSD ↓", ".4f", False),
-    Column("prosody", "duration_jsd", "duration JSD ↓", ".4f", False),
+    Column("prosody", "duration_jsd", "phone-duration JSD ↓", ".4f", False),
+    Column("prosody", "utterance_duration_jsd", "utterance-length JSD ↓", ".4f", False),
 )
+JSD_METRICS = ("pitch_jsd", "duration_jsd", "utterance_duration_jsd")  # shown with their floors and counts
 
 
 def is_missing(value: Any) -> bool:
@@ -188,9 +190,47 @@ def headline_table(results: Results, labels: dict[str, str] | None = None) -> pd
             "Samples": "–" if attempted is None else str(int(attempted.value)),
         }
         for c in columns:
-            row[labels.get(f"{c.suite}.{c.metric}", c.label)] = fmt_ci(stat(results, system, c.suite, c.metric), c.spec)
+            cell = fmt_ci(stat(results, system, c.suite, c.metric), c.spec)
+            if c.suite == "prosody" and c.metric in JSD_METRICS and cell != "–":
+                cell += _jsd_suffix(results, system, c.metric, c.spec)
+            row[labels.get(f"{c.suite}.{c.metric}", c.label)] = cell
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _jsd_suffix(results: Results, system: str, metric: str, spec: str) -> str:
+    """` (n=40; floor 0.0100 @20)`: the utterances per side and the ground truth's split-half floor."""
+    items, floor = stat(results, system, "prosody", "jsd_items"), stat(results, system, "prosody", f"{metric}_floor")
+    half = stat(results, system, "prosody", "jsd_floor_items")
+    parts = [] if items is None else [f"n={int(items.value)}"]
+    parts.append(
+        "no floor"
+        if floor is None
+        else f"floor {fmt(floor.value, spec)}" + ("" if half is None else f" @{int(half.value)}")
+    )
+    return f" ({'; '.join(parts)})"
+
+
+def jsd_notes(results: Results) -> list[str]:
+    """How to read the JSD columns, and a warning when the systems' JSDs compare different counts."""
+    shown = [s for s in systems(results) if any(stat(results, s, "prosody", m) for m in JSD_METRICS)]
+    if not shown:
+        return []
+    lines = [
+        "JSD (bits, generated vs ground truth, lower is closer): n = utterances per side, compared seed by seed. "
+        "Floor = the ground truth's own split-half JSD at @ items per half: pure sampling bias, which falls about "
+        "as 1/n (an identical distribution at n per side gives about half the floor). Phone-duration JSD is the "
+        "paper's; utterance-length JSD (0.5 s bins) is a different, coarser measure."
+    ]
+    counts = {s: stat(results, s, "prosody", "jsd_items") for s in shown}
+    values = {int(c.value) for c in counts.values() if c is not None}
+    if len(values) > 1:
+        listed = ", ".join(f"{s} {int(c.value)}" for s, c in counts.items() if c is not None)
+        lines.append(
+            f"The JSDs compare different numbers of utterances ({listed}): their sampling bias differs, so compare "
+            "each with its own floor rather than with each other."
+        )
+    return lines
 
 
 def suites_run(results: Results) -> list[str]:

@@ -11,11 +11,12 @@ import pytest
 
 from bench.data.audio import read_audio, write_wav
 from bench.data.manifest import EvalItem
-from suites.base import SUITES, Sample
+from suites.base import SUITES, ItemScore, Sample
 from suites.prosody import F0Config, ProsodySuite, extract_f0, jensen_shannon
+from suites.prosody.distribution import split_half_floor
 from suites.prosody.diversity import group_metrics
 from suites.prosody.features import contour_distance, phone_durations, utterance_prosody
-from suites.prosody.jsd import PHONE_BINS, PITCH_BINS, phone_duration_counts, pitch_counts
+from suites.prosody.jsd import PHONE_BINS, PITCH_BINS, phone_duration_counts, pitch_counts, utterance_duration_counts
 
 SR = 16_000
 REAL = Path(__file__).resolve().parents[1] / "bench/data/assets/real/librivox_0880.wav"
@@ -207,16 +208,24 @@ def test_jsd_against_targets(tmp_path):
     same = [sample(tone(120.0), it=it1, durations=durs), sample(tone(240.0), it=it2, durations=durs)]
     agg = suite.aggregate(suite.score(same))
     assert agg["pitch_jsd"] < 0.01 and agg["jsd_items"] == 2
-    assert agg["duration_jsd"] == pytest.approx(0.0, abs=1e-6) and agg["duration_jsd_phone_level"] == 1.0
+    assert agg["duration_jsd"] == pytest.approx(0.0, abs=1e-6) and agg["utterance_duration_jsd"] == 0.0
     assert agg["phone_duration_frames"] == pytest.approx(7.0)
+    assert (
+        math.isnan(agg["pitch_jsd_floor"])
+        and ">= 4 items" in suite.aggregate_notes(suite.score(same))["pitch_jsd_floor"]
+    )
     shifted = [sample(tone(400.0), it=it1, durations=[3, 20, 20, 20, 0]), sample(tone(800.0), it=it2, durations=durs)]
     agg = suite.aggregate(suite.score(shifted))
     assert agg["pitch_jsd"] > 0.9 and 0.1 < agg["duration_jsd"] < 1.0
-    # without phone durations the duration JSD falls back to utterance lengths
+    # without phone durations there is no duration JSD; utterance lengths are compared under their own name
     rows = suite.score([sample(tone(120.0), it=it1), sample(tone(240.0, seconds=3.0), it=it2)])
-    assert suite.aggregate(rows)["duration_jsd_phone_level"] == 0.0
-    assert "utterance-level" in suite.aggregate_notes(rows)["duration_jsd"]
-    assert suite.aggregate(rows)["duration_jsd"] == pytest.approx(jensen_shannon([2, 0], [1, 1]), abs=1e-6)
+    agg = suite.aggregate(rows)
+    assert (
+        math.isnan(agg["duration_jsd"])
+        and "2 sample(s) without phone durations" in (suite.aggregate_notes(rows)["duration_jsd"])
+    )
+    assert "see utterance_duration_jsd" in suite.aggregate_notes(rows)["duration_jsd"]
+    assert agg["utterance_duration_jsd"] == pytest.approx(jensen_shannon([2, 0], [1, 1]), abs=1e-6)
 
 
 def test_unreadable_target_keeps_the_sample(tmp_path):
@@ -225,3 +234,49 @@ def test_unreadable_target_keeps_the_sample(tmp_path):
     row = next(r for r in rows if r.seed is not None)
     assert row.ok and "target_error" in row.details
     assert "unreadable targets" in suite.aggregate_notes(rows)["pitch_jsd"]
+
+
+# --- equal counts and the sampling floor (synthetic histogram rows: no audio) -----------------------------
+
+
+def _row(item_id: str, seed: int, pitch: list[int], target: list[int], seconds: float = 5.0) -> ItemScore:
+    details = {"pitch_hist": pitch, "target_pitch_hist": target, "target_duration_s": 5.0}
+    return ItemScore("prosody", "sys", item_id, seed, metrics={"duration_s": seconds}, details=details)
+
+
+def test_jsd_compares_equal_counts_seed_by_seed():
+    """Seed 0 matches its targets, seed 1 is shifted and lost two items: each seed is compared with the targets
+    of its own items (equal counts), and the JSD is the mean over seeds, not one pool of 14 vs 8 utterances."""
+    targets = {f"i{k}": [0] * k + [10, 5] + [0] * (8 - k) for k in range(8)}
+    rows = [_row(i, 0, t, t) for i, t in targets.items()]
+    rows += [_row(i, 1, [0, 0, *t[:-2]], t) for i, t in list(targets.items())[:6]]
+    agg = ProsodySuite().aggregate(rows)
+    seed0 = jensen_shannon(np.sum(list(targets.values()), 0), np.sum(list(targets.values()), 0))
+    six = list(targets.values())[:6]
+    seed1 = jensen_shannon(np.sum([[0, 0, *t[:-2]] for t in six], 0), np.sum(six, 0))
+    assert seed0 == pytest.approx(0.0, abs=1e-9) and seed1 > 0.1
+    assert agg["pitch_jsd"] == pytest.approx((seed0 + seed1) / 2)
+    assert agg["jsd_items"] == 7  # 8 and 6 utterances per side: mean over seeds
+    pooled = jensen_shannon(np.sum([r.details["pitch_hist"] for r in rows], 0), np.sum(list(targets.values()), 0))
+    assert abs(agg["pitch_jsd"] - pooled) > 0.01  # what pooling the seeds against 8 targets would have said
+    assert agg["utterance_duration_jsd"] == pytest.approx(0.0, abs=1e-9)  # every length in the same bin
+    assert agg["jsd_floor_items"] == 4 and agg["pitch_jsd_floor"] > 0.1  # the 8 targets differ from each other
+    assert math.isnan(agg["duration_jsd"]) and math.isnan(agg["duration_jsd_floor"])
+
+
+def test_split_half_floor_is_seeded_and_measures_the_sampling_bias():
+    same = [np.array([3, 1, 0, 2])] * 10
+    assert split_half_floor(same) == pytest.approx(0.0, abs=1e-9)
+    assert split_half_floor(same[:3]) is None  # fewer than 2 items per half
+    rng = np.random.default_rng(1)
+    pools = [[utterance_duration_counts([d]) for d in rng.uniform(4, 10, 200)] for _ in range(20)]
+    assert split_half_floor(pools[0]) == split_half_floor(pools[0])  # seeded
+    # identical distributions (uniform 4-10 s, 0.5 s bins), as in the distribution module's table:
+    # 100 vs 100 utterances give about 0.042, and the split-half floor of 200 items (100 per half) the same
+    floors = [split_half_floor(pool) for pool in pools]
+    assert 0.034 < np.mean(floors) < 0.052
+    pairs = [(rng.uniform(4, 10, 100), rng.uniform(4, 10, 100)) for _ in range(200)]
+    same_n = [jensen_shannon(utterance_duration_counts(a), utterance_duration_counts(b)) for a, b in pairs]
+    assert 0.036 < np.mean(same_n) < 0.049
+    split_100 = [split_half_floor([utterance_duration_counts([d]) for d in a], splits=1) for a, _ in pairs]
+    assert 0.07 < np.mean(split_100) < 0.095  # 50 per half: about twice the bias at 100

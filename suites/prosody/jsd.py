@@ -6,8 +6,8 @@ gives no bins, units or pooling. Ours:
 - **pitch**: voiced-frame F0 in 54 one-semitone bins with edges 50·2^(k/12) Hz, k = 0..54 (50 Hz to
   1131 Hz: covers the 50-1100 Hz extraction range); values outside fall into the end bins.
 - **phone duration**: frames at 80 Hz in 1-frame bins 0, 1, ..., 60 plus one overflow bin (> 60 frames).
-- **utterance duration** (used when phone durations are missing on either side): 0.5 s bins from 0 to
-  30 s plus one overflow bin.
+- **utterance duration** (its own metric, `utterance_duration_jsd`, never reported as the duration JSD):
+  0.5 s bins from 0 to 30 s plus one overflow bin.
 - **JSD** with base-2 logarithms, so 0 (same distribution) to 1 (disjoint supports). Counts are
   normalised to probabilities, `eps` (1e-10) is added to every bin and the result renormalised: JSD is
   finite without smoothing, the epsilon only guards the logarithms and changes results by < 1e-8.

@@ -9,9 +9,11 @@ Rows:
   recomputed from stored records.
 - one per (system, item) with seed None: diversity across seeds (see `suites.prosody.diversity`).
 
-`aggregate` adds `pitch_jsd` and `duration_jsd` (see `suites.prosody.jsd` for bins and units and
-`suites.prosody.distribution` for pooling); an unavailable JSD is NaN and `aggregate_notes` says why.
-Call `aggregate` with the rows of one system.
+`aggregate` adds `pitch_jsd`, `duration_jsd` (phone level only), `utterance_duration_jsd` (utterance
+lengths: a different measure, under its own name), each with its ground-truth split-half `<name>_floor`, and
+the counts they were measured at (`jsd_items` per side, `jsd_floor_items` per half); see `suites.prosody.jsd`
+for bins and units and `suites.prosody.distribution` for pooling, equal counts and the floor. An unavailable
+JSD is NaN and `aggregate_notes` says why. Call `aggregate` with the rows of one system.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from bench.data.audio import read_audio
 from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, register
-from suites.prosody.distribution import system_jsd
+from suites.prosody.distribution import FLOOR_SEED, FLOOR_SPLITS, KINDS, system_jsd
 from suites.prosody.diversity import diversity_rows
 from suites.prosody.f0 import DEFAULT_F0, F0Config, F0Track, extract_f0, pyworld_version
 from suites.prosody.features import CONTOUR_POINTS, UtteranceProsody, phone_durations, utterance_prosody
@@ -59,7 +61,14 @@ GROUP_METRICS = {
 }
 JSD_METRICS = {
     "pitch_jsd": _info("bits", "JSD of voiced log-F0 histograms, generated vs ground truth", higher=False),
-    "duration_jsd": _info("bits", "JSD of phone (else utterance) duration histograms vs ground truth", higher=False),
+    "duration_jsd": _info("bits", "JSD of phone-duration histograms vs ground truth (phone level only)", False),
+    "utterance_duration_jsd": _info("bits", "JSD of utterance lengths (0.5 s bins) vs ground truth", False),
+    **{
+        f"{name}_floor": _info("bits", f"ground truth's split-half {name}: the sampling floor of {name}")
+        for name in ("pitch_jsd", "duration_jsd", "utterance_duration_jsd")
+    },
+    "jsd_items": _info("utterances", "utterances per side of each JSD (per seed: seeds are compared one by one)"),
+    "jsd_floor_items": _info("items", "ground-truth items per half of the split-half floors"),
 }
 
 
@@ -95,6 +104,9 @@ class ProsodySuite(Suite):
             "phone_duration_bins": f"1-frame bins 0..{PHONE_MAX_FRAMES} at 80 Hz plus overflow",
             "utterance_duration_bins": f"{UTTERANCE_BIN_S} s bins to 30 s plus overflow",
             "jsd": f"base 2 (0..1), epsilon {JSD_EPS:g} per bin",
+            "jsd_metrics": ", ".join(KINDS),
+            "jsd_counts": "per seed, the same items on both sides; mean over seeds",
+            "jsd_floor": f"ground truth split-half, {FLOOR_SPLITS} random splits (numpy seed {FLOOR_SEED}), n//2 each",
             "contour": f"voiced frames, linear interpolation to {self.contour_points} points, RMS in semitones",
             "std": "ddof=1 across seeds",
         }
@@ -135,7 +147,7 @@ class ProsodySuite(Suite):
             phones = phone_durations(sample.meta["durations"], sample.meta.get("phonemes"))
         feats = utterance_prosody(track, sample.duration, phones)
         self._features[sample.key] = feats
-        details: dict[str, Any] = {"voiced_frames": int(track.voiced.sum())}
+        details: dict[str, Any] = {"text": sample.item.text, "voiced_frames": int(track.voiced.sum())}
         details["pitch_hist"] = pitch_counts(track.f0).tolist()
         if phones is not None:
             details["phone_dur_hist"] = phone_duration_counts(phones).tolist()
@@ -175,12 +187,12 @@ class ProsodySuite(Suite):
             if values:
                 out[metric] = float(np.mean(values))
         jsd = system_jsd(per_sample)
-        out["pitch_jsd"] = float("nan") if jsd.pitch is None else jsd.pitch
-        out["duration_jsd"] = float("nan") if jsd.duration is None else jsd.duration
-        out["jsd_items"] = float(jsd.items)
-        out["duration_jsd_phone_level"] = float(jsd.duration_level == "phone")
+        for metric in JSD_METRICS:
+            if not metric.endswith("_items"):
+                out[metric] = jsd.values.get(metric, float("nan"))
+        out["jsd_items"], out["jsd_floor_items"] = float(jsd.items), float(jsd.floor_items)
         return out
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
-        """Why a JSD is unavailable, and which duration level was used."""
+        """Why a JSD or its floor is unavailable, and whether the JSDs compare different counts."""
         return system_jsd([s for s in scores if s.seed is not None]).notes
