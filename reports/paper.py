@@ -6,8 +6,16 @@ arXiv:2404.14700v4, transcribed from the project's paper digest (§5).
 
 `paper_view(results)` puts our WER / SIM-o / SIM-r / RTF for FlashSpeech at each step count and for ground
 truth next to the published numbers, with deltas and, per metric, whether the two are comparable: WER
-needs HuBERT-large (Whisper: approximately), SIM needs WavLM-TDNN, every metric needs LibriSpeech
-test-clean, RTF needs a GPU. Anything else is stated as the reason the numbers are not comparable.
+needs HuBERT-large (Whisper: approximately) and the paper protocol's normaliser (`PAPER_NORMALIZER`), SIM
+needs WavLM-TDNN, every metric needs LibriSpeech test-clean, RTF needs the paper's device class (one V100;
+another GPU is named and not comparable). Anything else is stated as the reason the numbers are not
+comparable. Only suites that exist in this harness and ran get rows (UTMOS, in Table 3, has no suite here).
+
+The paper does not name a text normaliser. Its protocol (VALL-E's) scores HuBERT-large-ls960-ft, whose CTC
+alphabet is the letters plus the apostrophe, against LibriSpeech transcripts (upper case, no punctuation,
+apostrophes kept, numbers spelled out): comparing the two needs only lower-casing and deleting punctuation
+while keeping apostrophes, which is our ``seedtts`` normaliser (ZipVoice's HuBERT LibriSpeech WER uses the
+same rule). Whisper's normaliser also expands contractions and respells words, so it counts differently.
 """
 
 from __future__ import annotations
@@ -26,12 +34,15 @@ from reports import provenance as prov
 from reports.tables import GROUND_TRUTH, Stat, fmt, fmt_ci, stat, suites_run, system_kind, system_steps, systems
 
 DATA_FILE = Path(__file__).parent / "data" / "flashspeech_paper.json"
+PAPER_NORMALIZER = "seedtts"  # see the module docstring
+PAPER_GPU = "V100"
 COMPARABLE, APPROXIMATE, NOT_COMPARABLE = "comparable", "approximate", "not comparable"
 CONDITIONS = (
     "Our numbers are comparable to the paper's only when WER comes from HuBERT-large (facebook/hubert-large-"
-    "ls960-ft; Whisper: approximately), SIM from WavLM-TDNN, the test set is LibriSpeech test-clean and RTF is "
-    "measured on a GPU (the paper: end to end on one V100). The paper's exact test list is unreleased, so even "
-    "then the items and prompts differ."
+    "ls960-ft; Whisper: approximately) with the LibriSpeech transcript normalisation (lowercase, punctuation "
+    f"deleted, apostrophes kept: '{PAPER_NORMALIZER}'), SIM from WavLM-TDNN, the test set is LibriSpeech "
+    f"test-clean and RTF is measured on the paper's device class (end to end on one {PAPER_GPU}; other GPUs are "
+    "named, not compared). The paper's exact test list is unreleased, so even then the items and prompts differ."
 )
 
 
@@ -126,8 +137,7 @@ def testset_verdict(name: str | None) -> Verdict:
     return Verdict(NOT_COMPARABLE, (f"test set {name!r} is not LibriSpeech test-clean",))
 
 
-def _wer_verdict(results: Results) -> Verdict:
-    wer = prov.wer_backend(results)
+def _asr_verdict(wer: prov.WerBackend) -> Verdict:
     name, model = (wer.name or "").lower(), (wer.model or "").lower()
     if name == "hubert" and "large" in model:
         return Verdict(COMPARABLE)
@@ -138,6 +148,21 @@ def _wer_verdict(results: Results) -> Verdict:
     if wer.name is None:
         return Verdict(NOT_COMPARABLE, ("WER backend not recorded",))
     return Verdict(NOT_COMPARABLE, (f"WER backend {wer.label!r} is neither HuBERT-large nor Whisper",))
+
+
+def _normalizer_verdict(wer: prov.WerBackend) -> Verdict:
+    if wer.normalizer == PAPER_NORMALIZER:
+        return Verdict(COMPARABLE)
+    protocol = f"the paper protocol's LibriSpeech convention is {PAPER_NORMALIZER!r}"
+    if wer.normalizer is None:
+        return Verdict(APPROXIMATE, (f"WER normaliser not recorded ({protocol})",))
+    return Verdict(APPROXIMATE, (f"WER normaliser {wer.normalizer!r}, not {PAPER_NORMALIZER!r} ({protocol})",))
+
+
+def _wer_verdict(results: Results) -> Verdict:
+    """The ASR backend and the normaliser: both must be the paper protocol's."""
+    wer = prov.wer_backend(results)
+    return _asr_verdict(wer) + _normalizer_verdict(wer)
 
 
 def _sim_verdict(results: Results) -> Verdict:
@@ -152,28 +177,36 @@ def _sim_verdict(results: Results) -> Verdict:
 
 
 def _rtf_verdict(results: Results) -> Verdict:
+    """Comparable only on the paper's device class (one V100), and the device is always named."""
     dev = prov.device(results)
     if dev.name is None and dev.gpu is None:
         return Verdict(NOT_COMPARABLE, ("device not recorded",))
     if not dev.is_gpu:
-        return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, not a GPU (paper: one V100)",))
-    return Verdict(COMPARABLE, (f"measured on {dev.label}; the paper's is one V100",))
+        return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, not a GPU (paper: one {PAPER_GPU})",))
+    if dev.gpu is None:
+        return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, GPU model not recorded (paper: one {PAPER_GPU})",))
+    if PAPER_GPU.lower() in dev.gpu.lower():
+        return Verdict(COMPARABLE, (f"measured on {dev.gpu}, the paper's device class (one {PAPER_GPU})",))
+    return Verdict(NOT_COMPARABLE, (f"{dev.gpu} vs the paper's {PAPER_GPU}: not the same device class",))
 
 
 def comparability(results: Results) -> dict[str, Verdict]:
-    """Per metric ("wer", "sim_o", "sim_r", "rtf"): its backend / device condition (the test set is per system)."""
-    sim = _sim_verdict(results)
-    return {"wer": _wer_verdict(results), "sim_o": sim, "sim_r": sim, "rtf": _rtf_verdict(results)}
+    """Per metric ("wer", "sim_o", "sim_r", "rtf") of a suite that ran: its backend / device condition (the
+    test set is per system)."""
+    ran = set(suites_run(results))
+    verdicts = {"wer": _wer_verdict, "sim_o": _sim_verdict, "sim_r": _sim_verdict, "rtf": _rtf_verdict}
+    suite_of = {key: suite for key, suite, *_ in METRICS}
+    return {key: verdict(results) for key, verdict in verdicts.items() if suite_of[key] in ran}
 
 
-# metric, suite, aggregate metric, label, paper unit, factor from our unit to the paper's
+# metric, suite, aggregate metric, label, factor from our unit to the paper's (every suite exists in this harness)
 METRICS = (
     ("wer", "wer", "wer_corpus", "WER (%)", 100.0),
     ("sim_o", "similarity", "sim_o", "SIM-o", 1.0),
     ("sim_r", "similarity", "sim_r", "SIM-r", 1.0),
     ("rtf", "rtf", "rtf", "RTF", 1.0),
-    ("utmos", "utmos", "utmos", "UTMOS", 1.0),
 )
+NO_SUITE = "UTMOS (Table 3): this harness has no UTMOS suite, so only the published values are shown."
 
 
 VIEW_COLUMNS = [
@@ -229,7 +262,7 @@ def paper_view(results: Results) -> PaperView:
                 continue
             if key == "rtf" and kind == GROUND_TRUTH:
                 continue
-            verdict = verdicts[key] + test if key in verdicts else None
+            verdict = verdicts[key] + test
             row = _view_row(system, steps, key, label, pub.get(key), ours, verdict)
             failed, scored = stat(results, system, suite, "failed"), stat(results, system, suite, "items")
             if ours is None and pub.get(key) and failed is not None and failed.value > 0:
@@ -239,8 +272,9 @@ def paper_view(results: Results) -> PaperView:
     frame = pd.DataFrame(rows, columns=VIEW_COLUMNS)
     notes = [f"{mark} {text}" for mark, text in paper.marks.items()] + list(paper.notes)
     missing = sorted({label for _, suite, _, label, _ in METRICS if suite not in ran})
+    notes.insert(0, NO_SUITE)
     if missing:
-        notes.insert(0, f"Not measured in this run (no suite): {', '.join(missing)} (see the published tables).")
+        notes.insert(0, f"Not measured in this run (suite not run): {', '.join(missing)} (see the published tables).")
     return PaperView(rows=frame, verdicts=verdicts, testsets=testsets, citation=paper.cite, notes=notes)
 
 

@@ -53,7 +53,6 @@ HEADLINE = (
     Column("similarity", "sim_target", "SIM-target ↑", ".3f", True),
     Column("similarity", "spk_id_acc", "spk-ID acc ↑", ".3f", True),
     Column("rtf", "rtf", "RTF ↓", ".3g", False),
-    Column("utmos", "utmos", "UTMOS ↑", ".2f", True),
     Column("prosody", "pitch_jsd", "pitch JSD ↓", ".4f", False),
     Column("prosody", "duration_jsd", "phone-duration JSD ↓", ".4f", False),
     Column("prosody", "utterance_duration_jsd", "utterance-length JSD ↓", ".4f", False),

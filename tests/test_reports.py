@@ -39,20 +39,25 @@ def with_audio(results: Results, root: Path, seconds: float = 0.4) -> Results:
 
 
 def paper_protocol(
-    results: Results, wer: dict, sim: dict, device: str = "cuda", testset: str = "librispeech-test-clean"
+    results: Results,
+    wer: dict,
+    sim: dict,
+    device: str = "cuda",
+    testset: str = "librispeech-test-clean",
+    gpu: str | None = "Tesla V100-SXM2-32GB",
 ):
     """The toy results shaped like a runner's: systems named `<testset>:<system>`, environment, test sets."""
     rename = {name: f"{testset}:{name}" for name in results.metadata["systems"]}
     md = {**results.metadata, "suites": {**results.metadata["suites"], "wer": wer, "similarity": sim}}
     md["systems"] = {rename[k]: {**v, "testset": testset} for k, v in results.metadata["systems"].items()}
-    md["environment"] = {"device": device, "gpu": "NVIDIA H100" if device.startswith("cuda") else None, "torch": "2.11"}
+    md["environment"] = {"device": device, "gpu": gpu if device.startswith("cuda") else None, "torch": "2.11"}
     md["config"] = {"testsets": [{"name": testset, "manifest": f"{testset}.jsonl", "max_items": None}]}
     md["testsets"] = {testset: {"items": 6, "problems": []}}
     tables = [t.assign(system=t["system"].map(rename)) for t in (results.items, results.groups, results.aggregates)]
     return Results(*tables, metadata=md)
 
 
-HUBERT = {"suite": "wer", "backend": "hubert", "model": "hubert-large-ls960-ft", "normalizer": "whisper"}
+HUBERT = {"suite": "wer", "backend": "hubert", "model": "hubert-large-ls960-ft", "normalizer": "seedtts"}
 WAVLM = {
     "suite": "similarity",
     "backend": "wavlm-tdnn",
@@ -165,6 +170,90 @@ def test_paper_view_comparable_under_the_paper_protocol(toy):
     assert not view.verdicts["rtf"].comparable and "not a GPU" in view.verdicts["rtf"].text
     assert not view.testsets["smoke / smoke.jsonl (6 items)"].comparable
     assert set(view.rows["comparable"]) <= {"no", "–"}
+
+
+def test_paper_view_names_the_device_class_and_checks_the_normaliser(toy):
+    view = paper_view(paper_protocol(toy, HUBERT, WAVLM))
+    assert view.verdicts["rtf"].text == "yes: measured on Tesla V100-SXM2-32GB, the paper's device class (one V100)"
+    h200 = paper_view(paper_protocol(toy, HUBERT, WAVLM, gpu="NVIDIA H200"))
+    assert not h200.verdicts["rtf"].comparable
+    assert "NVIDIA H200 vs the paper's V100: not the same device class" in h200.verdicts["rtf"].text
+    rtf2 = h200.rows.set_index(["system", "metric"]).loc[("librispeech-test-clean:flashspeech@2", "RTF")]
+    assert rtf2["comparable"] == "no" and "not the same device class" in rtf2["reason"]
+    assert "RTF: not comparable (NVIDIA H200 vs the paper's V100" in " ".join(verdict_lines(h200))
+    unnamed = paper_view(paper_protocol(toy, HUBERT, WAVLM, gpu=None))
+    assert not unnamed.verdicts["rtf"].comparable and "GPU model not recorded" in unnamed.verdicts["rtf"].text
+
+    # the WER verdict checks the normaliser as well as the ASR
+    whisper_norm = paper_view(paper_protocol(toy, {**HUBERT, "normalizer": "whisper"}, WAVLM))
+    assert whisper_norm.verdicts["wer"].level == "approximate"
+    assert "WER normaliser 'whisper', not 'seedtts'" in whisper_norm.verdicts["wer"].text
+    unrecorded = {k: v for k, v in HUBERT.items() if k != "normalizer"}
+    assert "normaliser not recorded" in paper_view(paper_protocol(toy, unrecorded, WAVLM)).verdicts["wer"].text
+    assert "'seedtts'" in view.conditions and "V100" in view.conditions
+
+
+def test_paper_view_rows_only_for_suites_that_exist_and_ran(toy):
+    import suites  # noqa: F401  (registers every suite)
+    from reports.paper import METRICS
+    from suites.base import SUITES
+
+    assert {suite for _, suite, *_ in METRICS} <= set(SUITES)  # no row for a suite this harness does not have
+    agg = toy.aggregates[toy.aggregates["suite"] != "similarity"]
+    suites_meta = {k: v for k, v in toy.metadata["suites"].items() if k != "similarity"}
+    no_sim = Results(toy.items, toy.groups, agg, {**toy.metadata, "suites": suites_meta})
+    view = paper_view(no_sim)
+    assert set(view.rows["metric"]) == {"WER (%)", "RTF"}
+    assert set(view.verdicts) == {"wer", "rtf"} and not any("SIM" in line for line in verdict_lines(view))
+    assert "Not measured in this run (suite not run): SIM-o, SIM-r (see the published tables)." in view.notes
+    assert any("no UTMOS suite" in note for note in view.notes)
+    md = render_markdown(no_sim)
+    paper_part = md[md.index("## Paper view") : md.index("## Provenance")]
+    assert "SIM-o / SIM-r:" not in paper_part and "| SIM-o |" not in paper_part
+
+
+# --- prosody JSDs in the headline ---------------------------------------------------------------------------
+
+
+def with_prosody(results: Results, items: dict[str, int]) -> Results:
+    """Prosody aggregate rows for some systems: JSDs with floors, measured at `items` utterances per side."""
+    rows = []
+    for system, n in items.items():
+        values = {
+            "pitch_jsd": 0.05,
+            "pitch_jsd_floor": 0.02,
+            "duration_jsd": float("nan"),
+            "utterance_duration_jsd": 0.09,
+            "utterance_duration_jsd_floor": 0.08,
+            "jsd_items": n,
+            "jsd_floor_items": n // 2,
+        }
+        for metric, value in values.items():
+            rows.append(
+                {"system": system, "suite": "prosody", "metric": metric, "value": value, "ci_low": float("nan"),
+                 "ci_high": float("nan"), "n_items": n, "higher_is_better": False, "unit": "bits"}
+            )  # fmt: skip
+    aggregates = pd.concat([results.aggregates, pd.DataFrame(rows)], ignore_index=True)
+    return Results(results.items, results.groups, aggregates, results.metadata)
+
+
+def test_headline_labels_each_jsd_with_its_count_and_floor(toy, tmp_path):
+    results = with_prosody(toy, {"flashspeech@2": 12, "ground_truth": 12})
+    md = render_markdown(results)
+    header = table_row(md, "System", "## Headline")
+    assert "pitch JSD ↓" in header and "utterance-length JSD ↓" in header
+    assert "duration JSD ↓" not in header and "phone-duration JSD ↓" not in header  # NaN for every system
+    fs2 = table_row(md, "flashspeech@2", "## Headline")
+    assert fs2[header.index("pitch JSD ↓")] == "0.0500 [no CI] (n=12; floor 0.0200 @6)"
+    assert fs2[header.index("utterance-length JSD ↓")] == "0.0900 [no CI] (n=12; floor 0.0800 @6)"
+    assert "split-half JSD" in md and "different numbers of utterances" not in md
+    uneven = with_prosody(toy, {"flashspeech@2": 12, "ground_truth": 9})
+    md = render_markdown(uneven)
+    assert "The JSDs compare different numbers of utterances (flashspeech@2 12, ground_truth 9)" in md
+    html = render_html(uneven, tmp_path).read_text(encoding="utf-8")
+    assert "different numbers of utterances" in html and "(n=9; floor 0.0200 @4)" in html
+    loaded = Results.load(uneven.save(tmp_path / "run"))
+    assert "(n=9; floor 0.0200 @4)" in render_markdown(loaded)
 
 
 # --- figures ------------------------------------------------------------------------------------------------

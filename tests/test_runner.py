@@ -16,6 +16,7 @@ from bench.data.audio import write_wav
 from bench.data.manifest import EvalItem, write_manifest
 from bench.runner import run_benchmark
 from bench.systems import ExternalSystem, Generated
+from reports.paper import PAPER_NORMALIZER
 
 REAL = "bench/data/assets/real"
 
@@ -30,6 +31,7 @@ def test_shipped_configs_load_and_overrides_apply():
     assert {s.kind for s in smoke.systems} == {"flashspeech", "ground_truth", "codec_resynthesis"}
     paper = load_config("paper")
     assert paper.suites["wer"]["backend"] == "hubert" and paper.suites["similarity"]["backend"] == "wavlm-tdnn"
+    assert paper.suites["wer"]["normalizer"] == PAPER_NORMALIZER == "seedtts"  # what the paper view checks
     c = load_config("smoke", ["seeds=[3,4]", "systems.0.steps=[2]", 'suites.wer.normalizer="seedtts"', "device=cuda"])
     assert c.seeds == [3, 4] and c.systems[0].steps == [2]
     assert c.suites["wer"]["normalizer"] == "seedtts" and c.device == "cuda"
