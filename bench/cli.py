@@ -197,7 +197,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     baseline = load_results(args.baseline, uri=args.tracking_uri)
     candidate = load_results(args.candidate, uri=args.tracking_uri)
-    report = compare(baseline, candidate, _gate_config(args.gate_config), args.baseline, args.candidate)
+    config = _gate_config(args.gate_config)
+    config.allow_evaluator_change |= args.allow_evaluator_change
+    report = compare(baseline, candidate, config, args.baseline, args.candidate)
     _emit_gate(report, args.gate_report)
     return 0 if report.passed else 3
 
@@ -337,6 +339,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None)
     p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
     p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
+    p.add_argument(
+        "--allow-evaluator-change",
+        action="store_true",
+        help="compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
+    )
     p.set_defaults(func=_cmd_compare)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")

@@ -1,10 +1,19 @@
 """Regression gate: a candidate run against a baseline run, per system and metric (`flashspeech-bench compare`).
 
-Item values (`<suite>.<metric>` columns of `Results.items`) are averaged over seeds and paired by (system, item_id).
-A metric REGRESSES when the candidate is worse by more than the rule's margin and significantly so: `bootstrap`: the
-(1 - alpha) percentile CI of the mean paired difference lies wholly beyond the margin; `mannwhitney` (unpaired): the
-U test of "candidate worse than baseline + margin" has p < alpha. Improvements mirror this. `<suite>.failed` metrics
-are counted over the (item, seed) samples both runs attempted. `same_device` rules (RTF) need one device and GPU.
+Statistic: the one the reports show, over the (item, seed) samples both runs scored: the mean of
+`<suite>.<metric>`, or a ratio of sums (`numerator` / `denominator` columns: corpus WER = Σ(S+D+I) / Σ ref_words,
+RTF = Σ time / Σ audio). Uncertainty: a paired bootstrap over clusters (`bench.stats.clusters`): items linked by a
+shared speaker or text, or for timings by a shared batch; fewer than `min_paired` clusters is "not comparable".
+A metric REGRESSES when its estimate is worse than the margin and significantly so after Holm's adjustment over
+every gating comparison of the report. A bootstrap row's p is twice the smaller one-sided tail beyond the margin:
+unadjusted, p < alpha iff the (1 - alpha) percentile CI shown excludes the margin (up to the +1 of the tail count).
+`mannwhitney` (unpaired, items taken as independent) tests a shift beyond the margin and reports the
+Hodges-Lehmann shift with its Moses CI (the shifts that test does not reject) and the rank-biserial r.
+Improvements mirror regressions. `<suite>.failed` counts over the (item, seed) samples both runs attempted;
+every suite with an error column gets such a rule (no new failure allowed) unless the config names it.
+`same_device` rules (RTF) need one device and use only samples timed in this run on an uncontended machine. A
+suite whose evaluator fingerprint (`suites.base.evaluator_fingerprint`) differs between the runs is "not
+comparable" and fails, unless `allow_evaluator_change`.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from bench.results import AGGREGATE_COLUMNS, Results
+from bench.stats import MIN_CLUSTERS, GateTest, ShiftTest, bootstrap_test, clusters, holm
+from suites.base import evaluator_fingerprint
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +40,8 @@ else:  # pragma: no cover
 TESTS = ("bootstrap", "mannwhitney", "count")
 VERDICTS = ("regressed", "improved", "unchanged", "not comparable", "missing")
 NOT_MEASURED = "not measured per item in either run"
+PROVENANCE = ("batch_id", "timing_source", "contended")  # items columns a timing rule needs
+WER_ERRORS = ("substitutions", "deletions", "insertions")
 
 
 class GateConfigError(ValueError):
@@ -45,18 +58,28 @@ class MetricRule:
     allowed_rel: float | None = None  # ... as a fraction of the baseline value (0.1 = 10 %)
     test: str = "bootstrap"  # bootstrap (paired) | mannwhitney (unpaired) | count (`*.failed` metrics)
     same_device: bool = False  # compare only when both runs ran on the same device (timings)
-    alpha: float | None = None  # None: the config's alpha
-    gate: bool = True  # False: reported, never fails the gate
+    alpha: float | None = None  # None: the config's alpha; the level the rule's Holm-adjusted p must reach
+    gate: bool = True  # False: reported (at its unadjusted p), never fails the gate
+    numerator: tuple[str, ...] | None = None  # a ratio statistic: Σ numerator columns / Σ denominator column
+    denominator: str | None = None  # (a column without a dot is the rule's suite's: "ref_words" = "wer.ref_words")
 
     def __post_init__(self) -> None:
         if "." not in self.metric:
             raise GateConfigError(f"metric {self.metric!r}: expected '<suite>.<metric>'")
         if self.test not in TESTS:
             raise GateConfigError(f"{self.metric}: test {self.test!r} unknown; known: {', '.join(TESTS)}")
+        if (self.numerator is None) != (self.denominator is None):
+            raise GateConfigError(f"{self.metric}: a ratio needs both numerator and denominator")
+        if self.numerator is not None:
+            self.numerator = (self.numerator,) if isinstance(self.numerator, str) else tuple(self.numerator)
         if self.name == "failed":
+            if self.numerator is not None:
+                raise GateConfigError(f"{self.metric}: failures are counted, not a ratio")
             self.test = "count"  # failures are counted, never resampled
         elif self.test == "count":
             raise GateConfigError(f"{self.metric}: the count test is for '<suite>.failed' metrics only")
+        elif self.numerator is not None and self.test != "bootstrap":
+            raise GateConfigError(f"{self.metric}: a ratio statistic is compared by the paired bootstrap only")
         if any(v is not None and not v >= 0 for v in (self.allowed_abs, self.allowed_rel)):
             raise GateConfigError(f"{self.metric}: allowed_abs / allowed_rel are magnitudes (>= 0)")
 
@@ -73,14 +96,24 @@ class MetricRule:
         rel = (self.allowed_rel or 0.0) * abs(baseline) if math.isfinite(baseline) else 0.0
         return max(self.allowed_abs or 0.0, rel)
 
+    def columns(self) -> tuple[list[str], str | None]:
+        """The items columns summed in the numerator, and the denominator's (None: a mean of the metric)."""
+        if self.numerator is None or self.denominator is None:
+            return [self.metric], None
+        names = [c if "." in c else f"{self.suite}.{c}" for c in (*self.numerator, self.denominator)]
+        return names[:-1], names[-1]
+
 
 def default_rules() -> list[MetricRule]:
-    """WER +1 point, SIM-o / SIM-r -0.01, RTF +10 % (same device only), no new generation failures."""
+    """WER +1 point (mean of per-item WERs and corpus WER, both shown by the reports), SIM-o / SIM-r -0.01, RTF
+    (Σ time / Σ audio) +10 % on the same device only, no new generation failures; `compare` adds a
+    `<suite>.failed` rule for every suite in the results (`GateConfig.failure_rules`)."""
     return [
         MetricRule("wer.wer", allowed_abs=0.01),
+        MetricRule("wer.wer_corpus", allowed_abs=0.01, numerator=WER_ERRORS, denominator="ref_words"),
         MetricRule("similarity.sim_o", allowed_abs=0.01),
         MetricRule("similarity.sim_r", allowed_abs=0.01),
-        MetricRule("rtf.rtf", allowed_rel=0.10, same_device=True),
+        MetricRule("rtf.rtf", allowed_rel=0.10, same_device=True, numerator=("time_s",), denominator="audio_s"),
         MetricRule("generation.failed", allowed_abs=0.0),
     ]
 
@@ -90,33 +123,40 @@ class GateConfig:
     """The gate's rules and statistics settings; `from_dict` / `from_toml` read a `[gate]` table."""
 
     rules: list[MetricRule] = field(default_factory=default_rules)
-    alpha: float = 0.05
-    resamples: int = 2000
+    alpha: float = 0.05  # family-wise, over the gating comparisons (Holm)
+    resamples: int = 10000  # the smallest bootstrap p is 2 / (resamples + 1)
     seed: int = 0
-    min_paired: int = 2  # fewer items to compare: "not comparable"
+    min_paired: int = MIN_CLUSTERS  # fewer clusters (Mann-Whitney: items) to compare: "not comparable"
     fail_on_missing: bool = True  # a system or metric the baseline has and the candidate lacks fails the gate
+    failure_rules: bool = True  # a `<suite>.failed` count rule for every suite with an error column
+    allow_evaluator_change: bool = False  # compare a suite's metrics although its evaluator fingerprint changed
+    dropped: list[str] = field(default_factory=list)  # metrics the config dropped (no automatic rule for them)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
-        """Config fields, `defaults` (keep the default rules; true) and `metrics` = {"<suite>.<metric>": {rule
-        fields} (override that metric's default rule, or add one) | false (drop it)}."""
+        """Config fields, `defaults` (keep the default rules and failure rules; true) and `metrics` =
+        {"<suite>.<metric>": {rule fields} (override that metric's rule, or add one) | false (drop it)}."""
         data = dict(data)
-        unknown = set(data) - ({f.name for f in fields(cls)} - {"rules"}) - {"defaults", "metrics"}
+        unknown = set(data) - ({f.name for f in fields(cls)} - {"rules", "dropped"}) - {"defaults", "metrics"}
         if unknown:
             raise GateConfigError(f"gate: unknown key(s) {', '.join(sorted(unknown))}")
-        rules = {r.metric: r for r in (default_rules() if data.pop("defaults", True) else [])}
+        defaults = data.pop("defaults", True)
+        data.setdefault("failure_rules", bool(defaults))
+        rules = {r.metric: r for r in (default_rules() if defaults else [])}
         rule_fields = {f.name for f in fields(MetricRule)} - {"metric"}
+        dropped = []
         for metric, spec in (data.pop("metrics", None) or {}).items():
             if spec is False:
                 rules.pop(metric, None)
+                dropped.append(metric)
                 continue
             if not isinstance(spec, dict) or set(spec) - rule_fields:
                 raise GateConfigError(f"gate.metrics.{metric}: expected a table of {', '.join(sorted(rule_fields))}")
             base = asdict(rules[metric]) if metric in rules else {"metric": metric}
             rules[metric] = MetricRule(**{**base, **spec})
-        config = cls(rules=list(rules.values()), **data)
-        if not 0 < config.alpha < 1 or config.resamples < 100:
-            raise GateConfigError("gate: alpha must be in (0, 1) and resamples >= 100")
+        config = cls(rules=list(rules.values()), dropped=dropped, **data)
+        if not 0 < config.alpha < 1 or config.resamples < 100 or config.min_paired < 2:
+            raise GateConfigError("gate: alpha must be in (0, 1), resamples >= 100 and min_paired >= 2")
         return config
 
     @classmethod
@@ -147,6 +187,9 @@ class ComparisonRow:
     gate: bool = True
     fails: bool = False
     note: str = ""
+    n_clusters: int = 0  # independent clusters the bootstrap resampled
+    p_raw: float = math.nan  # unadjusted; p_value is Holm-adjusted over the gating comparisons
+    effect_size: float = math.nan  # Mann-Whitney: rank-biserial r = P(candidate > baseline) - P(<)
 
 
 @dataclass
@@ -161,6 +204,7 @@ class GateReport:
     systems_only: dict[str, list[str]] = field(default_factory=dict)  # side ("baseline"/"candidate") -> systems
     items_only: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # side -> system -> item ids
     alpha: float = 0.05
+    comparisons: int = 0  # gating tests in the Holm family
 
     @property
     def passed(self) -> bool:
@@ -180,8 +224,11 @@ class GateReport:
             f"## Regression gate: {status}",
             "",
             f"Baseline `{self.baseline_label}` ({self.baseline_device}) vs candidate `{self.candidate_label}` "
-            f"({self.candidate_device}). Means over paired items (seeds averaged; failures: counts); Δ = candidate"
-            f" − baseline, {100 * (1 - self.alpha):g} % bootstrap CI or Mann-Whitney p; allowed: the margin.",
+            f"({self.candidate_device}). The reports' statistics (means; Σ/Σ ratios: corpus WER, RTF) over the items"
+            f" both runs scored, failures counted; Δ = candidate − baseline; CI: unadjusted {100 * (1 - self.alpha):g}"
+            " % paired bootstrap over clusters (items sharing a speaker or text; timings: a batch), or Mann-Whitney:"
+            " medians, Hodges-Lehmann Δ, Moses CI, rank-biserial r; allowed: the margin; n: items / clusters.",
+            f"p: Holm-adjusted over {self.comparisons} comparisons, family-wise α = {self.alpha:g}.",
             "",
             "| system | metric | baseline | candidate | Δ | CI of Δ / p | allowed | n | verdict |",
             "|---|---|---:|---:|---:|---|---:|---:|---|",
@@ -194,10 +241,12 @@ class GateReport:
             rel = f" ({100 * r.rel_delta:+.1f} %)" if math.isfinite(r.rel_delta) else ""
             stat = [f"[{_fmt(r.ci_low, True)}, {_fmt(r.ci_high, True)}]"] if math.isfinite(r.ci_low) else []
             stat += [f"p = {r.p_value:.3g}"] if math.isfinite(r.p_value) else []
+            stat += [f"r = {r.effect_size:+.2f}"] if math.isfinite(r.effect_size) else []
+            n = f"{r.n_paired} / {r.n_clusters}" if r.n_clusters else str(r.n_paired)
             verdict = (f"**{r.verdict}**" if r.fails else r.verdict) + ("" if r.gate else " (not gating)")
             lines.append(
                 f"| {r.system} | {r.metric} | {_fmt(r.baseline)} | {_fmt(r.candidate)} | {_fmt(r.delta, True)}{rel} "
-                f"| {', '.join(stat) or '–'} | {_fmt(r.allowed, True)} | {r.n_paired} "
+                f"| {', '.join(stat) or '–'} | {_fmt(r.allowed, True)} | {n} "
                 f"| {verdict}{': ' + r.note if r.note else ''} |"
             )
         notes = [f"Systems only in the {side}: {', '.join(s)}" for side, s in self.systems_only.items() if s]
@@ -237,46 +286,108 @@ def _direction(rule: MetricRule, baseline: Results, candidate: Results) -> bool 
     return None if info is None else info.higher_is_better
 
 
-def _item_values(items: pd.DataFrame, rule: MetricRule) -> dict[str, pd.Series]:
-    """Per system: item_id -> the metric averaged over the item's scored seeds (no entry: nothing scored)."""
-    if rule.metric not in items:
-        return {}
+@dataclass
+class _Usable:
+    """What a rule can use of one run: per system, the usable rows (`num`, `den` and the items columns) and the
+    timings left out, by reason; `unrecorded`: a timing rule on results without timing provenance."""
+
+    rows: dict[str, pd.DataFrame] = field(default_factory=dict)
+    excluded: dict[str, dict[str, int]] = field(default_factory=dict)
+    unrecorded: bool = False
+
+
+def _flag(value: Any) -> bool | None:
+    """A recorded boolean (also as read back from CSV), None when not recorded."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return {"true": True, "false": False}.get(value.strip().lower()) if isinstance(value, str) else bool(value)
+
+
+def _exclusion(source: Any, contended: Any) -> str:
+    """Why a timing may not gate ("" when it may): only this run's timings on an uncontended machine count."""
+    if not isinstance(source, str):
+        return "timing source not recorded"
+    if source != "this run":
+        return f"from the {source}"
+    busy = _flag(contended)
+    return "contention not recorded" if busy is None else "contended" if busy else ""
+
+
+def _usable(items: pd.DataFrame, rule: MetricRule) -> _Usable:
+    """The scored samples' numerator and denominator (1 for a mean), per system; timing rules keep only timings
+    measured in this run on an uncontended machine."""
+    num_cols, den_col = rule.columns()
+    if any(c not in items for c in [*num_cols, den_col or rule.metric]):
+        return _Usable()
     ok = items["status"].astype(str).eq("ok") & items.reindex(columns=[f"{rule.suite}.error"]).iloc[:, 0].isna()
-    values = pd.to_numeric(items[rule.metric], errors="coerce")
-    rows = items.loc[ok & np.isfinite(values), ["system", "item_id"]].assign(value=values)
-    means = rows.groupby(["system", "item_id"])["value"].mean()
-    return {system: group.droplevel(0) for system, group in means.groupby(level=0)}
+    num = sum((pd.to_numeric(items[c], errors="coerce") for c in num_cols), pd.Series(0.0, index=items.index))
+    den = pd.to_numeric(items[den_col], errors="coerce") if den_col else pd.Series(1.0, index=items.index)
+    frame = items.assign(num=num, den=den).loc[ok & np.isfinite(num) & np.isfinite(den)]
+    systems = list(dict.fromkeys(frame["system"]))
+    if not rule.same_device:
+        return _Usable({s: frame[frame["system"] == s] for s in systems})
+    if any(c not in frame for c in PROVENANCE) or frame["timing_source"].isna().all():
+        return _Usable({s: frame[frame["system"] == s] for s in systems}, unrecorded=True)
+    why = pd.Series(
+        [_exclusion(s, c) for s, c in zip(frame["timing_source"], frame["contended"], strict=True)], frame.index
+    )
+    excluded = {s: g.value_counts().to_dict() for s, g in why[why != ""].groupby(frame["system"])}
+    kept = frame[why == ""]
+    return _Usable({s: kept[kept["system"] == s] for s in systems}, excluded)
 
 
 def _failure_flags(items: pd.DataFrame, suite: str) -> dict[str, pd.Series]:
-    """Per system: (item_id, seed) -> failed (generation status, or the suite's error); {} when not run."""
+    """Per system the suite scored: (item_id, seed) -> failed (generation status, or the suite's error)."""
     generated = items["status"].astype(str).eq("ok")
+    systems = set(items["system"])
     if suite == "generation":
         failed = ~generated
     elif f"{suite}.error" in items:
         failed = generated & items[f"{suite}.error"].notna()
+        touched = items[[c for c in items.columns if c.startswith(f"{suite}.")]].notna().any(axis=1)
+        systems = set(items.loc[touched, "system"])
     else:
         return {}
     flags = items[["system", "item_id", "seed"]].assign(failed=failed).set_index(["system", "item_id", "seed"])
-    return {system: group["failed"].droplevel(0) for system, group in flags.groupby(level=0)}
+    return {s: g["failed"].droplevel(0) for s, g in flags.groupby(level=0) if s in systems}
 
 
-def _bootstrap_ci(
-    x: np.ndarray, y: np.ndarray, paired: bool, alpha: float, resamples: int, rng: np.random.Generator
-) -> tuple[float, float]:
-    """Percentile CI of mean(y) - mean(x): items resampled together (paired) or each side on its own."""
-    if paired:
-        draws = (y - x)[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)
-    else:
-        draws = y[rng.integers(0, len(y), (resamples, len(y)))].mean(axis=1)
-        draws -= x[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)
-    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
+def _failure_rules(config: GateConfig, *tables: pd.DataFrame) -> list[MetricRule]:
+    """A `<suite>.failed` count rule (no new failure) for each suite with an error column the config leaves out."""
+    named = {r.metric for r in config.rules} | set(config.dropped)
+    suites = sorted({c[: -len(".error")] for t in tables for c in t.columns if c.endswith(".error")})
+    metrics = [f"{s}.failed" for s in suites if s and "." not in s]
+    return [MetricRule(m, allowed_abs=0.0) for m in metrics if m not in named] if config.failure_rules else []
 
 
-def _classify(row: ComparisonRow, harm: float, tau: float, worse: bool, better: bool) -> None:
-    """Regressed / improved only when the point estimate is beyond the margin and the test agrees."""
-    row.verdict = "regressed" if worse and harm > tau else "improved" if better and harm < -tau else "unchanged"
+def _fingerprint(metadata: dict[str, Any], suite: str) -> dict[str, Any] | None:
+    """From the suite's recorded `describe()` (every run has it), else a fingerprint the runner recorded."""
+    described = (metadata.get("suites") or {}).get(suite)
+    if isinstance(described, dict):
+        return evaluator_fingerprint(described)
+    recorded = (metadata.get("evaluators") or {}).get(suite)
+    return recorded if isinstance(recorded, dict) and "parts" in recorded else None
+
+
+def evaluator_change(suite: str, baseline: dict[str, Any], candidate: dict[str, Any]) -> str:
+    """What differs between the evaluators the runs scored `suite` with ("" when nothing), from their metadata."""
+    if suite == "generation":
+        return ""
+    prints = {side: _fingerprint(meta, suite) for side, meta in (("baseline", baseline), ("candidate", candidate))}
+    if None in prints.values():
+        return f"evaluator not recorded in the {' and '.join(k for k, v in prints.items() if v is None)}"
+    b, c = prints["baseline"] or {}, prints["candidate"] or {}
+    if b.get("digest") == c.get("digest"):
+        return ""
+    bp, cp = b["parts"], c["parts"]
+    keys = sorted(k for k in bp.keys() | cp.keys() if bp.get(k, ...) != cp.get(k, ...))
+    diffs = ", ".join(f"{k} differs ({_short(bp.get(k, ...))} vs {_short(cp.get(k, ...))})" for k in keys[:3])
+    return f"evaluator changed: {suite}: {diffs}" + (f" (+{len(keys) - 3} more)" if len(keys) > 3 else "")
+
+
+def _short(value: Any) -> str:
+    text = "absent" if value is ... else str(value)
+    return text[:8] + "…" if len(text) > 12 else text
 
 
 def _count_row(row: ComparisonRow, rule: MetricRule, base: pd.Series, cand: pd.Series) -> None:
@@ -289,47 +400,85 @@ def _count_row(row: ComparisonRow, rule: MetricRule, base: pd.Series, cand: pd.S
     row.delta = row.candidate - row.baseline
     row.rel_delta = row.delta / row.baseline if row.baseline else math.nan
     row.allowed = tau = rule.allowed(row.baseline)
-    _classify(row, row.delta, tau, True, True)
+    row.verdict = "regressed" if row.delta > tau else "improved" if row.delta < -tau else "unchanged"
     row.note = f"over {len(common)} samples attempted in both"
 
 
-def _stat_row(row: ComparisonRow, rule: MetricRule, base: pd.Series, cand: pd.Series, config: GateConfig) -> None:
-    """Bootstrap (paired items) or Mann-Whitney (every scored item); a note set before (device) = not comparable."""
-    unpaired, paired_ids = rule.test == "mannwhitney", base.index.intersection(cand.index)
-    x = (base if unpaired else base[paired_ids]).to_numpy(float)
-    y = (cand if unpaired else cand[paired_ids]).to_numpy(float)
-    row.n_paired = min(len(x), len(y))
-    if len(x) == 0:
-        row.verdict, row.note = "not comparable", "no item scored in both runs"
-        return
-    row.baseline, row.candidate = float(x.mean()), float(y.mean())
-    row.delta = row.candidate - row.baseline
-    row.rel_delta = row.delta / abs(row.baseline) if row.baseline else math.nan
-    if not row.note and row.n_paired < config.min_paired:
-        row.note = f"only {row.n_paired} item(s) to compare (min_paired {config.min_paired})"
-    if not row.note and row.higher_is_better is None:
-        row.note = "direction unknown: set higher_is_better in the rule"
-    if row.note:
-        row.verdict = "not comparable"
-        return
-    sign = -1.0 if row.higher_is_better else 1.0  # harm = sign * delta: positive is worse
-    tau = rule.allowed(row.baseline)
-    row.allowed = sign * tau
-    alpha = config.alpha if rule.alpha is None else rule.alpha
-    rng = np.random.default_rng([config.seed, zlib.crc32(f"{row.system}\0{rule.metric}".encode())])
-    row.ci_low, row.ci_high = _bootstrap_ci(x, y, not unpaired, alpha, config.resamples, rng)
-    harm = sign * row.delta
-    if unpaired:
-        from scipy.stats import mannwhitneyu
+def _clusters(paired: list[str], base: pd.DataFrame, cand: pd.DataFrame, timing: bool) -> dict[str, str]:
+    """item -> cluster: items sharing a speaker or a text; for timings, a batch (of either run)."""
+    links: list[tuple[str, tuple[Any, ...]]] = []
+    for side, frame in (("baseline", base), ("candidate", cand)):
+        for column in ["batch_id"] if timing else [c for c in ("speaker", "text") if c in frame]:
+            pairs = frame[["item_id", column]].dropna().drop_duplicates()
+            key = (side, column) if timing else (column,)
+            links += [(item, (*key, value)) for item, value in pairs.itertuples(index=False)]
+    return clusters(paired, links)
 
-        p_worse = float(mannwhitneyu(sign * y - tau, sign * x, alternative="greater").pvalue)
-        p_better = float(mannwhitneyu(sign * y + tau, sign * x, alternative="less").pvalue)
-        row.p_value = p_worse if harm >= 0 else p_better
-        row.note = f"unpaired: {len(x)} baseline vs {len(y)} candidate items"
-        _classify(row, harm, tau, p_worse < alpha, p_better < alpha)
+
+def _stat_row(
+    row: ComparisonRow, rule: MetricRule, base: pd.DataFrame, cand: pd.DataFrame, config: GateConfig, blocker: str
+) -> GateTest | None:
+    """Fill `row` with the statistic and its interval; its test, or None when not comparable (`blocker`: a reason
+    found before, e.g. the device). Bootstrap: over the (item, seed) samples both runs scored, paired by cluster;
+    Mann-Whitney: every scored item of each run (per-item values), unpaired."""
+    unpaired = rule.test == "mannwhitney"
+    if not unpaired:
+        b_keys, c_keys = (pd.MultiIndex.from_frame(f[["item_id", "seed"]]) for f in (base, cand))
+        base, cand = base[b_keys.isin(c_keys)], cand[c_keys.isin(b_keys)]
+    x, y = (f.groupby("item_id")[["num", "den"]].sum() for f in (base, cand))  # per item, sorted by id
+    row.n_paired = min(len(x), len(y))
+    if row.n_paired == 0:
+        row.verdict, row.note = "not comparable", blocker or "no item scored in both runs"
+        return None
+    shift = ShiftTest.of((x["num"] / x["den"]).to_numpy(), (y["num"] / y["den"]).to_numpy()) if unpaired else None
+    if shift is not None:
+        row.baseline, row.candidate = float((x["num"] / x["den"]).median()), float((y["num"] / y["den"]).median())
+        row.delta = shift.shift  # Hodges-Lehmann
     else:
-        harm_lo, harm_hi = sorted((sign * row.ci_low, sign * row.ci_high))
-        _classify(row, harm, tau, harm_lo > tau, harm_hi < -tau)
+        row.baseline, row.candidate = (float(f["num"].sum() / f["den"].sum()) for f in (x, y))
+        row.delta = row.candidate - row.baseline
+    row.rel_delta = row.delta / abs(row.baseline) if row.baseline else math.nan
+    cluster = {} if blocker or unpaired else _clusters(list(x.index), base, cand, rule.same_device)
+    row.n_clusters = len(set(cluster.values()))
+    n, unit = (row.n_paired, "item(s) to compare") if unpaired else (row.n_clusters, "independent clusters")
+    too_few = f"only {n} {unit} (min_paired {config.min_paired})" if n < config.min_paired else ""
+    if blocker or too_few or row.higher_is_better is None:
+        row.verdict, row.note = "not comparable", blocker or too_few or "direction unknown: set higher_is_better"
+        return None
+    alpha, worse = config.alpha if rule.alpha is None else rule.alpha, -1.0 if row.higher_is_better else 1.0
+    tau = rule.allowed(row.baseline)
+    row.allowed = worse * tau
+    if shift is not None:
+        test: GateTest | None = shift.gate(worse, tau, alpha)
+        row.note = f"unpaired: {len(x)} baseline vs {len(y)} candidate items"
+    else:
+        b, c = (f.groupby(f.index.map(cluster))[["num", "den"]].sum() for f in (x, y))
+        rng = np.random.default_rng([config.seed, zlib.crc32(f"{row.system}\0{rule.metric}".encode())])
+        sums = [(f["num"].to_numpy(), f["den"].to_numpy()) for f in (b, c)]
+        test = bootstrap_test(sums[0], sums[1], worse, tau, alpha, config.resamples, rng)
+    if test is None:
+        row.verdict, row.note = "not comparable", "the statistic is undefined in most resamples"
+        return None
+    row.ci_low, row.ci_high, row.effect_size = test.ci_low, test.ci_high, test.effect_size
+    return test
+
+
+def _timing_blocker(rule: MetricRule, system: str, base: _Usable, cand: _Usable, device: str) -> tuple[str, str]:
+    """(why a timing rule cannot compare, which timings it left out) for one system; ("", "") for other rules."""
+    if not rule.same_device:
+        return "", ""
+    unrecorded = [side for side, u in (("baseline", base), ("candidate", cand)) if u.unrecorded]
+    if device or unrecorded:
+        return device or f"timing provenance not recorded ({', '.join(unrecorded)})", ""
+    parts = [
+        f"{side} {sum(counts.values())} ({', '.join(f'{n} {why}' for why, n in sorted(counts.items()))})"
+        for side, use in (("baseline", base), ("candidate", cand))
+        if (counts := use.excluded.get(system))
+    ]
+    excluded = f"excluded: {', '.join(parts)}" if parts else ""
+    if base.rows[system].empty or cand.rows[system].empty:
+        return "; ".join(filter(None, ["no timing left to compare", excluded])), ""
+    return "", excluded
 
 
 def compare(
@@ -347,32 +496,53 @@ def compare(
     (b_dev, b_label), (c_dev, c_label) = device_of(baseline.metadata), device_of(candidate.metadata)
     why = "different devices" if b_dev and c_dev else "device not recorded"
     device_note = "" if b_dev and b_dev == c_dev else f"{why} ({b_label} vs {c_label})"
-    rows: list[ComparisonRow] = []
-    for rule in config.rules:
+    rows: list[tuple[ComparisonRow, MetricRule]] = []
+    tests: list[tuple[ComparisonRow, MetricRule, GateTest]] = []
+    for rule in [*config.rules, *_failure_rules(config, b_items, c_items)]:
         direction = _direction(rule, baseline, candidate)
+        evaluator = evaluator_change(rule.suite, baseline.metadata, candidate.metadata)
+        b_use, c_use = (
+            (_Usable(), _Usable()) if rule.test == "count" else (_usable(b_items, rule), _usable(c_items, rule))
+        )
         if rule.test == "count":
             b_vals, c_vals = _failure_flags(b_items, rule.suite), _failure_flags(c_items, rule.suite)
         else:
-            b_vals, c_vals = _item_values(b_items, rule), _item_values(c_items, rule)
+            b_vals, c_vals = b_use.rows, c_use.rows
         for system in shared:
             row = ComparisonRow(system, rule.metric, "missing", test=rule.test, higher_is_better=direction)
             row.gate, base, cand = rule.gate, b_vals.get(system), c_vals.get(system)
+            rows.append((row, rule))
             if base is None or cand is None:
                 missing = "new in the candidate (no baseline)" if base is None else "not measured in the candidate"
                 row.note = NOT_MEASURED if base is None and cand is None else missing
                 row.fails = config.fail_on_missing and cand is None and base is not None
+            elif evaluator and not config.allow_evaluator_change:
+                row.verdict, row.note, row.fails = "not comparable", evaluator, True
             elif rule.test == "count":
                 _count_row(row, rule, base, cand)
             else:
-                row.note = device_note if rule.same_device else ""
-                _stat_row(row, rule, base, cand, config)
-            row.fails = rule.gate and (row.fails or row.verdict == "regressed")
-            rows.append(row)
-    rows.sort(key=lambda r: shared.index(r.system))  # stable: rules keep their order within a system
+                blocker, excluded = _timing_blocker(rule, system, b_use, c_use, device_note)
+                if test := _stat_row(row, rule, base, cand, config, blocker):
+                    tests.append((row, rule, test))
+                row.note = "; ".join(filter(None, [row.note, excluded]))
+            if evaluator and config.allow_evaluator_change and base is not None and cand is not None:
+                row.note = "; ".join(filter(None, [evaluator.replace("changed:", "changed (allowed):", 1), row.note]))
+    family = [test.p for _, rule, test in tests if rule.gate]
+    adjusted = iter(holm(family))  # over the gating comparisons; a non-gating one keeps its own p
+    for row, rule, test in tests:
+        row.p_raw, row.p_value = test.p, float(next(adjusted)) if rule.gate else test.p
+        harm = -row.delta if row.higher_is_better else row.delta
+        alpha = config.alpha if rule.alpha is None else rule.alpha
+        row.verdict = test.verdict(row.p_value, alpha, harm, abs(row.allowed))
+    for row, rule in rows:
+        row.fails = rule.gate and (row.fails or row.verdict == "regressed")
+    ordered = sorted((r for r, _ in rows), key=lambda r: shared.index(r.system))  # rules keep their order
     for systems, side, fails in ((only_b, "baseline", config.fail_on_missing), (only_c, "candidate", False)):
-        rows += [ComparisonRow(s, "(all)", "missing", note=f"system only in the {side}", fails=fails) for s in systems]
+        ordered += [
+            ComparisonRow(s, "(all)", "missing", note=f"system only in the {side}", fails=fails) for s in systems
+        ]
     return GateReport(
-        rows=rows,
+        rows=ordered,
         baseline_label=baseline_label or str((baseline.metadata.get("run") or {}).get("name") or "baseline"),
         candidate_label=candidate_label or str((candidate.metadata.get("run") or {}).get("name") or "candidate"),
         baseline_device=b_label,
@@ -383,6 +553,7 @@ def compare(
             "candidate": {s: sorted(c_ids[s] - b_ids[s]) for s in shared if c_ids[s] - b_ids[s]},
         },
         alpha=config.alpha,
+        comparisons=len(family),
     )
 
 

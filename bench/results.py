@@ -7,8 +7,8 @@ Tables (pandas):
   column per metric, ``<suite>.<metric>``, and ``<suite>.error`` (None when scored).
 - ``groups``: one row per (system, item) for metrics over seeds (prosody diversity), same column scheme.
 - ``aggregates``: one row per (system, suite, metric): ``value`` (the suite's own aggregate, e.g. corpus
-  WER or sum(time)/sum(audio)), ``ci_low`` / ``ci_high`` (95 % percentile bootstrap over items: every seed
-  of an item stays together), ``n_items``, ``higher_is_better``, ``unit``.
+  WER or sum(time)/sum(audio)), ``ci_low`` / ``ci_high`` (95 % percentile bootstrap over clusters: the items
+  sharing a speaker or a text, with every seed, stay together), ``n_items``, ``higher_is_better``, ``unit``.
 
 A failed generation or a failed score stays in the tables with its error, and the aggregates count it.
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,19 +152,24 @@ def bootstrap_ci(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
     level: float = 0.95,
+    clusters: Mapping[str, Hashable] | None = None,
+    min_clusters: int = 2,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap of `statistic` over items (an item's rows, all seeds, are resampled together)."""
-    by_item: dict[str, list[ItemScore]] = {}
+    """Percentile bootstrap of `statistic` over clusters of items: `clusters` maps item_id -> cluster (items sharing
+    a speaker or a text, `score_clusters`); without it each item is its own cluster. A cluster's rows (its items,
+    every seed) are resampled together; with fewer than `min_clusters` clusters the interval is NaN."""
+    by_cluster: dict[str, list[ItemScore]] = {}
     for s in scores:
-        by_item.setdefault(s.item_id, []).append(s)
-    keys = sorted(by_item)
-    if len(keys) < 2:
+        key = s.item_id if clusters is None else str(clusters.get(s.item_id, s.item_id))
+        by_cluster.setdefault(key, []).append(s)
+    keys = sorted(by_cluster)
+    if len(keys) < max(2, min_clusters):
         return {m: (math.nan, math.nan) for m in metrics}
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {m: [] for m in metrics}
     for _ in range(resamples):
         picked = rng.integers(0, len(keys), len(keys))
-        sample = [row for k in picked for row in by_item[keys[k]]]
+        sample = [row for k in picked for row in by_cluster[keys[k]]]
         stats = statistic(sample)
         for m in metrics:
             value = stats.get(m, math.nan)
@@ -179,6 +184,16 @@ def bootstrap_ci(
             lo, hi = np.quantile(values, [alpha, 1 - alpha])
             out[m] = (float(lo), float(hi))
     return out
+
+
+def score_clusters(records: Sequence[GenerationRecord], scores: dict[str, Sequence[ItemScore]]) -> dict[str, str]:
+    """item_id -> cluster for `bootstrap_ci`: the items linked by a shared speaker (generation records) or a
+    shared text (a score's `text` detail), as connected components (`bench.stats.clusters`)."""
+    from bench.stats import clusters
+
+    links: list[tuple[str, Hashable]] = [(r.item_id, ("speaker", r.speaker)) for r in records if r.speaker]
+    texts = {(s.item_id, s.details["text"]) for rows in scores.values() for s in rows if s.details.get("text")}
+    return clusters({r.item_id for r in records}, links + [(item, ("text", text)) for item, text in sorted(texts)])
 
 
 def generation_rows(records: Sequence[GenerationRecord]) -> list[dict[str, Any]]:
@@ -210,15 +225,18 @@ def aggregates_table(
     records: Sequence[GenerationRecord] = (),
     resamples: int = BOOTSTRAP_RESAMPLES,
 ) -> pd.DataFrame:
-    """Generation failures, then each suite's own aggregate per system with a bootstrap CI over items."""
+    """Generation failures, then each suite's own aggregate per system with a bootstrap CI over clusters of items
+    (those sharing a speaker or a text; each item alone when there are no records)."""
     rows = generation_rows(records)
+    clusters = score_clusters(records, scores) if records else None
     for suite in suites:
         info = {**suite.metrics, **suite.aggregate_metrics}
         systems = sorted({s.system for s in scores.get(suite.name, [])})
         for system in systems:
             mine = [s for s in scores[suite.name] if s.system == system]
             values = suite.aggregate(mine)
-            cis = bootstrap_ci(mine, suite.aggregate, [m for m in values if m in info], resamples=resamples)
+            metrics = [m for m in values if m in info]
+            cis = bootstrap_ci(mine, suite.aggregate, metrics, resamples=resamples, clusters=clusters)
             for metric, value in values.items():
                 meta = info.get(metric)
                 lo, hi = cis.get(metric, (math.nan, math.nan))

@@ -32,7 +32,7 @@ from bench.results import (
     items_table,
 )
 from bench.systems import Generated, System, build_systems, prompt_clip
-from suites.base import ItemScore, Need, Sample, Suite, SuiteError
+from suites.base import ItemScore, Need, Sample, Suite, SuiteError, evaluator_fingerprint
 
 DETERMINISTIC_KINDS = ("ground_truth", "codec_resynthesis")  # one generation serves every seed
 PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "openai-whisper", "jiwer", "transformers", "mlflow", "numpy")
@@ -318,6 +318,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             for s in systems
         },
         "suites": {s.name: s.describe() for s in suites},
+        "evaluators": {suite.name: evaluator_fingerprint(suite.describe()) for suite in suites},
         "aggregate_notes": aggregate_notes(suites, scores),
         "testsets": {name: {"items": len(m), "problems": [str(p) for p in m.problems]} for name, m in testsets},
     }

@@ -206,3 +206,29 @@ def build_suite(name: str, **options: Any) -> Suite:
     if name not in SUITES:
         raise KeyError(f"unknown suite {name!r}; known: {', '.join(sorted(SUITES))}")
     return SUITES[name](**options)
+
+
+def evaluator_fingerprint(description: dict[str, Any]) -> dict[str, Any]:
+    """{"digest": 16 hex digits of sha256, "parts": {dotted key: value}} of what in a suite's `describe()` can change
+    its scores. Left out: where and how fast it ran (environment, device, batch size, threads) and a file's path
+    when a checksum in the same table identifies the file (a path without one is kept: it is the only identity)."""
+    import hashlib
+    import json
+
+    volatile = {"environment", "device", "batch_size", "batching", "threads", "num_threads", "torch_threads"}
+    volatile |= {"cpu_count", "partials_per_batch"}
+    path_keys = {"path", "model_path", "weights", "checkpoint", "download_root", "cache_dir", "root"}
+
+    def flat(table: dict[str, Any], prefix: str) -> dict[str, Any]:
+        checksummed = any("sha256" in str(k) for k in table)
+        out: dict[str, Any] = {}
+        for key, value in table.items():
+            key = str(key)
+            if key in volatile or (checksummed and (key in path_keys or key.endswith(("_path", "_dir")))):
+                continue
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    parts = json.loads(json.dumps(flat(description, ""), sort_keys=True, default=str))
+    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
+    return {"digest": hashlib.sha256(canonical.encode()).hexdigest()[:16], "parts": parts}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import sys
 import types
 
@@ -21,19 +23,42 @@ from bench.compare import (
     load_results,
 )
 from bench.results import Results
+from bench.stats import ShiftTest
 from bench.toy import toy_results
+from suites.base import evaluator_fingerprint
 
 FLASH = ("flashspeech@1", "flashspeech@2", "flashspeech@4")
 SYSTEMS = (*FLASH, "ground_truth")
+N_ITEMS = 48  # two items per speaker: 24 speaker clusters, above the default min_paired (20)
+SUITE_FAILURES = ("wer.failed", "similarity.failed", "rtf.failed")  # a failure rule per suite in the results
+
+
+@functools.cache
+def _toy(n_items: int, rtf_scale: float) -> Results:
+    """Toy results with 2 items per speaker and timing provenance: each sample timed alone, in this run."""
+    results = toy_results(n_items=n_items, rtf_scale=rtf_scale)
+    items = results.items
+    items["speaker"] = "spk" + (number(items) // 2).astype(str)
+    timed = items["rtf.rtf"].notna()
+    items["batch_id"] = (items["system"] + "/" + items["item_id"] + "/" + items["seed"].astype(str)).where(timed)
+    items["timing_source"] = np.where(timed, "this run", None)
+    items["contended"] = np.where(timed, False, None)
+    return results
+
+
+def fresh(n_items: int = N_ITEMS, rtf_scale: float = 1.0) -> Results:
+    toy = _toy(n_items, rtf_scale)
+    return Results(toy.items.copy(), toy.groups.copy(), toy.aggregates.copy(), copy.deepcopy(toy.metadata))
+
+
+def number(items: pd.DataFrame) -> pd.Series:
+    """The toy item's index: item-07 -> 7."""
+    return items["item_id"].str[5:].astype(int)
 
 
 @pytest.fixture(scope="module")
 def baseline() -> Results:
-    return toy_results()
-
-
-def fresh(**kwargs) -> Results:
-    return toy_results(**kwargs)
+    return fresh()
 
 
 def row(report: GateReport, system: str, metric: str) -> ComparisonRow:
@@ -45,10 +70,12 @@ def test_identical_results_pass_with_every_metric_unchanged(baseline):
     assert report.passed and not report.failures
     measured = [r for r in report.rows if r.verdict != "missing"]
     assert {r.verdict for r in measured} == {"unchanged"}
-    assert {r.metric for r in measured} == {"wer.wer", "similarity.sim_o", "rtf.rtf", "generation.failed"}
+    expected = {"wer.wer", "wer.wer_corpus", "similarity.sim_o", "rtf.rtf", "generation.failed", *SUITE_FAILURES}
+    assert {r.metric for r in measured} == expected
     for system in SYSTEMS:
         wer = row(report, system, "wer.wer")
-        assert wer.delta == 0 and wer.ci_low == 0 and wer.ci_high == 0 and wer.n_paired == 6
+        assert wer.delta == 0 and wer.ci_low == 0 and wer.ci_high == 0 and wer.n_paired == N_ITEMS
+        assert wer.n_clusters == N_ITEMS // 2 and wer.p_value == 1.0
     # nobody measured SIM-r: reported as missing, which does not fail the gate
     assert {row(report, s, "similarity.sim_r").verdict for s in SYSTEMS} == {"missing"}
     assert row(report, "ground_truth", "rtf.rtf").verdict == "missing"  # ground truth has no timings
@@ -149,7 +176,7 @@ def test_extra_failed_generations_regress(baseline):
     failed = row(report, "flashspeech@2", "generation.failed")
     assert (failed.baseline, failed.candidate, failed.verdict) == (0, 2, "regressed")
     assert not report.passed and [r.metric for r in report.failures] == ["generation.failed"]
-    assert row(report, "flashspeech@2", "wer.wer").n_paired == 5  # the failed item is not paired
+    assert row(report, "flashspeech@2", "wer.wer").n_paired == N_ITEMS - 1  # the failed item is not paired
     # and the other way round: the baseline's failure fixed in the candidate is an improvement
     reverse = compare(candidate, baseline)
     assert row(reverse, "flashspeech@2", "generation.failed").verdict == "improved" and reverse.passed
@@ -180,7 +207,7 @@ def test_systems_and_items_on_one_side_only_are_reported(baseline):
         "baseline": {"flashspeech@2": ["item-05"]},
         "candidate": {"flashspeech@1": ["item-99"]},
     }
-    assert row(report, "flashspeech@2", "wer.wer").n_paired == 5
+    assert row(report, "flashspeech@2", "wer.wer").n_paired == N_ITEMS - 1
     assert row(report, "ground_truth", "(all)").verdict == "missing"
     assert row(report, "flashspeech@8", "(all)").note == "system only in the candidate"
     assert not report.passed and [(r.system, r.fails) for r in report.failures] == [("ground_truth", True)]
@@ -245,7 +272,7 @@ def test_gate_config_from_toml(tmp_path):
     config = GateConfig.from_toml(path)
     assert (config.alpha, config.resamples) == (0.01, 500)
     metrics = [r.metric for r in config.rules]
-    assert metrics == ["wer.wer", "similarity.sim_o", "rtf.rtf", "generation.failed", "rtf.rtfx"]
+    assert metrics == ["wer.wer", "wer.wer_corpus", "similarity.sim_o", "rtf.rtf", "generation.failed", "rtf.rtfx"]
     assert config.rules[0].allowed_abs == 0.02 and config.rules[0].test == "bootstrap"
     assert config.rules[-1].gate is False
     assert [r.metric for r in GateConfig.from_dict({"defaults": False}).rules] == []
@@ -267,7 +294,7 @@ def test_non_gating_rule_is_reported_but_never_fails(baseline):
 
 def test_to_frame_has_one_row_per_system_and_metric(baseline):
     frame = compare(baseline, fresh()).to_frame()
-    assert len(frame) == len(SYSTEMS) * 5
+    assert len(frame) == len(SYSTEMS) * (len(GateConfig().rules) + len(SUITE_FAILURES))
     assert {"system", "metric", "baseline", "candidate", "delta", "ci_low", "ci_high", "p_value", "n_paired"} <= set(
         frame.columns
     )
@@ -288,3 +315,252 @@ def test_load_results_from_a_directory_and_from_mlflow(tmp_path, baseline, monke
     monkeypatch.setitem(sys.modules, "bench.tracking", fake)
     assert load_results("0123abcd" * 4, uri="sqlite:///mlflow.db") is baseline
     assert calls == [("0123abcd" * 4, "sqlite:///mlflow.db")]
+
+
+def test_items_the_candidate_cannot_score_fail_the_gate_by_default():
+    """60 items; the candidate's 10 hardest come out empty and cannot be scored: WER over the rest is unchanged."""
+    base, candidate = fresh(n_items=60), fresh(n_items=60)
+    items = candidate.items
+    hardest = number(items).ge(50) & items["status"].eq("ok")
+    items["wer.error"] = items["wer.error"].astype(object)
+    items.loc[hardest, "wer.error"] = "ValueError: generated audio is empty"
+    items.loc[hardest, [c for c in items.columns if c.startswith("wer.") and c != "wer.error"]] = np.nan
+    report = compare(base, candidate)
+    assert not report.passed
+    for system in SYSTEMS:
+        failed = row(report, system, "wer.failed")
+        assert (failed.verdict, failed.fails, failed.candidate - failed.baseline) == ("regressed", True, 20)
+        assert row(report, system, "wer.wer").verdict == "unchanged"  # all the old gate looked at
+    assert {r.metric for r in report.failures} == {"wer.failed"}
+
+
+def test_every_suite_with_an_error_column_gets_a_failure_rule():
+    base, candidate = fresh(), fresh()
+    for results in (base, candidate):
+        results.metadata["suites"]["prosody"] = {"suite": "prosody", "backend": "toy"}
+        results.items["prosody.error"] = None
+        results.items["prosody.f0_rmse"] = np.where(results.items["status"] == "ok", 1.0, np.nan)
+    items = candidate.items
+    items.loc[(items["system"] == "flashspeech@2") & (number(items) == 7) & (items["seed"] == 0), "prosody.error"] = (
+        "ValueError: no voiced frames"
+    )
+    report = compare(base, candidate)
+    prosody = row(report, "flashspeech@2", "prosody.failed")
+    assert (prosody.baseline, prosody.candidate, prosody.verdict, prosody.fails) == (0, 1, "regressed", True)
+    assert [r.metric for r in report.failures] == ["prosody.failed"]
+    # a failure rule is dropped, relaxed or made non-gating like any other rule
+    assert compare(base, candidate, GateConfig.from_dict({"metrics": {"prosody.failed": False}})).passed
+    assert compare(base, candidate, GateConfig.from_dict({"metrics": {"prosody.failed": {"allowed_abs": 1}}})).passed
+    assert compare(base, candidate, GateConfig.from_dict({"metrics": {"prosody.failed": {"gate": False}}})).passed
+    without = compare(base, candidate, GateConfig(failure_rules=False))
+    assert {r.metric for r in without.rows if r.metric.endswith(".failed")} == {"generation.failed"}
+
+
+def _move_word_errors(results: Results) -> None:
+    """The candidate truncates long utterances (3 more deleted words on each of the 24 longest items) and gets the
+    short ones right: the mean of per-item WERs hardly moves (a short item weighs as much as a long one), the
+    corpus WER of the reports rises."""
+    items = results.items
+    scored = items["wer.wer"].notna()
+    long_items = number(items) >= N_ITEMS // 2
+    items.loc[scored & long_items, "wer.deletions"] += 3
+    items.loc[scored & ~long_items, "wer.substitutions"] = 0
+    errors = items[["wer.substitutions", "wer.deletions", "wer.insertions"]].sum(axis=1)
+    items.loc[scored, "wer.wer"] = errors[scored] / items.loc[scored, "wer.ref_words"]
+
+
+def test_corpus_wer_gates_with_a_paired_ratio_bootstrap():
+    base, candidate = fresh(), fresh()
+    for results in (base, candidate):  # each speaker reads a short item i and a long item i + 24
+        results.items["speaker"] = "spk" + (number(results.items) % (N_ITEMS // 2)).astype(str)
+    _move_word_errors(candidate)
+    report = compare(base, candidate)
+    agg = base.aggregates.set_index(["system", "suite", "metric"])["value"]
+    for system in SYSTEMS:
+        corpus = row(report, system, "wer.wer_corpus")
+        assert corpus.baseline == pytest.approx(agg[(system, "wer", "wer_corpus")])  # the reports' statistic
+        assert corpus.verdict == "regressed" and corpus.ci_low > corpus.allowed == 0.01 and corpus.fails
+    for system in FLASH:  # the mean of per-item WERs alone let it through
+        mean = row(report, system, "wer.wer")
+        assert mean.verdict == "unchanged" and abs(mean.delta) < 0.01
+    assert {(r.system, r.metric) for r in report.failures} == {
+        *((s, "wer.wer_corpus") for s in SYSTEMS),
+        ("ground_truth", "wer.wer"),
+    }
+
+
+def test_rtf_gates_on_the_reports_statistic(baseline):
+    report = compare(baseline, fresh(rtf_scale=1.5))
+    agg = baseline.aggregates.set_index(["system", "suite", "metric"])["value"]
+    for system in FLASH:
+        rtf = row(report, system, "rtf.rtf")
+        assert rtf.baseline == pytest.approx(agg[(system, "rtf", "rtf")])  # Σ time / Σ audio, not a mean of ratios
+        assert rtf.candidate == pytest.approx(1.5 * rtf.baseline) and rtf.n_clusters == N_ITEMS
+
+
+def test_timings_without_provenance_are_not_comparable(baseline):
+    candidate = fresh(rtf_scale=1.5)
+    candidate.items = candidate.items.drop(columns=["batch_id", "timing_source", "contended"])
+    report = compare(baseline, candidate)
+    assert report.passed
+    for system in FLASH:
+        rtf = row(report, system, "rtf.rtf")
+        assert rtf.verdict == "not comparable" and rtf.note == "timing provenance not recorded (candidate)"
+    # results from before the runner recorded provenance (the columns empty): the same
+    old = compare(toy_results(), toy_results(rtf_scale=1.5))
+    assert row(old, "flashspeech@1", "rtf.rtf").note == "timing provenance not recorded (baseline, candidate)"
+
+
+def test_borrowed_and_contended_timings_never_gate(baseline):
+    cached = fresh(rtf_scale=1.5)
+    cached.items.loc[cached.items["rtf.rtf"].notna(), "timing_source"] = "cache"
+    report = compare(baseline, cached)
+    rtf = row(report, "flashspeech@2", "rtf.rtf")
+    assert report.passed and rtf.verdict == "not comparable" and not rtf.fails
+    assert rtf.note == "no timing left to compare; excluded: candidate 96 (96 from the cache)"
+    # slow only while the machine was busy: those samples are left out, the rest are as fast as before
+    busy = fresh()
+    items = busy.items
+    seed0 = items["rtf.rtf"].notna() & (items["seed"] == 0)
+    items.loc[seed0, ["rtf.time_s", "rtf.rtf"]] *= 3
+    items.loc[seed0, "contended"] = True
+    report = compare(baseline, busy)
+    assert report.passed
+    for system in FLASH:
+        rtf = row(report, system, "rtf.rtf")
+        assert rtf.verdict == "unchanged" and rtf.delta == 0 and rtf.n_paired == N_ITEMS
+        assert rtf.note.startswith("excluded: candidate") and "contended" in rtf.note
+
+
+def test_samples_timed_in_one_batch_are_resampled_together():
+    base, candidate = fresh(), fresh(rtf_scale=1.5)
+    for results in (base, candidate):
+        items = results.items
+        timed = items["rtf.rtf"].notna()
+        batch = items["system"] + "#" + (number(items) // 4).astype(str) + "/" + items["seed"].astype(str)
+        items.loc[timed, "batch_id"] = batch[timed]
+    report = compare(base, candidate)
+    rtf = row(report, "flashspeech@1", "rtf.rtf")
+    assert (rtf.verdict, rtf.n_paired, rtf.n_clusters) == ("not comparable", N_ITEMS, N_ITEMS // 4)
+    assert rtf.note == "only 12 independent clusters (min_paired 20)"
+    assert row(report, "flashspeech@1", "wer.wer").n_clusters == N_ITEMS // 2  # quality metrics: speakers
+    assert row(compare(base, candidate, GateConfig(min_paired=12)), "flashspeech@1", "rtf.rtf").verdict == "regressed"
+
+
+def test_too_few_speakers_are_not_comparable():
+    base, candidate = fresh(), fresh()
+    candidate.items["wer.wer"] += 0.2
+    for results in (base, candidate):
+        results.items["speaker"] = "spk" + (number(results.items) % 10).astype(str)
+    report = compare(base, candidate)
+    wer = row(report, "flashspeech@1", "wer.wer")
+    assert (wer.verdict, wer.n_paired, wer.n_clusters, wer.fails) == ("not comparable", N_ITEMS, 10, False)
+    assert wer.note == "only 10 independent clusters (min_paired 20)"
+    assert row(compare(base, candidate, GateConfig(min_paired=10)), "flashspeech@1", "wer.wer").verdict == "regressed"
+    with pytest.raises(GateConfigError):
+        GateConfig.from_dict({"min_paired": 1})
+
+
+def test_texts_read_by_several_speakers_join_their_clusters():
+    base, candidate = fresh(), fresh()
+    for results in (base, candidate):  # item i and item i + 24 read the same text (speakers i // 2, 12 + i // 2)
+        results.items["text"] = "sentence " + (number(results.items) % (N_ITEMS // 2)).astype(str)
+    wer = row(compare(base, candidate), "flashspeech@4", "wer.wer")
+    assert (wer.verdict, wer.n_clusters) == ("not comparable", N_ITEMS // 4)
+
+
+def test_holm_adjusts_over_every_gating_comparison(baseline):
+    """A borderline WER rise on one system: significant alone, not once the family of comparisons is counted."""
+    candidate = fresh()
+    items = candidate.items
+    mine = items["system"] == "flashspeech@2"
+    noise = np.random.default_rng(7).normal(0, 0.035, mine.sum())
+    items.loc[mine, "wer.wer"] += 0.022 + noise
+    report = compare(baseline, candidate)
+    assert report.comparisons == 15  # WER, corpus WER, SIM-o for 4 systems; RTF for 3
+    wer = row(report, "flashspeech@2", "wer.wer")
+    assert wer.p_raw < 0.05 < wer.p_value and wer.p_value == pytest.approx(15 * wer.p_raw)
+    assert wer.ci_low > wer.allowed  # the unadjusted interval alone would call it a regression
+    assert wer.verdict == "unchanged" and report.passed
+    assert "Holm-adjusted over 15 comparisons, family-wise α = 0.05" in report.to_markdown()
+    alone = GateConfig(rules=[MetricRule("wer.wer", allowed_abs=0.01)], failure_rules=False)
+    base, cand = fresh(), candidate
+    for results in (base, cand):
+        results.items = results.items[results.items["system"] == "flashspeech@2"]
+    just_one = compare(base, cand, alone)
+    assert just_one.comparisons == 1 and row(just_one, "flashspeech@2", "wer.wer").verdict == "regressed"
+
+
+def test_mann_whitney_reports_the_hodges_lehmann_shift_with_its_moses_interval(baseline):
+    config = GateConfig.from_dict({"metrics": {"wer.wer": {"test": "mannwhitney"}}})
+    candidate = fresh()
+    candidate.items["wer.wer"] += np.random.default_rng(5).normal(0.05, 0.02, len(candidate.items))
+    report = compare(baseline, candidate, config)
+
+    def per_item(results: Results) -> np.ndarray:
+        items = results.items[(results.items["system"] == "flashspeech@2") & results.items["wer.error"].isna()]
+        return items.dropna(subset=["wer.wer"]).groupby("item_id")["wer.wer"].mean().to_numpy()
+
+    wer, test = row(report, "flashspeech@2", "wer.wer"), ShiftTest.of(per_item(baseline), per_item(candidate))
+    assert wer.delta == pytest.approx(test.shift) and (wer.ci_low, wer.ci_high) == pytest.approx(test.ci(0.95))
+    assert wer.effect_size == pytest.approx(test.rank_biserial) and wer.effect_size > 0.5
+    assert wer.p_raw == pytest.approx(2 * test.p_greater(0.01))
+    assert wer.verdict == "regressed" and wer.ci_low > wer.allowed
+    assert "r = +" in report.to_markdown()
+    with pytest.raises(GateConfigError):
+        MetricRule("wer.wer_corpus", numerator=("substitutions",), denominator="ref_words", test="mannwhitney")
+
+
+def test_evaluator_fingerprint_keeps_what_changes_scores():
+    description = {
+        "suite": "wer",
+        "backend": "whisper",
+        "model_path": "/cache/tiny.en.pt",
+        "sha256": "ab" * 32,
+        "device": "cpu",
+        "batch_size": 8,
+        "decoding": {"temperature": 0.0, "fp16": False},
+        "embedder": {"weights": "/site-packages/pretrained.pt", "weights_sha256": "cd" * 32, "device": "cpu"},
+        "environment": {"torch_threads": 2},
+    }
+    fingerprint = evaluator_fingerprint(description)
+    parts = fingerprint["parts"]
+    assert parts == {
+        "suite": "wer",
+        "backend": "whisper",
+        "sha256": "ab" * 32,
+        "decoding.temperature": 0.0,
+        "decoding.fp16": False,
+        "embedder.weights_sha256": "cd" * 32,
+    }
+    assert len(fingerprint["digest"]) == 16
+    moved = {**description, "model_path": "/elsewhere/tiny.en.pt", "device": "cuda:0", "batch_size": 64}
+    assert evaluator_fingerprint(moved)["digest"] == fingerprint["digest"]
+    assert evaluator_fingerprint({**description, "sha256": "ef" * 32})["digest"] != fingerprint["digest"]
+    assert evaluator_fingerprint({**description, "decoding": {"temperature": 0.2, "fp16": False}}) != fingerprint
+    # a path is all that identifies a file without a checksum: it stays
+    assert "checkpoint" in evaluator_fingerprint({"backend": "wavlm-tdnn", "checkpoint": "/m/wavlm.pth"})["parts"]
+
+
+def test_a_changed_evaluator_is_not_comparable_and_fails(baseline):
+    base, candidate = fresh(), fresh()
+    base.metadata["suites"]["wer"]["sha256"] = "abc123" * 10
+    candidate.metadata["suites"]["wer"].update(sha256="def456" * 10, device="cuda:0", batch_size=32)
+    report = compare(base, candidate)
+    assert not report.passed
+    for system in SYSTEMS:
+        for metric in ("wer.wer", "wer.wer_corpus", "wer.failed"):
+            r = row(report, system, metric)
+            assert (r.verdict, r.fails) == ("not comparable", True)
+            assert r.note == "evaluator changed: wer: sha256 differs (abc123ab… vs def456de…)"
+        assert row(report, system, "similarity.sim_o").verdict == "unchanged"
+    assert {r.metric for r in report.failures} == {"wer.wer", "wer.wer_corpus", "wer.failed"}
+    allowed = compare(base, candidate, GateConfig.from_dict({"allow_evaluator_change": True}))
+    wer = row(allowed, "flashspeech@1", "wer.wer")
+    assert allowed.passed and wer.verdict == "unchanged" and wer.note.startswith("evaluator changed (allowed)")
+    # only volatile keys differ (device, batch size): the same evaluator
+    candidate.metadata["suites"]["wer"]["sha256"] = "abc123" * 10
+    assert compare(base, candidate).passed
+    candidate.metadata["suites"].pop("wer")
+    unrecorded = row(compare(base, candidate), "flashspeech@1", "wer.wer")
+    assert unrecorded.verdict == "not comparable" and unrecorded.note == "evaluator not recorded in the candidate"

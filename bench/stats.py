@@ -1,0 +1,209 @@
+"""Resampling and rank statistics for the regression gate (`bench.compare`) and the aggregates' intervals.
+
+- `clusters`: the independent units of a test set. Items that share a speaker or a text (or, for timings, a
+  batch) are not independent samples, so a bootstrap resamples the connected components of "shares a
+  speaker/text/batch" (union-find), never single items of such a component. A test set with k speakers and
+  texts unique to a speaker has k clusters; one whose texts are read by several speakers merges those speakers.
+- `paired_ratio_draws`: the paired cluster bootstrap of a ratio of sums, Σnum/Σden (a mean is the ratio with
+  den = 1 per row): both runs' sums are taken over the same resampled clusters.
+- `tail_p`: a bootstrap p-value: the share of draws on the null side of a margin, (1 + hits) / (1 + draws). It
+  is the exact dual of the percentile interval: p < a/2 iff the (1 - a) percentile interval excludes the margin.
+- `holm`: Holm's step-down adjustment, controlling the family-wise error.
+- `ShiftTest`: the Mann-Whitney test of a location shift, its Hodges-Lehmann estimate, the Moses interval (the
+  shifts the same test does not reject) and the rank-biserial correlation.
+- `GateTest` (`bootstrap_test`, `ShiftTest.gate`): a comparison's interval of the difference and its one-sided
+  p-values of "worse" and "better" beyond a margin; the row's p is twice the smaller one.
+
+MIN_CLUSTERS (20): below it a percentile bootstrap's interval undercovers badly. Measured (2000 simulated test
+sets per k, 8 items per cluster, 2000 resamples, nominal 95 %): coverage 82 / 90 / 92 / 94 % at k = 5 / 10 / 20
+/ 40 clusters with normal cluster effects, 71 / 81 / 88 / 90 % with strongly skewed (gamma 0.5) ones.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+MIN_CLUSTERS = 20
+_CHUNK = 1000  # resamples drawn at once (memory: chunk x clusters counts)
+
+
+def clusters(items: Iterable[str], links: Iterable[tuple[str, Hashable]]) -> dict[str, str]:
+    """item -> its cluster (the smallest item id of its component); `links` are (item, key) pairs, and items
+    sharing a key (e.g. ("speaker", "1089")) are joined. An item without links is a cluster of its own."""
+    parent = {str(i): str(i) for i in items}
+
+    def root(i: str) -> str:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first: dict[Hashable, str] = {}
+    for item, key in links:
+        item = str(item)
+        parent.setdefault(item, item)
+        if key not in first:
+            first[key] = item
+            continue
+        a, b = root(item), root(first[key])
+        if a != b:
+            parent[max(a, b)] = min(a, b)  # the smaller id stays the root: labels are deterministic
+    return {i: root(i) for i in parent}
+
+
+def resample_counts(k: int, resamples: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
+    """Chunks of (n, k) arrays: how often each of k clusters is drawn in each of `resamples` bootstrap samples."""
+    for start in range(0, resamples, _CHUNK):
+        n = min(_CHUNK, resamples - start)
+        picks = rng.integers(0, k, (n, k)) + k * np.arange(n)[:, None]
+        yield np.bincount(picks.ravel(), minlength=n * k).reshape(n, k).astype(np.float64)
+
+
+def paired_ratio_draws(
+    base: tuple[np.ndarray, np.ndarray],
+    cand: tuple[np.ndarray, np.ndarray],
+    resamples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Bootstrap draws of Σnum_c/Σden_c - Σnum_b/Σden_b; entry j of each array is cluster j's sum, and both runs
+    are summed over the same resampled clusters. Draws whose ratio is undefined (Σden = 0) are dropped."""
+    (num_b, den_b), (num_c, den_c) = base, cand
+    out = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for w in resample_counts(len(num_b), resamples, rng):
+            out.append(w @ num_c / (w @ den_c) - w @ num_b / (w @ den_b))
+    draws = np.concatenate(out)
+    return draws[np.isfinite(draws)]
+
+
+def tail_p(draws: np.ndarray, threshold: float, upper: bool) -> float:
+    """(1 + #draws >= threshold) / (1 + #draws) when `upper`, else with draws <= threshold."""
+    hits = np.count_nonzero(draws >= threshold if upper else draws <= threshold)
+    return float((1 + hits) / (1 + len(draws)))
+
+
+@dataclass(frozen=True)
+class GateTest:
+    """The interval of Δ = candidate - baseline and the one-sided p-values of "worse than the margin" and "better
+    than the margin"; `effect_size`: the rank-biserial r of a Mann-Whitney test."""
+
+    ci_low: float
+    ci_high: float
+    p_worse: float
+    p_better: float
+    effect_size: float = math.nan
+
+    @property
+    def p(self) -> float:
+        """Twice the smaller one-sided p (both directions are tested): the comparison's unadjusted p."""
+        return min(1.0, 2 * min(self.p_worse, self.p_better))
+
+    def verdict(self, p_value: float, alpha: float, harm: float, margin: float) -> str:
+        """Regressed / improved when `p_value` (Holm-adjusted or not) <= alpha, the smaller one-sided p points
+        that way and the estimate lies beyond the margin (`harm`: the estimate, positive = worse)."""
+        if p_value <= alpha and self.p_worse <= self.p_better and harm > margin:
+            return "regressed"
+        if p_value <= alpha and self.p_better < self.p_worse and harm < -margin:
+            return "improved"
+        return "unchanged"
+
+
+def bootstrap_test(
+    base: tuple[np.ndarray, np.ndarray],
+    cand: tuple[np.ndarray, np.ndarray],
+    worse: float,
+    margin: float,
+    alpha: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> GateTest | None:
+    """Paired cluster bootstrap of a difference of ratios (`paired_ratio_draws`): the (1 - alpha) percentile
+    interval and the tail p-values beyond the margin; `worse` = 1 when a larger Δ is worse, -1 when smaller.
+    None when the ratio is undefined in most resamples."""
+    draws = paired_ratio_draws(base, cand, resamples, rng)
+    if len(draws) < resamples // 2:
+        return None
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    harm = worse * draws
+    return GateTest(float(low), float(high), tail_p(harm, margin, upper=False), tail_p(harm, -margin, upper=True))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm-adjusted p-values: the j-th smallest of m is scaled by m - j + 1, then made monotone; rejecting where
+    the adjusted p <= alpha keeps the family-wise error <= alpha."""
+    p = np.asarray(p_values, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * np.arange(p.size, 0, -1)))
+    out = np.empty_like(adjusted)
+    out[order] = adjusted
+    return out
+
+
+@dataclass(frozen=True)
+class ShiftTest:
+    """Mann-Whitney test of `y` (candidate) against `x` (baseline) shifted by delta, in y - x units.
+
+    U(delta) = #{y_j - x_i > delta} + 0.5 #{= delta}; normal approximation with continuity correction and
+    without tie correction (ties make it conservative). `shift`: Hodges-Lehmann estimate (median of the pairwise
+    differences); `ci`: the Moses interval at `level`, i.e. every delta that neither one-sided test rejects at
+    (1 - level) / 2; `rank_biserial`: P(y > x) - P(y < x)."""
+
+    diffs: np.ndarray  # sorted y_j - x_i
+    n_x: int
+    n_y: int
+
+    @classmethod
+    def of(cls, x: np.ndarray, y: np.ndarray) -> ShiftTest:
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.size == 0 or y.size == 0:
+            raise ValueError("the Mann-Whitney test needs values on both sides")
+        return cls(np.sort((y[:, None] - x[None, :]).ravel()), x.size, y.size)
+
+    @property
+    def _sigma(self) -> float:
+        return float(np.sqrt(self.n_x * self.n_y * (self.n_x + self.n_y + 1) / 12.0))
+
+    def _p(self, u: float) -> float:
+        return NormalDist().cdf(-(u - self.diffs.size / 2 - 0.5) / self._sigma)
+
+    def p_greater(self, delta: float) -> float:
+        """p-value of H0 "shift <= delta" against "shift > delta"."""
+        above = self.diffs.size - np.searchsorted(self.diffs, delta, side="right")
+        ties = np.searchsorted(self.diffs, delta, side="right") - np.searchsorted(self.diffs, delta, side="left")
+        return self._p(above + 0.5 * ties)
+
+    def p_less(self, delta: float) -> float:
+        """p-value of H0 "shift >= delta" against "shift < delta"."""
+        below = np.searchsorted(self.diffs, delta, side="left")
+        ties = np.searchsorted(self.diffs, delta, side="right") - below
+        return self._p(below + 0.5 * ties)
+
+    @property
+    def shift(self) -> float:
+        return float(np.median(self.diffs))
+
+    @property
+    def rank_biserial(self) -> float:
+        return float((np.count_nonzero(self.diffs > 0) - np.count_nonzero(self.diffs < 0)) / self.diffs.size)
+
+    def ci(self, level: float) -> tuple[float, float]:
+        """Moses interval: between data points U is constant, so its ends are pairwise differences."""
+        n = self.diffs.size
+        allowed = n / 2 + 0.5 + NormalDist().inv_cdf(1 - (1 - level) / 2) * self._sigma  # largest U not rejected
+        j = int(np.ceil(n - allowed)) - 1  # lower end: smallest d with #{diffs > d} <= allowed
+        if j < 0:
+            return -np.inf, np.inf
+        return float(self.diffs[j]), float(self.diffs[n - 1 - j])
+
+    def gate(self, worse: float, margin: float, alpha: float) -> GateTest:
+        """The Moses interval at 1 - alpha and the p-values of a shift beyond the margin (`worse` as in
+        `bootstrap_test`): the verdict and the interval come from this one test."""
+        low, high = self.ci(1 - alpha)
+        if worse > 0:
+            return GateTest(low, high, self.p_greater(margin), self.p_less(-margin), self.rank_biserial)
+        return GateTest(low, high, self.p_less(-margin), self.p_greater(margin), self.rank_biserial)
