@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results import AGGREGATE_COLUMNS, Results
-from bench.stats import MIN_CLUSTERS, GateTest, ShiftTest, bootstrap_test, clusters, holm
+from bench.stats import MIN_CLUSTERS, GateTest, ShiftTest, bootstrap_test, clusters, holm, strata
 from suites.base import evaluator_fingerprint
 
 if sys.version_info >= (3, 11):
@@ -440,8 +440,12 @@ def _stat_row(
     row.rel_delta = row.delta / abs(row.baseline) if row.baseline else math.nan
     cluster = {} if blocker or unpaired else _clusters(list(x.index), base, cand, rule.same_device)
     row.n_clusters = len(set(cluster.values()))
+    # few speakers but enough items: resample within speakers (not for timings: a batch shares one timing)
+    scheme, within = strata(cluster, config.min_paired) if cluster and not rule.same_device else ("clusters", None)
     n, unit = (row.n_paired, "item(s) to compare") if unpaired else (row.n_clusters, "independent clusters")
     too_few = f"only {n} {unit} (min_paired {config.min_paired})" if n < config.min_paired else ""
+    if scheme == "within":
+        too_few = ""
     if blocker or too_few or row.higher_is_better is None:
         row.verdict, row.note = "not comparable", blocker or too_few or "direction unknown: set higher_is_better"
         return None
@@ -452,10 +456,17 @@ def _stat_row(
         test: GateTest | None = shift.gate(worse, tau, alpha)
         row.note = f"unpaired: {len(x)} baseline vs {len(y)} candidate items"
     else:
-        b, c = (f.groupby(f.index.map(cluster))[["num", "den"]].sum() for f in (x, y))
         rng = np.random.default_rng([config.seed, zlib.crc32(f"{row.system}\0{rule.metric}".encode())])
+        if within is None:
+            b, c = (f.groupby(f.index.map(cluster))[["num", "den"]].sum() for f in (x, y))
+        else:  # per item (x, y are sorted by item id, as `within` is)
+            b, c = x, y
+            row.note = (
+                f"{row.n_clusters} clusters < min_paired {config.min_paired}: {row.n_paired} items resampled within "
+                "their cluster (the interval holds for this test set's speakers, not for new ones)"
+            )
         sums = [(f["num"].to_numpy(), f["den"].to_numpy()) for f in (b, c)]
-        test = bootstrap_test(sums[0], sums[1], worse, tau, alpha, config.resamples, rng)
+        test = bootstrap_test(sums[0], sums[1], worse, tau, alpha, config.resamples, rng, within)
     if test is None:
         row.verdict, row.note = "not comparable", "the statistic is undefined in most resamples"
         return None

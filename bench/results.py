@@ -153,23 +153,37 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
     clusters: Mapping[str, Hashable] | None = None,
-    min_clusters: int = 2,
+    min_clusters: int | None = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap of `statistic` over clusters of items: `clusters` maps item_id -> cluster (items sharing
     a speaker or a text, `score_clusters`); without it each item is its own cluster. A cluster's rows (its items,
-    every seed) are resampled together; with fewer than `min_clusters` clusters the interval is NaN."""
-    by_cluster: dict[str, list[ItemScore]] = {}
+    every seed) are resampled together. With fewer than `min_clusters` clusters (default `bench.stats.MIN_CLUSTERS`)
+    that would undercover, so items (with all their rows) are resampled within their cluster instead: the interval
+    is then conditional on the test set's speakers (`bootstrap_scheme` says which applies). NaN below 2 items."""
+    from bench.stats import MIN_CLUSTERS
+
+    by_item: dict[str, list[ItemScore]] = {}
     for s in scores:
-        key = s.item_id if clusters is None else str(clusters.get(s.item_id, s.item_id))
-        by_cluster.setdefault(key, []).append(s)
-    keys = sorted(by_cluster)
-    if len(keys) < max(2, min_clusters):
+        by_item.setdefault(s.item_id, []).append(s)
+    items = sorted(by_item)
+    if len(items) < 2:
         return {m: (math.nan, math.nan) for m in metrics}
+    label = {i: i if clusters is None else str(clusters.get(i, i)) for i in items}
+    groups: dict[str, list[str]] = {}
+    for i in items:
+        groups.setdefault(label[i], []).append(i)
+    within = len(groups) < (MIN_CLUSTERS if min_clusters is None else min_clusters) and len(groups) < len(items)
+    units = [[i] for i in items] if within else [groups[k] for k in sorted(groups)]
+    strata = (
+        [[k for k, u in enumerate(units) if label[u[0]] == g] for g in sorted(groups)]
+        if within
+        else [list(range(len(units)))]
+    )
     rng = np.random.default_rng(seed)
     draws: dict[str, list[float]] = {m: [] for m in metrics}
     for _ in range(resamples):
-        picked = rng.integers(0, len(keys), len(keys))
-        sample = [row for k in picked for row in by_cluster[keys[k]]]
+        picked = [members[j] for members in strata for j in rng.integers(0, len(members), len(members))]
+        sample = [row for k in picked for item in units[k] for row in by_item[item]]
         stats = statistic(sample)
         for m in metrics:
             value = stats.get(m, math.nan)
@@ -184,6 +198,20 @@ def bootstrap_ci(
             lo, hi = np.quantile(values, [alpha, 1 - alpha])
             out[m] = (float(lo), float(hi))
     return out
+
+
+def bootstrap_scheme(item_clusters: Mapping[str, Hashable], min_clusters: int | None = None) -> str:
+    """How `bootstrap_ci` resamples these items, in words (recorded with the results)."""
+    from bench.stats import MIN_CLUSTERS
+
+    limit = MIN_CLUSTERS if min_clusters is None else min_clusters
+    k, n = len(set(item_clusters.values())), len(item_clusters)
+    if k >= limit or k == n:
+        return f"{k} clusters (items sharing a speaker or a text) resampled"
+    return (
+        f"{n} items resampled within their {k} clusters (fewer than {limit}): intervals hold for this test set's "
+        "speakers, not for new ones"
+    )
 
 
 def score_clusters(records: Sequence[GenerationRecord], scores: dict[str, Sequence[ItemScore]]) -> dict[str, str]:

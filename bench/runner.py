@@ -28,8 +28,10 @@ from bench.results import (
     GenerationRecord,
     Results,
     aggregates_table,
+    bootstrap_scheme,
     groups_table,
     items_table,
+    score_clusters,
 )
 from bench.systems import Generated, System, build_systems, prompt_clip
 from suites.base import ItemScore, Need, Sample, Suite, SuiteError, evaluator_fingerprint
@@ -320,6 +322,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
         "suites": {s.name: s.describe() for s in suites},
         "evaluators": {suite.name: evaluator_fingerprint(suite.describe()) for suite in suites},
         "aggregate_notes": aggregate_notes(suites, scores),
+        "bootstrap": bootstrap_scheme(score_clusters(records, scores)) if records else None,
         "testsets": {name: {"items": len(m), "problems": [str(p) for p in m.problems]} for name, m in testsets},
     }
     results = Results(

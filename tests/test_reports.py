@@ -86,7 +86,7 @@ def test_markdown_headline_failures_provenance(toy):
     md = render_markdown(toy)
     for system in SYSTEMS:
         assert f"| {system} |" in md
-    assert "0.071 [0.051, 0.097]" in md  # flashspeech@1 corpus WER with its bootstrap CI (over speaker clusters)
+    assert "0.071 [0.039, 0.108]" in md  # flashspeech@1 corpus WER with its bootstrap CI (items within the 2 speakers)
     assert len(re.findall(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", md)) >= 8
     header = table_row(md, "System", "## Failures")
     fs1, fs4 = table_row(md, "flashspeech@1", "## Failures"), table_row(md, "flashspeech@4", "## Failures")
@@ -118,7 +118,7 @@ def test_markdown_without_paper_view_and_with_images(toy):
 def test_markdown_after_save_and_load(toy, tmp_path):
     loaded = Results.load(toy.save(tmp_path / "run"))
     md = render_markdown(loaded)
-    assert "0.071 [0.051, 0.097]" in md and "RuntimeError: boom" in md
+    assert "0.071 [0.039, 0.108]" in md and "RuntimeError: boom" in md
 
 
 # --- paper data and paper view ----------------------------------------------------------------------------
@@ -297,7 +297,7 @@ def test_html_is_self_contained_with_audio(tmp_path):
     assert text.count('src="data:audio/flac;base64,') == 3 * len(SYSTEMS)  # embedded as 16-bit FLAC
     assert text.count('src="data:image/png;base64,') == 4
     assert "RuntimeError: boom" in text and "AudioRejected: too short" in text
-    assert '<table class="headline' in text and "Paper view" in text and "0.071 [0.051, 0.097]" in text
+    assert '<table class="headline' in text and "Paper view" in text and "0.071 [0.039, 0.108]" in text
     assert "skipped: no prosody diversity" in text
 
 

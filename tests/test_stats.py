@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
-from bench.results import GenerationRecord, aggregates_table, bootstrap_ci
+from bench.results import GenerationRecord, aggregates_table, bootstrap_ci, bootstrap_scheme
 from bench.stats import ShiftTest, clusters, holm, paired_ratio_draws, tail_p
 from suites.base import ItemScore
 from suites.rtf import RtfSuite
@@ -75,18 +75,23 @@ def _mean(rows) -> dict[str, float]:  # type: ignore[no-untyped-def]
 
 def test_bootstrap_ci_resamples_clusters():
     rows = _rows(40)  # 4 speakers of 10 items each; the value is the speaker's
+    speakers = {r.item_id: f"spk{int(r.metrics['v'])}" for r in rows}
     by_item = bootstrap_ci(rows, _mean, ["v"])
-    by_speaker = bootstrap_ci(rows, _mean, ["v"], clusters={r.item_id: f"spk{int(r.metrics['v'])}" for r in rows})
+    by_speaker = bootstrap_ci(rows, _mean, ["v"], clusters=speakers, min_clusters=2)
     width = {k: ci["v"][1] - ci["v"][0] for k, ci in (("item", by_item), ("speaker", by_speaker))}
     assert width["speaker"] > 2.5 * width["item"]  # sqrt(10): the items of a speaker are one sample
     # one cluster per item is the item bootstrap, draw for draw
     assert bootstrap_ci(rows, _mean, ["v"], clusters={r.item_id: r.item_id for r in rows}) == by_item
+    # fewer clusters than MIN_CLUSTERS: items are resampled within their speaker, so the interval is conditional
+    # on these 4 speakers (here each speaker's items are identical: no uncertainty left)
+    within = bootstrap_ci(rows, _mean, ["v"], clusters=speakers)
+    assert within["v"][0] == within["v"][1] == pytest.approx(np.mean([r.metrics["v"] for r in rows]))
+    assert "within their 4 clusters" in bootstrap_scheme(speakers)
+    assert "40 clusters" in bootstrap_scheme({r.item_id: r.item_id for r in rows})
+    # a single cluster: within it, the item bootstrap
     alone = bootstrap_ci(rows, _mean, ["v"], clusters=dict.fromkeys((r.item_id for r in rows), "one"))
-    assert all(math.isnan(v) for v in alone["v"])
-    few = bootstrap_ci(
-        rows, _mean, ["v"], clusters={r.item_id: f"spk{int(r.metrics['v'])}" for r in rows}, min_clusters=5
-    )
-    assert all(math.isnan(v) for v in few["v"])
+    assert alone == by_item
+    assert all(math.isnan(v) for v in bootstrap_ci(rows[:1], _mean, ["v"])["v"])  # one item: no interval
 
 
 def test_aggregates_resample_the_speakers_of_the_generation_records():
@@ -109,7 +114,7 @@ def test_aggregates_resample_the_speakers_of_the_generation_records():
     )
     assert (table.loc["rtf", "ci_low"], table.loc["rtf", "ci_high"]) == pytest.approx(expected["rtf"])
     unclustered = aggregates_table([suite], {"rtf": rows}, resamples=300).set_index("metric")
-    assert (
-        table.loc["rtf", "ci_high"] - table.loc["rtf", "ci_low"]
-        > unclustered.loc["rtf", "ci_high"] - unclustered.loc["rtf", "ci_low"]
+    # 4 speakers (< MIN_CLUSTERS): items resampled within speakers, not across them
+    assert (table.loc["rtf", "ci_low"], table.loc["rtf", "ci_high"]) != pytest.approx(
+        (unclustered.loc["rtf", "ci_low"], unclustered.loc["rtf", "ci_high"])
     )
