@@ -55,6 +55,7 @@ class GenerationRecord:
     timing_source: str | None = None  # "this run", or "cache" (timings of an earlier run's generation)
     timed_at: str | None = None  # when and where the timings were measured (see bench.timing_context)
     contended: bool | None = None  # the machine was busy while this sample was timed
+    text: str | None = None  # what the item asked to say
 
     @property
     def ok(self) -> bool:
@@ -86,7 +87,7 @@ def _as_text(value: Any) -> str | None:
 def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[ItemScore]]) -> pd.DataFrame:
     """Join generation records with per-sample suite scores (rows with seed set): each suite's metrics and
     scalar details (e.g. `wer.reference`, `wer.hypothesis_raw`) as `<suite>.<name>` columns, and the item's
-    `text` when a suite's details carry it (the WER and prosody suites do)."""
+    `text` (from the generation record, else from a suite's details: the WER and prosody suites carry it)."""
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     for r in records:
         rows[(r.system, r.item_id, r.seed)] = {
@@ -105,6 +106,8 @@ def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[
             "timed_at": r.timed_at,
             "contended": r.contended,
         }
+        if r.text is not None:
+            rows[(r.system, r.item_id, r.seed)]["text"] = r.text
     details: set[str] = set()
     for suite, suite_scores in scores.items():
         metrics = _metric_names(suite, suite_scores)
@@ -216,11 +219,12 @@ def bootstrap_scheme(item_clusters: Mapping[str, Hashable], min_clusters: int | 
 
 def score_clusters(records: Sequence[GenerationRecord], scores: dict[str, Sequence[ItemScore]]) -> dict[str, str]:
     """item_id -> cluster for `bootstrap_ci`: the items linked by a shared speaker (generation records) or a
-    shared text (a score's `text` detail), as connected components (`bench.stats.clusters`)."""
+    shared text (the records' or a score's `text` detail), as connected components (`bench.stats.clusters`)."""
     from bench.stats import clusters
 
     links: list[tuple[str, Hashable]] = [(r.item_id, ("speaker", r.speaker)) for r in records if r.speaker]
-    texts = {(s.item_id, s.details["text"]) for rows in scores.values() for s in rows if s.details.get("text")}
+    texts = {(r.item_id, r.text) for r in records if r.text}
+    texts |= {(s.item_id, s.details["text"]) for rows in scores.values() for s in rows if s.details.get("text")}
     return clusters({r.item_id for r in records}, links + [(item, ("text", text)) for item, text in sorted(texts)])
 
 

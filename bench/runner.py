@@ -195,6 +195,7 @@ def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated,
         timing_source=timed.get("source"),
         timed_at=timed_label(timed) if timed else None,
         contended=load.get("contended"),
+        text=item.text,
     )
 
 

@@ -20,7 +20,15 @@ from reports import paper
 from reports.audio import Clip, base_dirs, pick_clips
 from reports.plots import Plot, build_plots
 from reports.provenance import metric_legend, provenance, report_title, report_warnings
-from reports.tables import error_rows, failure_table, failure_total, headline_table, jsd_notes
+from reports.tables import (
+    absent_notes,
+    error_rows,
+    failure_table,
+    failure_total,
+    headline_table,
+    jsd_notes,
+    testset_problems,
+)
 
 CSS = """
 :root { --fg: #1d232b; --muted: #5b6573; --line: #d9dee5; --band: #f5f7fa; --accent: #2456a6;
@@ -128,10 +136,17 @@ def _failures(results: Results) -> str:
     total = failure_total(results)
     cls = "bad" if total else ""
     out = [
-        f'<p class="{cls}">{total} failed generation(s) and score(s) in total.</p>',
+        f'<p class="{cls}">{total} failed generation(s), score(s) and test-set entries in total.</p>',
         '<p class="muted">Failed / attempted, per system and stage.</p>',
         html_table(failure_table(results)),
     ]
+    problems = testset_problems(results)
+    if problems:
+        out.append(f"<h3>Test-set problems ({len(problems)}: entries left out of the run)</h3>")
+        out.append(_list(problems[:MAX_ERRORS]))
+    absent = absent_notes(results)
+    if absent:
+        out.append("<h3>Absent numbers</h3>" + _list(absent))
     errors = error_rows(results)
     out.append("<h3>Errors</h3>" + (html_table(errors.head(MAX_ERRORS)) if not errors.empty else "<p>None.</p>"))
     if len(errors) > MAX_ERRORS:

@@ -13,7 +13,15 @@ import pandas as pd
 from bench.results import Results
 from reports import paper
 from reports.provenance import metric_legend, provenance, report_title, report_warnings
-from reports.tables import error_rows, failure_table, failure_total, headline_table, jsd_notes
+from reports.tables import (
+    absent_notes,
+    error_rows,
+    failure_table,
+    failure_total,
+    headline_table,
+    jsd_notes,
+    testset_problems,
+)
 
 MAX_ERRORS = 50
 
@@ -38,10 +46,20 @@ def _failures(results: Results) -> list[str]:
     lines = [
         "## Failures",
         "",
-        f"**{total} failed generation(s) and score(s) in total.** Failed / attempted, per system and stage:",
+        f"**{total} failed generation(s), score(s) and test-set entries in total.** Failed / attempted, per system "
+        "and stage:",
         "",
         md_table(failure_table(results)),
     ]
+    problems = testset_problems(results)
+    if problems:
+        lines += ["", f"**{len(problems)} test-set problem(s)** (entries left out of the run):", ""]
+        lines += [f"- {p}" for p in problems[:MAX_ERRORS]]
+        if len(problems) > MAX_ERRORS:
+            lines.append(f"- … and {len(problems) - MAX_ERRORS} more (results.json: testsets)")
+    absent = absent_notes(results)
+    if absent:
+        lines += ["", "Absent numbers:", "", *[f"- {n}" for n in absent]]
     errors = error_rows(results)
     if not errors.empty:
         shown = errors.head(MAX_ERRORS)

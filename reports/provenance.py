@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.results import Results
-from reports.tables import is_missing
+from reports.tables import is_missing, timing_warnings
 
 NOT_RECORDED = "not recorded"
 RESEMBLYZER_LABEL = "resemblyzer (GE2E d-vector, not WavLM-TDNN)"
@@ -244,16 +244,22 @@ def metric_legend(results: Results) -> list[str]:
         f"the ground-truth recording, embeddings from {sim.label}.",
         *_spk_id_legend(results),
         f"RTF: total compute seconds / total audio seconds, on {dev.label}.",
-        "[low, high]: 95 % percentile bootstrap CI over items (every seed of an item resampled together); "
-        "[no CI]: too few items for an interval.",
+        f"[low, high]: 95 % percentile bootstrap CI: {_bootstrap(results)}; every seed of an item resampled "
+        "together; [no CI]: too few items for an interval.",
     ]
     if sim.caveat:
         lines.append(f"Caveat: {sim.caveat}")
     return lines
 
 
+def _bootstrap(results: Results) -> str:
+    """How the run's CIs resampled (results.json: bootstrap), or the old default."""
+    scheme = results.metadata.get("bootstrap")
+    return str(scheme) if scheme else "items resampled (scheme not recorded)"
+
+
 def report_warnings(results: Results) -> list[str]:
-    """What a reader must know before reading any number: non-comparable SIM, untrained systems."""
+    """What a reader must know before reading any number: non-comparable SIM, untrained systems, timings."""
     warnings = []
     caveat = sim_backend(results).caveat
     if caveat:
@@ -265,4 +271,4 @@ def report_warnings(results: Results) -> list[str]:
             f"{', '.join(untrained)}: random (untrained) weights ({_get(systems[untrained[0]], 'checkpoint')}); "
             "their quality numbers measure nothing but the harness itself."
         )
-    return warnings
+    return warnings + timing_warnings(results)

@@ -192,9 +192,67 @@ def headline_table(results: Results, labels: dict[str, str] | None = None) -> pd
             cell = fmt_ci(stat(results, system, c.suite, c.metric), c.spec)
             if c.suite == "prosody" and c.metric in JSD_METRICS and cell != "–":
                 cell += _jsd_suffix(results, system, c.metric, c.spec)
+            if c.suite == "rtf" and c.metric == "rtf":
+                cell += rtf_flags(results, system)
             row[labels.get(f"{c.suite}.{c.metric}", c.label)] = cell
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def rtf_flags(results: Results, system: str) -> str:
+    """` ⚠ contended 3/40` when samples were timed while other processes competed for the CPU, and
+    ` (12 cached, not timed here)` when timings of cached generations were left out; "" otherwise."""
+    contended, timed = stat(results, system, "rtf", "contended"), stat(results, system, "rtf", "timed_here")
+    borrowed = stat(results, system, "rtf", "borrowed")
+    flags = ""
+    if contended is not None and contended.value > 0:
+        flags += f" ⚠ contended {int(contended.value)}/{int(timed.value) if timed else '?'}"
+    if borrowed is not None and borrowed.value > 0:
+        flags += f" ({int(borrowed.value)} cached, not timed here)"
+    return flags
+
+
+def timing_warnings(results: Results) -> list[str]:
+    """Report warnings about RTF: samples timed under CPU competition, and timings left out as borrowed."""
+    contended, borrowed = [], []
+    for system in systems(results):
+        c, b = stat(results, system, "rtf", "contended"), stat(results, system, "rtf", "borrowed")
+        if c is not None and c.value > 0:
+            contended.append(f"{system} ({int(c.value)})")
+        if b is not None and b.value > 0:
+            borrowed.append(f"{system} ({int(b.value)})")
+    lines = []
+    if contended:
+        lines.append(
+            "RTF measured while other processes competed for the CPU (samples flagged ⚠ contended): "
+            f"{', '.join(contended)}. Such timings are not this system's speed and are never gated; rerun on a "
+            "quiet machine (items.csv: contended, timed_at)."
+        )
+    if borrowed:
+        lines.append(
+            "Timings of generations reused from the cache are an earlier run's and are left out of RTF: "
+            f"{', '.join(borrowed)}. `run --retime` times them anew."
+        )
+    return lines
+
+
+def absent_notes(results: Results) -> list[str]:
+    """Why aggregates are absent (results.json's aggregate_notes): per system, the metrics sharing a reason."""
+    lines = []
+    for system, table in (results.metadata.get("aggregate_notes") or {}).items():
+        by_reason: dict[str, list[str]] = {}
+        for metric, why in table.items():
+            by_reason.setdefault(str(why), []).append(metric)
+        lines += [f"{system}: {', '.join(metrics)} absent: {why}" for why, metrics in by_reason.items()]
+    return lines
+
+
+def testset_problems(results: Results) -> list[str]:
+    """Every test-set entry left out of the run, with its line, item and field (results.json: testsets)."""
+    out = []
+    for info in (results.metadata.get("testsets") or {}).values():
+        out += [str(p) for p in (info or {}).get("problems") or []]
+    return out
 
 
 def _jsd_suffix(results: Results, system: str, metric: str, spec: str) -> str:
@@ -260,12 +318,13 @@ def _ratio(failed: Stat | None, total: Stat | None) -> str:
 
 
 def failure_total(results: Results) -> int:
-    """All failed generations and scores of the run."""
+    """All failed generations and scores of the run, plus the test-set entries left out (counted once, not once
+    per system as the aggregates' `testset.failed` rows are)."""
     agg = results.aggregates
     if agg.empty:
-        return 0
-    failed = agg[agg["metric"] == "failed"]["value"]
-    return int(pd.to_numeric(failed, errors="coerce").fillna(0).sum())
+        return len(testset_problems(results))
+    failed = agg[(agg["metric"] == "failed") & (agg["suite"] != "testset")]["value"]
+    return int(pd.to_numeric(failed, errors="coerce").fillna(0).sum()) + len(testset_problems(results))
 
 
 def error_rows(results: Results) -> pd.DataFrame:

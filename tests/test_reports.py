@@ -404,3 +404,54 @@ def test_untrained_systems_are_flagged_first():
     warning = next(line for line in text.splitlines() if "untrained" in line)
     assert warning.startswith("> **Warning:** flashspeech@1: random (untrained) weights (random:tiny)")
     assert text.index("untrained") < text.index("## Headline")
+
+
+# --- timings, absent numbers, test-set problems ------------------------------------------------------------
+
+
+def _rtf_results(contended: list[bool], borrowed: list[bool]) -> Results:
+    """One system's RTF rows with the given timing provenance, aggregated by the real suite."""
+    from bench.results import aggregates_table
+    from suites.base import ItemScore
+    from suites.rtf import RtfSuite
+
+    rows = [
+        ItemScore(
+            "rtf",
+            "t:fs@2",
+            f"i{k}",
+            0,
+            {"time_s": 0.1, "audio_s": 2.0, "rtf": 0.05},
+            {"timing_source": "cache" if b else "this run", "contended": c, "measured_at": "2026-12-01T10:00:00"},
+        )
+        for k, (c, b) in enumerate(zip(contended, borrowed, strict=True))
+    ]
+    suite = RtfSuite()
+    agg = aggregates_table([suite], {"rtf": rows}, resamples=100)
+    notes = suite.aggregate_notes(rows)
+    metadata = {
+        "aggregate_notes": {"t:fs@2": {f"rtf.{m}": why for m, why in notes.items()}},
+        "testsets": {"t": {"items": 4, "problems": ["set.jsonl:3 item 'x' field 'text': empty text"]}},
+    }
+    items = pd.DataFrame({"system": ["t:fs@2"] * len(rows), "item_id": [r.item_id for r in rows], "status": "ok"})
+    return Results(items, pd.DataFrame(columns=["system", "item_id"]), agg, metadata)
+
+
+def test_contended_and_borrowed_timings_are_flagged():
+    md = render_markdown(_rtf_results([True, False, False, False], [False, False, False, True]), paper_view=False)
+    row = table_row(md, "t:fs@2", "## Headline")
+    assert "⚠ contended 1/3" in row[-1] and "(1 cached, not timed here)" in row[-1]
+    assert "competed for the CPU" in md and "never gated" in md and "--retime" in md
+    assert "1 test-set problem(s)" in md and "field 'text': empty text" in md
+    quiet = render_markdown(_rtf_results([False] * 4, [False] * 4), paper_view=False)
+    assert "⚠" not in quiet and "competed" not in quiet
+
+
+def test_absent_rtf_says_why_once_per_reason():
+    md = render_markdown(_rtf_results([False] * 3, [True] * 3), paper_view=False)
+    lines = [line for line in md.splitlines() if "absent:" in line]
+    assert len(lines) == 1 and "rtf.rtf, rtf.rtfx" in lines[0] and "cached generations" in lines[0]
+    from reports.html import render_html_string
+
+    html = render_html_string(_rtf_results([False] * 3, [True] * 3), [], {})
+    assert "Absent numbers" in html and "Test-set problems (1" in html
