@@ -140,6 +140,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from bench.compare import compare, load_results
 
         gate = _gate_config(args.gate_config)
+        gate.allow_evaluator_change |= args.allow_evaluator_change
         report = compare(load_results(args.gate, uri=config.tracking_uri), results, gate, args.gate, "this run")
         _emit_gate(report, args.gate_report)
         return 0 if report.passed else 3
@@ -305,6 +306,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
     p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
     p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
+    p.add_argument(
+        "--allow-evaluator-change",
+        action="store_true",
+        help="with --gate: compare a suite's metrics although its evaluator changed",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 
@@ -350,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (TOML value)")
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--output-dir", dest="output_dir", default=None, help="default: <config output_dir>/..")
+    p.add_argument("--output-dir", dest="output_dir", default=None, help="default: the config's output_dir")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_calibrate_rtf)
 
