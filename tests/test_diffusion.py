@@ -310,13 +310,14 @@ def test_random_diffusion_systems_record_sampler_and_evaluations():
     assert len(generated.meta["schedule"]) == 2
 
 
-def test_consistency_systems_are_unchanged_and_reject_a_sampler():
+def test_consistency_systems_describe_their_sampler_and_reject_another():
+    """Cache keys carry a version (bench.cache), not compatibility code: a consistency system names its sampler and
+    denoiser calls like the diffusion baseline, and random weights are identified by their whole config."""
     (system,) = build_systems([_system_config("random:tiny", [2])], "cpu")
     assert system.name == "flashspeech@2"
     described = system.describe()
-    assert "sampler" not in described and "function_evaluations" not in described
-    # the random weights' identity (part of every cache key) is the config as it was before `objective`
-    legacy = {k: v for k, v in tiny(latent_dim=MelCodec().latent_dim).to_dict().items() if k != "objective"}
-    assert described["checkpoint_sha256"] == hashlib.sha256(json.dumps(legacy, sort_keys=True).encode()).hexdigest()
+    assert (described["sampler"], described["function_evaluations"]) == ("consistency", 2)
+    config = tiny(latent_dim=MelCodec().latent_dim).to_dict()
+    assert described["checkpoint_sha256"] == hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
     with pytest.raises(ValueError, match="sampler 'heun' needs a diffusion model"):
         build_systems([_system_config("random:tiny", [2], "heun")], "cpu")
