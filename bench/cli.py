@@ -148,7 +148,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _gate_config(path):  # type: ignore[no-untyped-def]
-    from bench.compare import GateConfig
+    from bench.gate_config import GateConfig
 
     return GateConfig.from_toml(path) if path else GateConfig()
 

@@ -11,17 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.compare import (
-    VERDICTS,
-    ComparisonRow,
-    GateConfig,
-    GateConfigError,
-    GateReport,
-    MetricRule,
-    compare,
-    device_of,
-    load_results,
-)
+from bench.compare import VERDICTS, ComparisonRow, GateReport, compare, device_of, load_results
+from bench.gate_config import GateConfig, GateConfigError, MetricRule
 from bench.results import Results
 from bench.stats import ShiftTest
 from bench.toy import toy_results
