@@ -141,6 +141,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         gate = _gate_config(args.gate_config)
         gate.allow_evaluator_change |= args.allow_evaluator_change
+        if args.rtf_noise:
+            gate.apply_rtf_noise(args.rtf_noise)
         report = compare(load_results(args.gate, uri=config.tracking_uri), results, gate, args.gate, "this run")
         _emit_gate(report, args.gate_report)
         return 0 if report.passed else 3
@@ -200,6 +202,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     candidate = load_results(args.candidate, uri=args.tracking_uri)
     config = _gate_config(args.gate_config)
     config.allow_evaluator_change |= args.allow_evaluator_change
+    if args.rtf_noise:
+        config.apply_rtf_noise(args.rtf_noise)
     report = compare(baseline, candidate, config, args.baseline, args.candidate)
     _emit_gate(report, args.gate_report)
     return 0 if report.passed else 3
@@ -311,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --gate: compare a suite's metrics although its evaluator changed",
     )
+    p.add_argument("--rtf-noise", default=None, help="with --gate: RTF margin from a calibrate-rtf result")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_run)
 
@@ -350,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
     )
+    p.add_argument("--rtf-noise", default=None, help="RTF margin from a calibrate-rtf result (rtf-noise.json)")
     p.set_defaults(func=_cmd_compare)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")

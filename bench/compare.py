@@ -408,7 +408,8 @@ def compare(
                 blocker, excluded = _timing_blocker(rule, system, b_use, c_use, device_note)
                 if test := _stat_row(row, rule, base, cand, config, blocker):
                     tests.append((row, rule, test))
-                row.note = "; ".join(filter(None, [row.note, excluded]))
+                margin = config.timing_margin_note if rule.same_device else ""
+                row.note = "; ".join(filter(None, [row.note, excluded, margin]))
             if evaluator and config.allow_evaluator_change and base is not None and cand is not None:
                 row.note = "; ".join(filter(None, [evaluator.replace("changed:", "changed (allowed):", 1), row.note]))
     family = [test.p for _, rule, test in tests if rule.gate]

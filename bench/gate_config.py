@@ -111,13 +111,42 @@ class GateConfig:
     failure_rules: bool = True  # a `<suite>.failed` count rule for every suite with an error column
     allow_evaluator_change: bool = False  # compare a suite's metrics although its evaluator fingerprint changed
     dropped: list[str] = field(default_factory=list)  # metrics the config dropped (no automatic rule for them)
+    # a `calibrate-rtf` result (rtf-noise.json): the timing rules' allowed_rel becomes its recommended margin
+    rtf_noise: str | None = None
+    timing_margin_note: str = ""  # where the timing rules' margin came from (set with rtf_noise)
+
+    def __post_init__(self) -> None:
+        if self.rtf_noise:
+            self.apply_rtf_noise(self.rtf_noise)
+
+    def apply_rtf_noise(self, path: str | Path) -> None:
+        """Set every timing rule's relative margin from a `calibrate-rtf` result: the run-to-run noise of RTF
+        measured on the machine the gated runs come from."""
+        import json
+
+        try:
+            noise = json.loads(Path(path).read_text(encoding="utf-8"))
+            margin = float(noise["recommended_allowed_rel"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise GateConfigError(f"gate.rtf_noise: {path}: not a calibrate-rtf result ({exc})") from exc
+        for rule in self.rules:
+            if rule.same_device:
+                rule.allowed_rel, rule.allowed_abs = margin, None
+        machine = noise.get("machine") or {}
+        where = machine.get("gpu") or machine.get("cpu") or machine.get("device") or "an unrecorded machine"
+        self.rtf_noise = str(path)
+        self.timing_margin_note = (
+            f"margin {100 * margin:.0f} % calibrated by {noise.get('runs', '?')} re-timed runs on {where} "
+            f"({noise.get('measured_at', '?')}: worst run-to-run deviation {100 * noise['worst_max_rel_dev']:.1f} %)"
+        )
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
         """Config fields, `defaults` (keep the default rules and failure rules; true) and `metrics` =
         {"<suite>.<metric>": {rule fields} (override that metric's rule, or add one) | false (drop it)}."""
         data = dict(data)
-        unknown = set(data) - ({f.name for f in fields(cls)} - {"rules", "dropped"}) - {"defaults", "metrics"}
+        unknown = set(data) - ({f.name for f in fields(cls)} - {"rules", "dropped", "timing_margin_note"})
+        unknown -= {"defaults", "metrics"}
         if unknown:
             raise GateConfigError(f"gate: unknown key(s) {', '.join(sorted(unknown))}")
         defaults = data.pop("defaults", True)

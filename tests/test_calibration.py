@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -45,3 +46,19 @@ def test_calibration_runs_retime_every_run(tmp_path, monkeypatch):
     saved = json.loads((tmp_path / "out" / "rtf-noise.json").read_text())
     assert saved["recommended_allowed_rel"] == out["recommended_allowed_rel"] >= 0.05
     assert saved["machine"]["cpu"]
+
+
+def test_gate_takes_its_rtf_margin_from_a_calibration(tmp_path):
+    from bench.gate_config import GateConfig, GateConfigError
+
+    measured = "docs/measurements/rtf-noise-smoke-cpu-2core.json"  # the committed measurement on 2 CPU cores
+    config = GateConfig.from_dict({"rtf_noise": measured})
+    recommended = json.loads(Path(measured).read_text())["recommended_allowed_rel"]
+    (timing,) = [r for r in config.rules if r.same_device]
+    assert timing.allowed_rel == recommended and timing.allowed_abs is None
+    assert "calibrated by 3 re-timed runs" in config.timing_margin_note
+    assert all(r.allowed_rel is None for r in config.rules if not r.same_device)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    with pytest.raises(GateConfigError, match="not a calibrate-rtf result"):
+        GateConfig.from_dict({"rtf_noise": str(bad)})
