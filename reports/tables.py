@@ -279,14 +279,19 @@ def jsd_notes(results: Results) -> list[str]:
         "as 1/n (an identical distribution at n per side gives about half the floor). Phone-duration JSD is the "
         "paper's; utterance-length JSD (0.5 s bins) is a different, coarser measure."
     ]
-    counts = {s: stat(results, s, "prosody", "jsd_items") for s in shown}
-    values = {int(c.value) for c in counts.values() if c is not None}
-    if len(values) > 1:
-        listed = ", ".join(f"{s} {int(c.value)}" for s, c in counts.items() if c is not None)
-        lines.append(
-            f"The JSDs compare different numbers of utterances ({listed}): their sampling bias differs, so compare "
-            "each with its own floor rather than with each other."
-        )
+    by_testset: dict[str, dict[str, Stat]] = {}  # systems are compared within a test set
+    for system in shown:
+        count = stat(results, system, "prosody", "jsd_items")
+        if count is not None:
+            testset = system_meta(results, system).get("testset")
+            by_testset.setdefault("" if is_missing(testset) else str(testset), {})[system] = count
+    for counts in by_testset.values():
+        if len({int(c.value) for c in counts.values()}) > 1:
+            listed = ", ".join(f"{s} {int(c.value)}" for s, c in counts.items())
+            lines.append(
+                f"The JSDs compare different numbers of utterances ({listed}): their sampling bias differs, so "
+                "compare each with its own floor rather than with each other."
+            )
     return lines
 
 
