@@ -163,7 +163,8 @@ def _generate_all(
             **(context or {}),
             "source": "this run",
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "batch_id": f"{label}#{number}",
+            # unique across runs: a cache hit keeps the batch id of the run that timed it
+            "batch_id": f"{label}#{number}@{(context or {}).get('run_started', '')}",
             "load": monitor.report.as_dict() if monitor.report else None,
         }
         for (item, seed, key), generated in zip(batch, results, strict=True):
@@ -258,7 +259,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     t0 = time.perf_counter()
     total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
     needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
-    context = timing_context(config.device)
+    context = {**timing_context(config.device), "run_started": started.isoformat(timespec="seconds")}
     with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
         for testset, manifest in testsets:
             items = {i.id: i for i in manifest.items}

@@ -99,10 +99,12 @@ def test_generation_cache_records_where_and_when_timings_were_measured(tmp_path,
     context = outcome.results.metadata["run"]["timing_context"]
     for key in ("host", "device", "cpu", "torch", "git_commit", "code_version"):
         assert timed[key] == context[key], key
-    assert timed["source"] == "this run" and timed["measured_at"] and timed["batch_id"] in ("t:slow#0", "t:slow#1")
+    assert timed["source"] == "this run" and timed["measured_at"]
+    run = context["run_started"]
+    assert timed["batch_id"] in (f"t:slow#0@{run}", f"t:slow#1@{run}")
     assert set(timed["load"]) >= {"others_cores", "steal_fraction", "load1", "contended"}
     items = outcome.results.items
-    assert items["batch_id"].tolist() == ["t:slow#0", "t:slow#1"]  # batch_size 1: one timing per item
+    assert items["batch_id"].tolist() == [f"t:slow#0@{run}", f"t:slow#1@{run}"]  # batch_size 1: one timing each
     assert items["contended"].map(lambda v: isinstance(v, bool | np.bool_)).all()
     hit, _ = GenerationCache(tmp_path / "cache").get(entries[0].stem)
     assert hit.timed["source"] == "cache" and hit.timed["measured_at"] == timed["measured_at"]
