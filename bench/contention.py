@@ -11,6 +11,7 @@ A timing is **contended** when, averaged over the timed interval, other processe
 granularity: CPU times advance in ticks (10 ms), so two ticks per CPU are forgiven. A 50 ms generation on 2 cores
 is therefore flagged only when others used more than about 1.05 cores; from about 1 s on the limits apply as
 stated. Where /proc is not readable (macOS, Windows), contention is unknown (None) and such timings never gate.
+Other processes on the same GPU are not seen here (only their CPU time is): a GPU runner should be exclusive.
 """
 
 from __future__ import annotations
