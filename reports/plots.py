@@ -46,6 +46,9 @@ class Plot:
     note: str | None = None
 
 
+ERROR_BARS = "error bars: 95 % bootstrap CI (resampling scheme: see the headline legend)"
+
+
 def figure_png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
@@ -98,7 +101,7 @@ def _steps_plot(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return Plot(name, title, figure_png(fig), "error bars: 95 % bootstrap CI over items")
+    return Plot(name, title, figure_png(fig), ERROR_BARS)
 
 
 def rtf_vs_steps(results: Results) -> Plot:
@@ -147,7 +150,7 @@ def frontier(results: Results) -> Plot:
     ax.set_ylabel(f"corpus WER [{wer_backend(results).short}]; lower is better")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    return Plot("frontier", title, figure_png(fig), "error bars: 95 % bootstrap CI over items")
+    return Plot("frontier", title, figure_png(fig), ERROR_BARS)
 
 
 def prosody_diversity(results: Results) -> Plot:
