@@ -99,7 +99,8 @@ class GateReport:
             f"Baseline `{self.baseline_label}` ({self.baseline_device}) vs candidate `{self.candidate_label}` "
             f"({self.candidate_device}). The reports' statistics (means; Σ/Σ ratios: corpus WER, RTF) over the items"
             f" both runs scored, failures counted; Δ = candidate − baseline; CI: unadjusted {100 * (1 - self.alpha):g}"
-            " % paired bootstrap over clusters (items sharing a speaker or text; timings: a batch), or Mann-Whitney:"
+            " % paired bootstrap over clusters (items sharing a speaker or text; timings: a batch; with too few"
+            " clusters, items within their cluster: see the note), or Mann-Whitney:"
             " medians, Hodges-Lehmann Δ, Moses CI, rank-biserial r; allowed: the margin; n: items / clusters.",
             f"p: Holm-adjusted over {self.comparisons} comparisons, family-wise α = {self.alpha:g}.",
             "",
