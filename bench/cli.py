@@ -139,20 +139,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.gate:
         from bench.compare import compare, load_results
 
-        gate = _gate_config(args.gate_config)
-        gate.allow_evaluator_change |= args.allow_evaluator_change
-        if args.rtf_noise:
-            gate.apply_rtf_noise(args.rtf_noise)
+        gate = _gate_config(args)
         report = compare(load_results(args.gate, uri=config.tracking_uri), results, gate, args.gate, "this run")
         _emit_gate(report, args.gate_report)
         return 0 if report.passed else 3
     return 0
 
 
-def _gate_config(path):  # type: ignore[no-untyped-def]
+def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The gate config of `--gate-config`, `--allow-evaluator-change` and `--rtf-noise` (run --gate, compare)."""
     from bench.gate_config import GateConfig
 
-    return GateConfig.from_toml(path) if path else GateConfig()
+    config = GateConfig.from_toml(args.gate_config) if args.gate_config else GateConfig()
+    config.allow_evaluator_change |= args.allow_evaluator_change
+    if args.rtf_noise:
+        config.apply_rtf_noise(args.rtf_noise)
+    return config
 
 
 def _emit_gate(report, markdown_path) -> None:  # type: ignore[no-untyped-def]
@@ -200,11 +202,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     baseline = load_results(args.baseline, uri=args.tracking_uri)
     candidate = load_results(args.candidate, uri=args.tracking_uri)
-    config = _gate_config(args.gate_config)
-    config.allow_evaluator_change |= args.allow_evaluator_change
-    if args.rtf_noise:
-        config.apply_rtf_noise(args.rtf_noise)
-    report = compare(baseline, candidate, config, args.baseline, args.candidate)
+    report = compare(baseline, candidate, _gate_config(args), args.baseline, args.candidate)
     _emit_gate(report, args.gate_report)
     return 0 if report.passed else 3
 

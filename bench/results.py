@@ -175,7 +175,7 @@ def bootstrap_ci(
     groups: dict[str, list[str]] = {}
     for i in items:
         groups.setdefault(label[i], []).append(i)
-    within = len(groups) < (MIN_CLUSTERS if min_clusters is None else min_clusters) and len(groups) < len(items)
+    within = _within_clusters(len(groups), len(items), MIN_CLUSTERS if min_clusters is None else min_clusters)
     units = [[i] for i in items] if within else [groups[k] for k in sorted(groups)]
     strata = (
         [[k for k, u in enumerate(units) if label[u[0]] == g] for g in sorted(groups)]
@@ -203,13 +203,19 @@ def bootstrap_ci(
     return out
 
 
+def _within_clusters(clusters: int, items: int, min_clusters: int) -> bool:
+    """`bootstrap_ci`'s rule: resample items within their cluster when there are too few clusters to resample
+    (and some cluster holds several items; all singletons are the plain item bootstrap)."""
+    return clusters < min_clusters and clusters < items
+
+
 def bootstrap_scheme(item_clusters: Mapping[str, Hashable], min_clusters: int | None = None) -> str:
     """How `bootstrap_ci` resamples these items, in words (recorded with the results)."""
     from bench.stats import MIN_CLUSTERS
 
     limit = MIN_CLUSTERS if min_clusters is None else min_clusters
     k, n = len(set(item_clusters.values())), len(item_clusters)
-    if k >= limit or k == n:
+    if not _within_clusters(k, n, limit):
         return f"{k} clusters (items sharing a speaker or a text) resampled"
     return (
         f"{n} items resampled within their {k} clusters (fewer than {limit}): intervals hold for this test set's "

@@ -305,7 +305,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             "name": config.name,
             "started": started.isoformat(),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "git_commit": git_commit(),
+            "git_commit": context["git_commit"],
             "generated": generated,
             "cached": cached,
             "wall_s": stage_s,
@@ -357,23 +357,25 @@ def testset_rows(testsets: Sequence[tuple[str, Manifest]], systems: Sequence[Sys
     """Per system and test set (suite "testset"): `items` = entries of the test set, `failed` = entries left out
     for a problem (manifest lines with one or more problems), so a test set that lost items is counted next to
     the numbers and in the reports' failure table, not only listed in results.json."""
-    rows = [
-        {
-            "system": f"{name}:{system.name}",
-            "suite": "testset",
-            "metric": metric,
-            "value": float(value),
-            "ci_low": math.nan,
-            "ci_high": math.nan,
-            "n_items": len(manifest),
-            "higher_is_better": False if metric == "failed" else None,
-            "unit": "items",
-        }
-        for name, manifest in testsets
-        for system in systems
-        for bad in [len({(p.source, p.line, None if p.line else p.item_id) for p in manifest.problems})]
-        for metric, value in (("items", len(manifest) + bad), ("failed", bad))
-    ]
+    rows = []
+    for name, manifest in testsets:
+        # one entry per problem line (a problem not from a file names its item instead)
+        bad = len({(p.source, p.line, None if p.line else p.item_id) for p in manifest.problems})
+        for system in systems:
+            for metric, value in (("items", len(manifest) + bad), ("failed", bad)):
+                rows.append(
+                    {
+                        "system": f"{name}:{system.name}",
+                        "suite": "testset",
+                        "metric": metric,
+                        "value": float(value),
+                        "ci_low": math.nan,
+                        "ci_high": math.nan,
+                        "n_items": len(manifest),
+                        "higher_is_better": False if metric == "failed" else None,
+                        "unit": "items",
+                    }
+                )
     return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
 
 

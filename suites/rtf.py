@@ -40,6 +40,12 @@ from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
 TOTAL_KEY = "total"
 OTHER_STAGE = "other"
 _TOLERANCE_S = 1e-6
+TIMED_METRICS = ("rtf", "rtfx", "rtf_median", "time_s", "audio_s")  # aggregates of this run's timings only
+
+
+def _timed_here(score: ItemScore) -> bool:
+    """Whether a row's timings were measured in this run (not borrowed from a cached generation)."""
+    return score.details.get("timing_source", "this run") == "this run"
 
 
 def stage_times(timings: dict[str, float]) -> tuple[float, dict[str, float]]:
@@ -92,7 +98,7 @@ class RtfSuite(Suite):
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
         scored = [s for s in scores if s.ok]
-        borrowed = [s for s in scored if s.details.get("timing_source", "this run") != "this run"]
+        borrowed = [s for s in scored if not _timed_here(s)]
         if not scored or len(borrowed) < len(scored):
             return {}
         when = sorted({str(s.details.get("measured_at")) for s in borrowed})
@@ -100,7 +106,7 @@ class RtfSuite(Suite):
             f"all {len(borrowed)} timings come from cached generations (measured {when[0]} .. {when[-1]}), "
             "not this run: rerun with --retime (or a fresh cache) to time this run"
         )
-        return dict.fromkeys(("rtf", "rtfx", "rtf_median", "time_s", "audio_s"), why)
+        return dict.fromkeys(TIMED_METRICS, why)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -137,7 +143,7 @@ class RtfSuite(Suite):
 
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
         scored = [s for s in scores if s.ok]
-        ok = [s for s in scored if s.details.get("timing_source", "this run") == "this run"]
+        ok = [s for s in scored if _timed_here(s)]
         out: dict[str, float] = {"items": float(len(scores)), "failed": float(len(scores) - len(scored))}
         out.update(
             timed_here=float(len(ok)),
@@ -145,7 +151,7 @@ class RtfSuite(Suite):
             contended=float(sum(bool(s.details.get("contended")) for s in ok)),
         )
         if not ok:  # nothing timed in this run: the numbers are absent, not borrowed (aggregate_notes says why)
-            return {**out, **dict.fromkeys(("rtf", "rtfx", "rtf_median", "time_s", "audio_s"), math.nan)}
+            return {**out, **dict.fromkeys(TIMED_METRICS, math.nan)}
         time_s = sum(s.metrics["time_s"] for s in ok)
         audio_s = sum(s.metrics["audio_s"] for s in ok)
         out.update(time_s=time_s, audio_s=audio_s, rtf=time_s / audio_s)
