@@ -1,11 +1,11 @@
 """Content-addressed caches: a finished benchmark regenerates and rescores nothing; an interrupted one resumes.
 
-Generation key = sha256 of (`GENERATION_KEY_VERSION`, the system's `describe()` — config, checkpoint sha256,
-codec —, the item's text, prompt file identity and clip, and the seed). Each entry is `<key>.wav` plus
-`<key>.json` (timings, where/when/under what load they were measured, and system metadata), both written
-atomically, the JSON last: an entry exists only when its JSON does. Failed generations are not cached (they are
-retried next time). A cache hit's audio is reused; its timings are an earlier run's and come back marked
-`source: "cache"`, so they are never reported or gated as this run's speed.
+Generation key = `fingerprint` (sha256 of canonical JSON) of (`GENERATION_KEY_VERSION`, the system's
+`describe()` — config, checkpoint sha256, codec —, the item's text, prompt file identity and clip, and the
+seed). Each entry is `<key>.wav` plus `<key>.json` (timings, where/when/under what load they were measured, and
+system metadata), both written atomically, the JSON last: an entry exists only when its JSON does. Failed
+generations are not cached (they are retried next time). A cache hit's audio is reused; its timings are an
+earlier run's and come back marked `source: "cache"`, so they are never reported or gated as this run's speed.
 
 Score key = sha256 of (`SCORE_KEY_VERSION`, the suite's description and cross-sample context, and every sample's
 identity and audio digest). Suites that read timings (RTF) are never score-cached (the runner rescores them every
@@ -25,13 +25,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.data.audio import read_audio, write_text_atomic, write_wav
-from bench.data.manifest import EvalItem
 from bench.systems import Generated
+from flashspeech.foundation.audio import read_audio, write_wav
+from flashspeech.foundation.files import write_text_atomic
+from flashspeech.foundation.hashing import canonical_json, fingerprint
 from suites.base import ItemScore
+from suites.item import EvalItem
 
-GENERATION_KEY_VERSION = 2  # 2: consistency systems' sampler and random weights' objective in describe()
-SCORE_KEY_VERSION = 2  # 2: the version itself in the key (timing suites are no longer cached)
+GENERATION_KEY_VERSION = 3  # 3: canonical-JSON key text (`fingerprint`); describe() records the sampling plan
+SCORE_KEY_VERSION = 3  # 3: the suite description hashed as canonical JSON (`canonical_json`)
 
 
 def _file_identity(path: str | None) -> dict[str, Any] | None:
@@ -58,7 +60,7 @@ def generation_key(system: dict[str, Any], item: EvalItem, seed: int) -> str:
         },
         "seed": seed,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return fingerprint(payload)
 
 
 @dataclass
@@ -106,7 +108,7 @@ class ScoreCache:
 
     @staticmethod
     def key(suite_description: dict[str, Any], samples: Sequence[Any]) -> str:
-        h = hashlib.sha256(json.dumps([SCORE_KEY_VERSION, suite_description], sort_keys=True, default=str).encode())
+        h = hashlib.sha256(canonical_json([SCORE_KEY_VERSION, suite_description]).encode())
         for s in samples:
             h.update(json.dumps([s.system, s.item.id, s.seed, s.item.text], default=str).encode())
             h.update(hashlib.sha1(s.audio.tobytes()).digest())

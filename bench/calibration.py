@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from bench.config import BenchConfig
-from bench.data.audio import write_text_atomic
 from bench.results import Results
+from flashspeech.foundation.files import write_text_atomic
 
 SAFETY = 2.0  # margin = SAFETY x the largest relative deviation seen
 

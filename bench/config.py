@@ -1,4 +1,4 @@
-"""Declarative benchmark configs: TOML files in `bench/configs/`, dataclasses here, CLI overrides.
+"""Declarative benchmark configs: TOML files in `bench/configs/bench/`, dataclasses here, CLI overrides.
 
 A config names the test sets, the systems (with their step counts), the seeds, the suites with their
 backends, the device and the output directory. Any field can be overridden from the command line with
@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from bench.systems import SystemConfig, SystemConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -38,21 +40,6 @@ class TestSetConfig:
 
 
 @dataclass
-class SystemConfig:
-    """One system; FlashSpeech systems expand into one system per step count."""
-
-    kind: str  # flashspeech | ground_truth | codec_resynthesis | external
-    name: str | None = None
-    steps: list[int] = field(default_factory=list)  # flashspeech only
-    checkpoint: str = "random:tiny"  # a checkpoint directory, or random:<preset> (untrained weights)
-    batch_size: int = 1  # 1 = the paper's batch-1 latency convention
-    alpha: float | None = None
-    sampler: str | None = None  # flashspeech only: ODE sampler (euler, heun) of a diffusion checkpoint
-    command: list[str] = field(default_factory=list)  # external only: argv with {input} and {output_dir}
-    sample_rate: int = 16_000  # external only: the rate its wavs are resampled to
-
-
-@dataclass
 class BenchConfig:
     name: str = "bench"
     output_dir: str = "outputs/bench"
@@ -69,7 +56,8 @@ class BenchConfig:
     retime: bool = False  # regenerate cached generations so that every timing (RTF) is this run's
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The table `from_dict` reads (systems flat, as in the TOML files)."""
+        return {**asdict(self), "systems": [s.to_dict() for s in self.systems]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
@@ -80,9 +68,12 @@ class BenchConfig:
             raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
         try:
             data["testsets"] = [TestSetConfig(**t) for t in data.get("testsets", [])]
-            data["systems"] = [SystemConfig(**s) for s in data.get("systems", [])]
         except TypeError as exc:
-            raise ConfigError(f"bad test set or system entry: {exc}") from exc
+            raise ConfigError(f"bad test set entry: {exc}") from exc
+        try:
+            data["systems"] = [SystemConfig.from_dict(s, f"systems.{i}") for i, s in enumerate(data.get("systems", []))]
+        except SystemConfigError as exc:
+            raise ConfigError(str(exc)) from exc
         config = cls(**data)
         config.validate()
         return config
@@ -94,13 +85,6 @@ class BenchConfig:
             raise ConfigError("no systems: add at least one [[systems]] entry")
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
-        for i, s in enumerate(self.systems):
-            if s.kind not in ("flashspeech", "ground_truth", "codec_resynthesis", "external"):
-                raise ConfigError(f"systems.{i}.kind: unknown system kind {s.kind!r}")
-            if s.kind == "flashspeech" and not s.steps:
-                raise ConfigError(f"systems.{i}.steps: a flashspeech system needs at least one step count")
-            if s.kind == "external" and not s.command:
-                raise ConfigError(f"systems.{i}.command: an external system needs a command")
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -129,9 +113,11 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def load_toml(
-    source: str | Path, overrides: Sequence[str] = (), *, what: str = "config", prefix: str = ""
+    source: str | Path, overrides: Sequence[str] = (), *, what: str = "config", group: str = "bench"
 ) -> tuple[dict[str, Any], str]:
-    """A TOML file, or the shipped `bench/configs/<prefix><source>.toml`, with `--set` overrides applied.
+    """A TOML file, or the shipped `bench/configs/<group>/<source>.toml`, with `--set` overrides applied.
+
+    Shipped configs are grouped by what runs them: `bench` (runs), `speed` (speed runs), `train` (recipes).
 
     Returns the table and a name for it (the file's stem, or the shipped name). Errors name the source.
     """
@@ -139,7 +125,7 @@ def load_toml(
     if path.is_file():
         text, name = path.read_text(encoding="utf-8"), path.stem
     else:
-        shipped = resources.files("bench").joinpath(f"configs/{prefix}{source}.toml")
+        shipped = resources.files("bench").joinpath(f"configs/{group}/{source}.toml")
         if not shipped.is_file():
             raise ConfigError(f"{what} {source!r}: no such file, and no shipped config of that name")
         text, name = shipped.read_text(encoding="utf-8"), str(source)

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.data.audio import write_text_atomic
+from flashspeech.foundation.files import write_text_atomic
 from suites.base import SUITES, ItemScore, Suite
 
 ITEM_KEYS = [
-    "system", "kind", "steps", "seed", "item_id", "speaker", "status", "error", "audio_path", "audio_s",
-    "batch_id", "timing_source", "timed_at", "contended",
+    "system", "kind", "family", "sampler", "steps", "nfe", "seed", "item_id", "speaker", "status", "error",
+    "audio_path", "audio_s", "batch_id", "timing_source", "timed_at", "contended",
 ]  # fmt: skip
 GROUP_KEYS = ["system", "item_id"]
 AGGREGATE_COLUMNS = ["system", "suite", "metric", "value", "ci_low", "ci_high", "n_items", "higher_is_better", "unit"]
@@ -56,6 +56,9 @@ class GenerationRecord:
     timed_at: str | None = None  # when and where the timings were measured (see bench.timing_context)
     contended: bool | None = None  # the machine was busy while this sample was timed
     text: str | None = None  # what the item asked to say
+    family: str | None = None  # sampling family (consistency, diffusion); None for a system that does not sample
+    sampler: str | None = None  # consistency, euler, heun
+    nfe: int | None = None  # denoiser calls per sample
 
     @property
     def ok(self) -> bool:
@@ -93,7 +96,10 @@ def items_table(records: Sequence[GenerationRecord], scores: dict[str, Sequence[
         rows[(r.system, r.item_id, r.seed)] = {
             "system": r.system,
             "kind": r.kind,
+            "family": r.family,
+            "sampler": r.sampler,
             "steps": r.steps,
+            "nfe": r.nfe,
             "seed": r.seed,
             "item_id": r.item_id,
             "speaker": r.speaker,

@@ -1,4 +1,5 @@
-"""The benchmark run: test sets -> systems -> generation cache -> suites -> results -> reports + MLflow.
+"""The benchmark run: test sets -> systems -> generation cache -> suites -> results (the CLI then writes the
+reports and logs to MLflow).
 
 Generation and scoring are separate: every (system, item, seed) is looked up in the content-addressed
 cache first and generated only when missing, so a finished benchmark regenerates nothing and an
@@ -12,7 +13,7 @@ import datetime as dt
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ import pandas as pd
 
 from bench.cache import GenerationCache, ScoreCache, default_cache_root, generation_key
 from bench.config import BenchConfig, TestSetConfig
-from bench.data.manifest import EvalItem, Manifest, load_manifest
 from bench.results import (
     AGGREGATE_COLUMNS,
     GenerationRecord,
@@ -34,9 +34,11 @@ from bench.results import (
     score_clusters,
 )
 from bench.systems import Generated, System, build_systems, prompt_clip
-from suites.base import ItemScore, Need, Sample, Suite, SuiteError, evaluator_fingerprint
+from bench.testsets.manifest import Manifest, load_manifest
+from flashspeech.foundation.environment import cpu_model, environment, git_commit
+from suites.base import CANNOT_RUN, ItemScore, Need, Sample, Suite, evaluator_fingerprint
+from suites.item import EvalItem
 
-DETERMINISTIC_KINDS = ("ground_truth", "codec_resynthesis")  # one generation serves every seed
 PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "openai-whisper", "jiwer", "transformers", "mlflow", "numpy")
 
 
@@ -44,8 +46,6 @@ PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "openai-whisper", "jiwer
 class RunOutcome:
     results: Results
     output_dir: Path
-    reports: dict[str, Path] = field(default_factory=dict)
-    tracking: Any = None
     generated: int = 0
     cached: int = 0
 
@@ -55,19 +55,12 @@ def load_testset(cfg: TestSetConfig) -> Manifest:
     if cfg.manifest:
         manifest = load_manifest(cfg.manifest, name=cfg.name)
     else:
-        from bench.data.embedded import embedded_manifest
+        from bench.testsets.embedded import embedded_manifest
 
         manifest = embedded_manifest(cfg.name)
     if cfg.max_items is not None:
         manifest.items = manifest.items[: cfg.max_items]
     return manifest
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout the code runs from (wherever the run was started)."""
-    from suites.rtf import command_output
-
-    return command_output(["git", "rev-parse", "HEAD"], cwd=str(Path(__file__).resolve().parent))
 
 
 def package_versions() -> dict[str, str | None]:
@@ -84,8 +77,6 @@ def timing_context(device: str) -> dict[str, Any]:
     """Where this run's timings are measured: host, device, GPU model and driver, CPU model, torch / CUDA, code."""
     import platform
 
-    from suites.rtf import environment
-
     env = environment(device)
     keys = ("device", "gpu", "driver", "torch", "cuda", "torch_threads", "cpu_count")
     return {
@@ -95,17 +86,6 @@ def timing_context(device: str) -> dict[str, Any]:
         "git_commit": git_commit(),
         "code_version": package_versions()["flashspeech-bench"],
     }
-
-
-def cpu_model() -> str | None:
-    """The CPU's model name from /proc/cpuinfo (Linux), else None."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
 
 
 def timed_label(timed: dict[str, Any]) -> str:
@@ -134,7 +114,7 @@ def _generate_all(
     from bench.contention import LoadMonitor
 
     description = system.describe()
-    deterministic = system.kind in DETERMINISTIC_KINDS
+    deterministic = system.deterministic  # one generation serves every seed
     records: list[GenerationRecord] = []
     audio: dict[tuple[str, int], Generated] = {}
     todo: list[tuple[EvalItem, int, str]] = []
@@ -181,10 +161,14 @@ def _generate_all(
 def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated, path: str | None) -> GenerationRecord:
     timed = g.timed or {}
     load = timed.get("load") or {}
+    sampling = system.sampling()
     return GenerationRecord(
         system=label,
         kind=system.kind,
-        steps=system.steps,
+        steps=sampling.get("steps"),
+        family=sampling.get("family"),
+        sampler=sampling.get("sampler"),
+        nfe=sampling.get("nfe"),
         item_id=item.id,
         speaker=item.speaker,
         seed=seed,
@@ -227,7 +211,7 @@ def _score(
                 continue
             try:
                 rows[system] = suite.score(group, progress=progress, context=mine)
-            except SuiteError as exc:  # the whole suite cannot run: every sample says why (not cached)
+            except CANNOT_RUN as exc:  # the whole suite cannot run: every sample says why (not cached)
                 rows[system] = [suite.failure(s, exc) for s in group]
                 continue
             if not timed:
@@ -242,7 +226,6 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     from tqdm.auto import tqdm
 
     from suites import build_suite
-    from suites.rtf import environment
 
     started = dt.datetime.now(dt.timezone.utc)
     out_dir = Path(config.output_dir).resolve()
@@ -317,7 +300,14 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
         "environment": environment(config.device),
         "packages": package_versions(),
         "systems": {
-            f"{t}:{s.name}": {**s.describe(), "name": s.name, "testset": t, "steps": s.steps, "kind": s.kind}
+            f"{t}:{s.name}": {
+                **s.describe(),
+                **s.sampling(),
+                "name": s.name,
+                "testset": t,
+                "steps": s.sampling().get("steps"),
+                "kind": s.kind,
+            }
             for t, _ in testsets
             for s in systems
         },
@@ -334,23 +324,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
         metadata=metadata,
     )
     results.save(out_dir)
-    outcome = RunOutcome(results, out_dir, generated=generated, cached=cached)
-    if config.reports:
-        from reports import write_reports
-
-        outcome.reports = write_reports(results, out_dir)
-    if config.mlflow:
-        from bench.tracking import log_results
-
-        outcome.tracking = log_results(
-            results,
-            output_dir=out_dir,
-            run_name=config.name,
-            uri=config.tracking_uri,
-            artifacts={Path(p).name: Path(p) for p in outcome.reports.values()},
-            audio_samples=audio_samples(results),
-        )
-    return outcome
+    return RunOutcome(results, out_dir, generated=generated, cached=cached)
 
 
 def testset_rows(testsets: Sequence[tuple[str, Manifest]], systems: Sequence[System]) -> pd.DataFrame:
@@ -388,14 +362,3 @@ def aggregate_notes(suites: Sequence[Suite], scores: dict[str, list[ItemScore]])
             for metric, why in suite.aggregate_notes([r for r in rows if r.system == system]).items():
                 notes.setdefault(system, {})[f"{suite.name}.{metric}"] = why
     return notes
-
-
-def audio_samples(results: Results, per_system: int = 3) -> dict[str, list[Path]]:
-    """A few generated wavs per system (first seed), to log next to the numbers."""
-    items = results.items
-    ok = items[(items["status"] == "ok") & items["audio_path"].notna()]
-    out: dict[str, list[Path]] = {}
-    for system, rows in ok.groupby("system", sort=True):
-        first_seed = rows[rows["seed"] == rows["seed"].min()]
-        out[str(system)] = [Path(p) for p in first_seed["audio_path"].head(per_system)]
-    return out

@@ -1,6 +1,6 @@
 """FlashSpeech, implemented from scratch: latent consistency model, prosody generator, text frontend."""
 
-from flashspeech.compat import check_torch_pair
+from flashspeech.foundation.compat import check_torch_pair
 
 __version__ = "0.1.0"
 

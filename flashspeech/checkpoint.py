@@ -10,20 +10,17 @@ the state dict strictly: any missing, unexpected or mis-shaped key is an error t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
+from flashspeech.codecs import Codec, load_codec
 from flashspeech.config import FlashSpeechConfig
+from flashspeech.foundation.hashing import sha256_file
+from flashspeech.model import FlashSpeechModel
 from flashspeech.text.phonemes import PhonemeVocab
-
-if TYPE_CHECKING:
-    from flashspeech.synthesis import FlashSpeech
 
 FORMAT = "flashspeech-bench/checkpoint-v1"
 WEIGHTS = "model.safetensors"
@@ -32,20 +29,6 @@ CONFIG = "config.json"
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be loaded as it is; the message says which file or keys."""
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    return sha256_files([path], chunk)
-
-
-def sha256_files(paths: Sequence[str | os.PathLike], chunk: int = 1 << 20) -> str:
-    """sha256 of the files' bytes one after another (a file split in parts hashes as the whole)."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            while block := fh.read(chunk):
-                h.update(block)
-    return h.hexdigest()
 
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -73,21 +56,23 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
         raise CheckpointError(f"{source} does not match the model:\n  " + "\n  ".join(problems))
 
 
-def save_checkpoint(tts: FlashSpeech, path: str | os.PathLike, **metadata: object) -> Path:
+def save_checkpoint(
+    model: FlashSpeechModel, codec: Codec, vocab: PhonemeVocab, path: str | os.PathLike, **metadata: object
+) -> Path:
     """Write weights then config (config last: a directory with config.json is complete)."""
     from safetensors.torch import save_file
 
     out = Path(path)
     out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in tts.model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = out / f".{WEIGHTS}.tmp"
     save_file(state, str(tmp), metadata={"format": FORMAT})
     os.replace(tmp, out / WEIGHTS)
     description = {
         "format": FORMAT,
-        "model": tts.model.cfg.to_dict(),
-        "codec": tts.codec.describe(),
-        "vocab": tts.vocab.to_json(),
+        "model": model.cfg.to_dict(),
+        "codec": codec.describe(),
+        "vocab": vocab.to_json(),
         "weights_sha256": sha256_file(out / WEIGHTS),
         "metadata": metadata,
     }
@@ -149,13 +134,11 @@ def read_description(path: str | os.PathLike) -> dict:
     return description
 
 
-def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> FlashSpeech:
-    """Strict load of a checkpoint directory into a ready FlashSpeech."""
+def load_checkpoint(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[FlashSpeechModel, Codec, PhonemeVocab]:
+    """Strict load of a checkpoint directory: the generator, its codec and its phoneme vocabulary, on `device`."""
     from safetensors.torch import load_file
-
-    from flashspeech.codec import load_codec
-    from flashspeech.model import FlashSpeechModel
-    from flashspeech.synthesis import FlashSpeech
 
     path = resolve_checkpoint(path)
     description = read_description(path)
@@ -174,4 +157,4 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     check_state_dict(model, state, str(weights))
     model.load_state_dict(state, strict=True)
     codec = load_codec(description["codec"])
-    return FlashSpeech(model, codec, vocab).to(device)
+    return model.to(device), codec.to(device), vocab

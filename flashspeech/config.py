@@ -1,6 +1,6 @@
 """Model configuration: dataclasses with the `paper` and `tiny` presets.
 
-`paper` reproduces the published sizes (digest §1, official code configs): about 378.4 M generator
+`paper` reproduces the published sizes (the paper and the official code's configs): about 378.4 M generator
 parameters without the codec and the prosody refinement models. `tiny` is the same architecture scaled
 down to train on two CPU cores.
 """
@@ -54,7 +54,7 @@ class WaveNetConfig:
 
 @dataclass(frozen=True)
 class ConsistencyConfig:
-    """EDM / consistency-model constants (digest §2.1)."""
+    """EDM / consistency-model constants."""
 
     sigma_min: float = 0.002
     sigma_max: float = 80.0

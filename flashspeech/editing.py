@@ -1,4 +1,4 @@
-"""Voice conversion and speech editing on top of `FlashSpeech.synthesize` (paper §3.5).
+"""Voice conversion and speech editing on top of `FlashSpeech.synthesize`, as the paper describes them.
 
 Voice conversion: the source latent is diffused to an intermediate sigma (`source + sigma * eps`) and
 re-sampled by the consistency model conditioned on the target prompt, keeping the source's phonemes and

@@ -1,4 +1,4 @@
-"""The FlashSpeech generator network (digest §1): encoders, prosody generator, latent consistency model.
+"""The FlashSpeech generator network: encoders, prosody generator, latent consistency model.
 
 Tensors: phone-level (B, P, H), frame-level (B, T, H), latents (B, D, T) in the codec's normalised space,
 bool masks True on valid positions. Everything is masked so that padding an item in a batch never

@@ -1,8 +1,9 @@
 """The inference API: `FlashSpeech.synthesize(texts, prompts, steps=2, seed=..., alpha=...)`.
 
 Pipeline and timed stages: frontend (text -> phoneme ids, prompt audio -> codec latent), prosody
-(encoders, durations, length regulation, pitch, one-step refinement), sampling (the latent consistency
-model at the chosen sigmas), decoder (codec latent -> waveform).
+(encoders, durations, length regulation, pitch, one-step refinement), sampling (the latent network run by
+a `SamplingPlan`, resolved once from steps / sampler / sigmas by `FlashSpeech.plan`), decoder (codec
+latent -> waveform).
 
 Randomness: every item draws its noise from its own generator seeded with its own seed (an int `seed`
 gives item i the seed `seed + i`), on the CPU, in a fixed order. So an item's audio does not depend on
@@ -19,30 +20,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flashspeech.codec import Codec
+from flashspeech.checkpoint import load_checkpoint, save_checkpoint
+from flashspeech.codecs import Codec
 from flashspeech.config import FlashSpeechConfig
-from flashspeech.consistency import consistency_sample, sampling_sigmas
-from flashspeech.diffusion import SAMPLERS, ode_sigmas, resolve_sampler
 from flashspeech.model import FlashSpeechModel, durations_from_log, f0_from_log, length_regulate
 from flashspeech.modules.common import lengths_to_mask
+from flashspeech.sampling import SamplingPlan, plan_sampling, sample
 from flashspeech.text.phonemes import Frontend, PhonemeVocab
 from flashspeech.timing import StageTimer
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """The sigmas f was evaluated at, and where they came from (one-step, paper-two-step, karras, explicit).
-
-    For a diffusion model: the ODE sampler's name (euler, heun) and the grid it stepped from (the final 0
-    left out), so `steps` is the number of ODE steps.
-    """
-
-    name: str
-    sigmas: tuple[float, ...]
-
-    @property
-    def steps(self) -> int:
-        return len(self.sigmas)
 
 
 @dataclass
@@ -53,7 +38,7 @@ class SynthesisOutput:
     durations: list[Tensor]  # frames per phoneme (long)
     f0: list[Tensor]  # Hz per frame (0 = unvoiced)
     latents: list[Tensor]  # (latent_dim, frames) sampled latents in the codec's normalised space
-    schedule: Schedule
+    plan: SamplingPlan  # how the latents were sampled
     seeds: list[int]
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -121,16 +106,6 @@ def _check_latents(latents: Sequence[Tensor], n_frames: Sequence[int], dim: int)
     return _pad_stack([z.float().cpu() for z in latents])[0]
 
 
-def _schedule(
-    cfg: FlashSpeechConfig, sampler: str, steps: int | None, sigmas: Sequence[float] | None
-) -> tuple[list[float], str]:
-    """The sigmas the latent network is sampled from (an ODE grid without its final 0), and their name."""
-    c = cfg.consistency
-    if sampler in SAMPLERS:
-        return ode_sigmas(steps, sigmas, c.sigma_min, c.sigma_max, c.rho)[:-1], sampler
-    return sampling_sigmas(steps, sigmas, c.sigma_min, c.sigma_max, c.rho)
-
-
 def _pad_stack(seqs: Sequence[Tensor], value: float = 0.0) -> tuple[Tensor, Tensor]:
     """Pad 1-D or (C, T) tensors along the last axis; returns batch and (B, T) mask."""
     lengths = torch.tensor([s.shape[-1] for s in seqs])
@@ -181,14 +156,17 @@ class FlashSpeech:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> FlashSpeech:
         """Load a checkpoint directory written by `save_pretrained` (strict; sha256-checked)."""
-        from flashspeech.checkpoint import load_checkpoint
-
-        return load_checkpoint(path, device=device)
+        model, codec, vocab = load_checkpoint(path, device=device)
+        return cls(model, codec, vocab)
 
     def save_pretrained(self, path: str | Path, **metadata: object) -> Path:
-        from flashspeech.checkpoint import save_checkpoint
+        return save_checkpoint(self.model, self.codec, self.vocab, path, **metadata)
 
-        return save_checkpoint(self, path, **metadata)
+    def plan(self, steps: int = 2, sampler: str | None = None, sigmas: Sequence[float] | None = None) -> SamplingPlan:
+        """How this model is sampled at `steps` (or explicit `sigmas`, which override steps) with `sampler`,
+        within the config's sigma range: see `flashspeech.sampling.plan_sampling`."""
+        c = self.config.consistency
+        return plan_sampling(self.config.objective, steps, sampler, sigmas, c.sigma_min, c.sigma_max, c.rho)
 
     # -- the pipeline ----------------------------------------------------------------------------------
     def prompt_latents(self, prompts: Sequence[Tensor | np.ndarray]) -> tuple[Tensor, Tensor]:
@@ -208,9 +186,10 @@ class FlashSpeech:
         texts: Sequence[str],
         prompts: Sequence[Tensor | np.ndarray],
         *,
-        steps: int = 2,
+        steps: int | None = None,
         sigmas: Sequence[float] | None = None,
         sampler: str | None = None,
+        plan: SamplingPlan | None = None,
         seed: int | Sequence[int] = 0,
         alpha: float | None = None,
         alpha_duration: float | None = None,
@@ -222,8 +201,9 @@ class FlashSpeech:
     ) -> SynthesisOutput:
         """Say each text in the voice of its prompt (a 1-D waveform at `self.sample_rate`).
 
-        steps: 1 (sigma 80), 2 (80, 2 as in the paper) or N (the official code's Karras grid); `sigmas`
-        gives an explicit schedule instead. alpha scales the prosody refinement residual for both pitch
+        steps: 1 (sigma 80), 2 (80, 2 as in the paper; the default) or N (the official code's Karras grid);
+        `sigmas` gives an explicit schedule instead; `plan` (from `self.plan`) gives all of steps, sampler
+        and sigmas at once and excludes them. alpha scales the prosody refinement residual for both pitch
         and duration (default from the config, 0.2); alpha_duration / alpha_pitch override one of them.
         total_frames forces each item's length (durations rescaled), for equal-length speed comparisons.
         durations forces each item's frames per phoneme (<s> and </s> included), skipping the duration
@@ -233,7 +213,7 @@ class FlashSpeech:
         A diffusion model (config objective "diffusion") is sampled with an ODE `sampler` ("heun" by default,
         or "euler") over `steps` steps of the Karras grid down to 0, or over explicit `sigmas` (descending,
         without the final 0); it takes no start_latents. A consistency model takes no sampler but
-        "consistency".
+        "consistency". The output records the plan it was sampled with.
         """
         if len(texts) != len(prompts):
             raise ValueError(f"{len(texts)} texts but {len(prompts)} prompts")
@@ -241,10 +221,14 @@ class FlashSpeech:
             raise ValueError("nothing to synthesize")
         timer = timer or StageTimer()
         device, cfg = self.device, self.model.cfg
-        sampler = resolve_sampler(cfg.objective, sampler)
-        if sampler in SAMPLERS and start_latents is not None:
+        if plan is None:
+            plan = self.plan(2 if steps is None else steps, sampler, sigmas)
+        elif any(arg is not None for arg in (steps, sampler, sigmas)):
+            raise ValueError("give either a plan or steps / sampler / sigmas, not both")
+        elif plan.family != cfg.objective:
+            raise ValueError(f"a {plan.family} sampling plan cannot sample a {cfg.objective} model")
+        if plan.family != "consistency" and start_latents is not None:
             raise ValueError("start_latents are not supported for a diffusion model (consistency models only)")
-        schedule_sigmas, schedule_name = _schedule(cfg, sampler, steps if sigmas is None else None, sigmas)
         base_alpha = cfg.prosody.alpha if alpha is None else alpha
         a_dur = base_alpha if alpha_duration is None else alpha_duration
         a_pitch = base_alpha if alpha_pitch is None else alpha_pitch
@@ -300,10 +284,7 @@ class FlashSpeech:
             def latent_noise() -> Tensor:
                 return noise(cfg.latent_dim, n_frames)
 
-            if sampler in SAMPLERS:
-                latent = SAMPLERS[sampler](denoise, latent_noise, [*schedule_sigmas, 0.0])
-            else:
-                latent = consistency_sample(denoise, latent_noise, schedule_sigmas, start=start)
+            latent = sample(plan, denoise, latent_noise, start=start)
 
         with timer.stage("decoder", device):
             waveforms = []
@@ -319,7 +300,7 @@ class FlashSpeech:
             durations=per_item,
             f0=[f0[i, :n].float().cpu() for i, n in enumerate(n_frames)],
             latents=[latent[i, :, :n].float().cpu() for i, n in enumerate(n_frames)],
-            schedule=Schedule(schedule_name, tuple(schedule_sigmas)),
+            plan=plan,
             seeds=seeds,
             timings=new,
         )

@@ -2,7 +2,7 @@
 
 `reports/data/flashspeech_paper.json` holds Table 1 (LibriSpeech test-clean: RTF, Sim-O, Sim-R, WER, CMOS,
 SMOS, with the ⋆/♢ RTF device marks) and Table 3 (NFE 1/2/4: UTMOS, Sim-O) of Ye et al. 2024,
-arXiv:2404.14700v4, transcribed from the project's paper digest (§5).
+arXiv:2404.14700v4, transcribed from the paper.
 
 `paper_view(results)` puts our WER / SIM-o / SIM-r / RTF for FlashSpeech at each step count and for ground
 truth next to the published numbers, with deltas and, per metric, whether the two are comparable: WER

@@ -26,7 +26,6 @@ from bench.results import Results
 from reports.provenance import device, sim_backend, wer_backend
 from reports.tables import GROUND_TRUTH, Stat, stat, system_family, system_kind, system_steps, systems
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DPI = 110
 DIVERSITY = (
     ("prosody.seed_f0_mean_std_st", "mean F0 std over seeds (st)"),
@@ -202,7 +201,3 @@ def save_plots(plots: list[Plot], directory: str | Path) -> dict[str, Path]:
             path.write_bytes(plot.png)
             paths[plot.name] = path
     return paths
-
-
-def is_png(data: bytes | None) -> bool:
-    return data is not None and data.startswith(PNG_SIGNATURE)

@@ -253,7 +253,7 @@ def metric_legend(results: Results) -> list[str]:
 
 
 def _bootstrap(results: Results) -> str:
-    """How the run's CIs resampled (results.json: bootstrap), or the old default."""
+    """How the run's CIs resampled (results.json: bootstrap); results that do not record it resampled items."""
     scheme = results.metadata.get("bootstrap")
     return str(scheme) if scheme else "items resampled (scheme not recorded)"
 

@@ -134,11 +134,13 @@ def system_kind(results: Results, system: str) -> str:
 
 
 def system_family(results: Results, system: str) -> str:
-    """What a steps curve connects: the metadata's `family`, else the name before `@`, else the kind."""
-    family = system_meta(results, system).get("family")
-    if not is_missing(family):
-        return str(family)
-    return system.rsplit("@", 1)[0] if "@" in system else system_kind(results, system)
+    """What a steps curve connects: the system's `series` (its config entry, recorded in the metadata with its
+    sampling plan), else the system alone."""
+    series = system_meta(results, system).get("series")
+    if is_missing(series):
+        return system
+    testset = system_meta(results, system).get("testset")
+    return f"{testset}:{series}" if testset else str(series)
 
 
 def stat(results: Results, system: str, suite: str, metric: str) -> Stat | None:

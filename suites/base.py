@@ -10,6 +10,7 @@ and settings produced their numbers.
 from __future__ import annotations
 
 import enum
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,8 +19,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.data.audio import read_audio
-from bench.data.manifest import EvalItem
+from flashspeech.foundation.assets import AssetError
+from flashspeech.foundation.audio import read_audio
+from flashspeech.foundation.hashing import canonical_json, fingerprint
+from flashspeech.foundation.registry import Registry
+from suites.item import EvalItem
 
 
 class Need(enum.Enum):
@@ -80,7 +84,7 @@ class Sample:
         return _clip(self.item.target_audio, sample_rate, 0.0, None)
 
     def generated_audio(self, sample_rate: int) -> np.ndarray:
-        from bench.data.audio import resample
+        from flashspeech.foundation.audio import resample
 
         return resample(self.audio, self.sample_rate, sample_rate)
 
@@ -103,7 +107,11 @@ class ItemScore:
 
 
 class SuiteError(RuntimeError):
-    """A suite that cannot run at all (e.g. a model file is missing); the message says how to fix it."""
+    """A suite that cannot run at all (e.g. a missing package); the message says how to fix it."""
+
+
+# What stops a whole suite, not one sample: its own errors, and a model file that is missing or not the pinned one.
+CANNOT_RUN = (SuiteError, AssetError)
 
 
 class Suite(ABC):
@@ -177,13 +185,13 @@ class Suite(ABC):
                 batch = list(samples[start : start + self.batch_size])
                 try:
                     out.extend(self.score_batch(batch))
-                except SuiteError:
+                except CANNOT_RUN:
                     raise
                 except Exception:
                     for sample in batch:
                         try:
                             out.extend(self.score_batch([sample]))
-                        except SuiteError:
+                        except CANNOT_RUN:
                             raise
                         except Exception as exc:
                             out.append(self.failure(sample, exc))
@@ -191,30 +199,18 @@ class Suite(ABC):
         return out
 
 
-SUITES: dict[str, type[Suite]] = {}
-
-
-def register(cls: type[Suite]) -> type[Suite]:
-    """Class decorator: make a suite available by its `name`."""
-    if cls.name in SUITES and SUITES[cls.name] is not cls:
-        raise ValueError(f"suite {cls.name!r} is registered twice")
-    SUITES[cls.name] = cls
-    return cls
+SUITES = Registry("suite", "name")
+register = SUITES.register  # class decorator: make a suite available by its `name`
 
 
 def build_suite(name: str, **options: Any) -> Suite:
-    if name not in SUITES:
-        raise KeyError(f"unknown suite {name!r}; known: {', '.join(sorted(SUITES))}")
-    return SUITES[name](**options)
+    return SUITES.lookup(name)(**options)
 
 
 def evaluator_fingerprint(description: dict[str, Any]) -> dict[str, Any]:
     """{"digest": 16 hex digits of sha256, "parts": {dotted key: value}} of what in a suite's `describe()` can change
     its scores. Left out: where and how fast it ran (environment, device, batch size, threads) and a file's path
     when a checksum in the same table identifies the file (a path without one is kept: it is the only identity)."""
-    import hashlib
-    import json
-
     volatile = {"environment", "device", "batch_size", "batching", "threads", "num_threads", "torch_threads"}
     volatile |= {"cpu_count", "partials_per_batch"}
     path_keys = {"path", "model_path", "weights", "checkpoint", "download_root", "cache_dir", "root"}
@@ -229,6 +225,5 @@ def evaluator_fingerprint(description: dict[str, Any]) -> dict[str, Any]:
             out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
         return out
 
-    parts = json.loads(json.dumps(flat(description, ""), sort_keys=True, default=str))
-    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return {"digest": hashlib.sha256(canonical.encode()).hexdigest()[:16], "parts": parts}
+    parts = json.loads(canonical_json(flat(description, "")))
+    return {"digest": fingerprint(parts, 16), "parts": parts}

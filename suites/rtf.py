@@ -20,21 +20,19 @@ competed for the CPU while it was timed; see `bench.contention`).
   `contended`: samples of this run timed while other processes competed (included, flagged by the reports,
   never gated).
 
-`measure(fn, warmup=..., repeats=...)` times a callable for benchmarks: warm-up calls first, CUDA
-synchronised before and after each timed call when `device` is a CUDA device. Every `Measurement` and
-the suite's `describe()` carry `environment()`: device name, torch / CUDA / cuDNN versions, threads.
+The suite's `describe()` carries `environment()` (`flashspeech.foundation.environment`): device name,
+torch / CUDA / cuDNN versions, threads. Batch splitting and callable timing live in `flashspeech.timing`.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from flashspeech.foundation.environment import environment
 from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
 
 TOTAL_KEY = "total"
@@ -66,15 +64,6 @@ def stage_times(timings: dict[str, float]) -> tuple[float, dict[str, float]]:
     if stages and total - staged > _TOLERANCE_S:
         stages[OTHER_STAGE] = stages.get(OTHER_STAGE, 0.0) + total - staged
     return total, stages or {TOTAL_KEY: total}
-
-
-def share_batch_timings(timings: dict[str, float], audio_seconds: Sequence[float]) -> list[dict[str, float]]:
-    """Split one batch's timings among its items in proportion to their audio length (sums are kept)."""
-    seconds = np.asarray(audio_seconds, dtype=np.float64)
-    if seconds.size == 0 or (seconds < 0).any() or seconds.sum() <= 0:
-        raise ValueError("need a non-empty batch with positive total audio length")
-    weights = seconds / seconds.sum()
-    return [{stage: float(t) * float(w) for stage, t in timings.items()} for w in weights]
 
 
 @register
@@ -162,113 +151,3 @@ class RtfSuite(Suite):
             share = sum(s.metrics.get(key, 0.0) for s in ok) / time_s if time_s > 0 else math.nan
             out[f"share_{key[len('time_') : -len('_s')]}"] = share
         return out
-
-
-@dataclass(frozen=True)
-class Measurement:
-    """Times of the repeated (not warm-up) calls of `measure`, in seconds."""
-
-    times: tuple[float, ...]
-    warmup: int
-    device: str
-    result: Any = field(default=None, repr=False, compare=False)  # the last call's return value
-    environment: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def repeats(self) -> int:
-        return len(self.times)
-
-    @property
-    def median(self) -> float:
-        return float(np.median(self.times))
-
-    @property
-    def iqr(self) -> float:
-        q25, q75 = np.percentile(self.times, [25, 75])
-        return float(q75 - q25)
-
-    @property
-    def min(self) -> float:
-        return float(np.min(self.times))
-
-    def rtf(self, audio_seconds: float) -> float:
-        """Median time per second of audio produced by one call."""
-        return self.median / audio_seconds
-
-    def summary(self) -> dict[str, float]:
-        return {"median_s": self.median, "iqr_s": self.iqr, "min_s": self.min, "repeats": float(self.repeats)}
-
-
-def environment(device: Any = "cpu", dtype: Any = None) -> dict[str, Any]:
-    """What a timing was measured on: recorded next to every figure."""
-    import os
-    import platform
-
-    import torch
-
-    name = str(device) if device is not None else "cpu"
-    env: dict[str, Any] = {
-        "device": name,
-        "dtype": None if dtype is None else str(dtype),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    if name.startswith("cuda") and torch.cuda.is_available():
-        index = torch.device(name).index or 0
-        env["gpu"] = torch.cuda.get_device_name(index)
-        env["cudnn"] = torch.backends.cudnn.version()
-        env["driver"] = command_output(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"])
-    return env
-
-
-def command_output(argv: Sequence[str], cwd: str | None = None) -> str | None:
-    """First line a command prints, or None when it is missing or fails (for provenance fields)."""
-    import subprocess
-
-    try:
-        out = subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=True, cwd=cwd)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    lines = out.stdout.strip().splitlines()
-    return lines[0] if lines else None
-
-
-def _synchronizer(device: Any) -> Callable[[], None]:
-    name = str(device) if device is not None else "cpu"
-    if not name.startswith("cuda"):
-        return lambda: None
-    import torch
-
-    return lambda: torch.cuda.synchronize(name)
-
-
-def measure(
-    fn: Callable[[], Any],
-    *,
-    warmup: int = 1,
-    repeats: int = 5,
-    device: Any = "cpu",
-    clock: Callable[[], float] = time.perf_counter,
-) -> Measurement:
-    """Call `fn` `warmup` times untimed, then `repeats` times timed (synchronising CUDA around each)."""
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"need warmup >= 0 and repeats >= 1, got {warmup}, {repeats}")
-    sync = _synchronizer(device)
-    for _ in range(warmup):
-        fn()
-    sync()
-    times, result = [], None
-    for _ in range(repeats):
-        sync()
-        start = clock()
-        result = fn()
-        sync()
-        times.append(clock() - start)
-    return Measurement(
-        times=tuple(times), warmup=warmup, device=str(device), result=result, environment=environment(device)
-    )

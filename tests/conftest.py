@@ -1,12 +1,22 @@
-"""Shared fixtures: a small synthetic corpus built once per test session."""
+"""Shared fixtures: one torch thread for tiny-model modules; a small synthetic corpus built once per session."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
-from bench.data.synth import VOICES, CorpusConfig, build_corpus
+from bench.testsets.synth import VOICES, CorpusConfig, build_corpus
 
 SMALL_VOICES = ("m1", "f3", "f5", "klatt4")  # two training, two held-out voices
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models: one intra-op thread (2 spinning OpenMP threads on a shared 2-core box cost 5-8x)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

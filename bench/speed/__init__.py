@@ -6,7 +6,7 @@ batch 1 (latency) and batched (throughput), plus Whisper large-v3 and WavLM-TDNN
 writes `results/speed/<config>-<device>.json`. `cpu-rtf` measures the same ratios with the tiny preset.
 """
 
-from bench.speed.config import SpeedConfig, SuiteSpeedConfig, load_speed_config
-from bench.speed.run import run_speed
+from bench.speed.benchmark import run_speed
+from bench.speed.settings import SpeedConfig, SuiteSpeedConfig, load_speed_config
 
 __all__ = ["SpeedConfig", "SuiteSpeedConfig", "load_speed_config", "run_speed"]

@@ -1,9 +1,9 @@
 """The speed results file (`results/speed/<config>-<device>.json`, written atomically) and its Markdown.
 
-The JSON holds everything a reader needs to trust a figure: the config, `suites.rtf.environment()`
+The JSON holds everything a reader needs to trust a figure: the config, `environment()`
 (device, GPU name, driver, torch / CUDA / cuDNN versions, threads), the models (parameters, dtypes,
 codec, compile), every system's per-call totals and per-stage times with their spreads, the speed-ups,
-the suites' throughput, and each target of the GPU-speed issue with its value and pass / fail.
+the suites' throughput, and each speed target (the paper's claims on one H100) with its value and pass / fail.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.speed.config import SpeedConfig
-from bench.speed.synthesis import FlashSpeechResults
+from bench.speed.generation import FlashSpeechResults
+from bench.speed.settings import SpeedConfig
 from flashspeech.timing import STAGES
 
 SCHEMA = 1
@@ -36,7 +36,7 @@ def _find(systems: list[dict[str, Any]], system: str, batch: int) -> dict[str, A
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets (one H100, paper preset); `applicable` says whether this run is that setting."""
+    """The speed targets (one H100, paper preset); `applicable` says whether this run is that setting."""
     cfg = report["config"]
     paper_gpu = cfg["device"].startswith("cuda") and cfg["preset"] == "paper"
     systems = report["flashspeech"]["systems"]

@@ -37,7 +37,7 @@ def _utterance(
     stress: bool,
     espeak_clusters: bool,
 ) -> TrainingUtterance:
-    from bench.data.audio import audio_info
+    from flashspeech.foundation.audio import audio_info
 
     utt_id, speaker = wav.stem, rel.parts[0]
     stem = wav.with_suffix("")

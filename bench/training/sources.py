@@ -1,6 +1,6 @@
 """Training data sources: anything that yields `TrainingUtterance`s (audio + aligned phonemes).
 
-A source only lists utterances; `bench.training.features` turns them into cached codec latents and F0.
+A source only lists utterances; `bench.training.featurize` turns them into cached codec latents and F0.
 Sources: the synthetic corpus (durations from the synthesizer's own phoneme events) and LibriTTS-style
 directories with TextGrid alignments (`bench.training.libritts`).
 """
@@ -38,7 +38,7 @@ def synthetic_utterances(
 ) -> list[TrainingUtterance]:
     """The synthetic corpus's utterances of one voice split (built on demand). `sentences`: "train" (the
     test sentences left out: what training sees), "test" (only the test sentences) or "all"."""
-    from bench.data.synth import CorpusConfig, build_corpus
+    from bench.testsets.synth import CorpusConfig, build_corpus
 
     if sentences not in ("train", "test", "all"):
         raise ValueError(f"sentences must be 'train', 'test' or 'all', got {sentences!r}")

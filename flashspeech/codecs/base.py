@@ -13,8 +13,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from flashspeech.foundation.registry import Registry
+
 SIGMA_DATA = 0.5  # the EDM/consistency preconditioning's data std; normalised latents should have this std
 CODEC_FILE = "codec.json"
+
+
+CODECS = Registry("codec type", "type_name")  # every codec class, by its type_name (decorate with CODECS.register)
 
 
 class Codec(nn.Module, ABC):
@@ -26,7 +31,7 @@ class Codec(nn.Module, ABC):
     gives exactly T / frame_rate seconds. encode/decode leave autograd on (wrap data preparation in no_grad).
     """
 
-    type_name: ClassVar[str]  # the key of this class in flashspeech.codec.CODECS and "type" in describe()
+    type_name: ClassVar[str]  # the key of this class in flashspeech.codecs.CODECS and "type" in describe()
 
     def __init__(
         self, sample_rate: int, hop_length: int, latent_dim: int, latent_mean: float = 0.0, latent_scale: float = 1.0

@@ -8,7 +8,7 @@ from typing import Any
 
 from torch import Tensor
 
-from flashspeech.codecs.base import CODEC_FILE, Codec
+from flashspeech.codecs.base import CODEC_FILE, CODECS, Codec
 
 WEIGHT_FILES = (
     "model.safetensors",
@@ -31,6 +31,7 @@ def _check_model_dir(path: Path) -> None:
         raise FileNotFoundError(f"no EnCodec weights ({', '.join(WEIGHT_FILES)}) in {path}: {how}")
 
 
+@CODECS.register
 class EncodecCodec(Codec):
     """EnCodec (transformers `EncodecModel`) loaded from a local directory only.
 

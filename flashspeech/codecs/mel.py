@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from flashspeech.codecs.base import Codec
-from flashspeech.compat import import_torchaudio
+from flashspeech.codecs.base import CODECS, Codec
+from flashspeech.foundation.compat import import_torchaudio
 
 AF = import_torchaudio().functional
 
@@ -17,11 +17,12 @@ AF = import_torchaudio().functional
 # training voices (CorpusConfig() defaults, fingerprint 5ad79305dee309bb, all 400 sentences each: 4,800
 # utterances, 5.37 h, 1,549,013 frames of which 102,221 (6.6%) digital silence): mean -5.1256, std 2.3253,
 # scale = std / 0.5. Without the silent frames: mean -4.906, std 2.129. The 12 real clips
-# (bench/data/assets/real): mean -5.350, std 2.220, i.e. normalised mean -0.05, std 0.48.
+# (bench/testsets/assets/real): mean -5.350, std 2.220, i.e. normalised mean -0.05, std 0.48.
 MEL_LATENT_MEAN = -5.1256
 MEL_LATENT_SCALE = 4.6505
 
 
+@CODECS.register
 class MelCodec(Codec):
     """Natural-log mel spectrogram, clamped at `log_floor`; decoded by pseudo-inverse + Griffin-Lim.
 
@@ -34,7 +35,7 @@ class MelCodec(Codec):
     then `torchaudio.functional.griffinlim` with zero initial phase (`rand_init=False`), so it is deterministic.
     The latent gets copies of its last frame appended (at least one) because Griffin-Lim's own centred STFT of
     T*hop samples has T+1 frames (and needs more than n_fft/2 samples); the output is trimmed to T*hop.
-    `power=1` (magnitude) is the default because it inverts better: on bench/data/assets/real/librivox_0880.wav
+    `power=1` (magnitude) is the default because it inverts better: on bench/testsets/assets/real/librivox_0880.wav
     at n_iter 32, re-encoded log-mel distance 1.22 dB vs 2.34 dB for power 2, linear log-spectral distance
     6.2 dB vs 15.0 dB, spectral convergence 0.30 vs 0.32.
     """
@@ -71,6 +72,14 @@ class MelCodec(Codec):
         self.register_buffer("fbank_pinv", torch.linalg.pinv(fbank.double().T).float(), persistent=False)
 
     def encode(self, wav: Tensor) -> Tensor:
+        with torch.autocast(self.device.type, enabled=False):  # STFT and the filterbank need float32
+            return self._encode(wav)
+
+    def decode(self, latent: Tensor) -> Tensor:
+        with torch.autocast(self.device.type, enabled=False):  # so does Griffin-Lim
+            return self._decode(latent)
+
+    def _encode(self, wav: Tensor) -> Tensor:
         wav = self._as_batch(wav)
         frames = self.num_frames(wav.shape[-1])
         wav = F.pad(wav, (0, frames * self.hop_length - wav.shape[-1]))
@@ -89,7 +98,7 @@ class MelCodec(Codec):
         mel = torch.matmul(self.fbank.T, spec)  # [B, n_mels, T]
         return mel.clamp_min(self.log_floor).log()
 
-    def decode(self, latent: Tensor) -> Tensor:
+    def _decode(self, latent: Tensor) -> Tensor:
         latent = torch.as_tensor(latent).to(self.device, torch.float32)
         if latent.dim() != 3 or latent.shape[1] != self.n_mels or latent.shape[-1] == 0:
             raise ValueError(f"expected a latent [B, {self.n_mels}, T] with T > 0, got shape {tuple(latent.shape)}")

@@ -1,1 +1,1 @@
-"""Training FlashSpeech: adversarial consistency training and prosody refinement (issue 6, in progress)."""
+"""Training FlashSpeech: (adversarial) consistency training, prosody refinement and the diffusion baseline."""

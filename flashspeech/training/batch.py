@@ -1,4 +1,4 @@
-"""Padded training batches with the paper's in-context prompt split (digest §1.4, §2.3)."""
+"""Padded training batches with the paper's in-context prompt split."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from flashspeech.training.data import apply_split, prompt_split
 
 
 class TrainingItem(Protocol):
-    """What a batch is made of (e.g. `bench.training.features.FeatureItem`)."""
+    """What a batch is made of: one utterance's features, as a training recipe extracts them from its corpus."""
 
     id: str
     phonemes: Tensor  # (P,) long

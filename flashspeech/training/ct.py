@@ -1,4 +1,4 @@
-"""Consistency-training math as small pure functions (digest §2.1-2.2).
+"""Consistency-training math as small pure functions.
 
 - iCT curriculum: N(k) = min(s0 * 2^floor(k / K'), s1) + 1, K' = floor(K / (log2 floor(s1 / s0) + 1)).
 - The Karras grid of N(k) sigmas, ascending from sigma_min to sigma_max, and the official code's log-normal
@@ -18,7 +18,8 @@ import math
 import torch
 from torch import Tensor
 
-from flashspeech.consistency import RHO, SIGMA_MAX, SIGMA_MIN, karras_sigmas
+from flashspeech.consistency import RHO, SIGMA_MAX, SIGMA_MIN
+from flashspeech.sampling import karras_sigmas
 
 P_MEAN, P_STD = -1.1, 2.0
 HUBER_C = 0.03

@@ -1,4 +1,4 @@
-"""Training-data helpers as small pure functions (digest §1.4, §2.3; issue 6).
+"""Training-data helpers as small pure functions.
 
 - `prompt_split`: the paper's in-context scheme: a random contiguous span of 10-50 % of an utterance's
   phonemes is the prompt; its frames are cut out and the rest (before + after, concatenated) is the target,

@@ -1,6 +1,6 @@
 """Stage-2 adversarial consistency training: a frozen speech-model encoder + a prompt-conditioned conv head.
 
-The design of the paper's §3.3.2 (digest §2.2) and the official code: all hidden states of a frozen speech
+The design of the paper's §3.3.2 and the official code: all hidden states of a frozen speech
 language model are stacked along channels (WavLM-large: 25 x 1024 = 25 600), the prompt conditions the head by
 projection, `F ⊙ mean_t(F_prompt) / sqrt(C)`, and a trainable head of five weight-normed Conv1d layers
 (C->256 k1, 256->512 k5, 512->1024 k5, 1024->1024 k5, 1024->1 k3, LeakyReLU 0.1 after the three k5 layers)

@@ -1,4 +1,4 @@
-"""One training step's forward pass and losses, per objective (digest §1.5-1.6, §2.1-2.2).
+"""One training step's forward pass and losses, per objective.
 
 - `conditioning`: prompt and phoneme encoders, duration and pitch regression (teacher-forced with the
   ground-truth durations and F0) and their masked L1 losses on log(1 + value).

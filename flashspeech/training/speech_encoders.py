@@ -149,7 +149,7 @@ class WhisperEncoderFeatures(SpeechEncoder):
 
     `encoder`: an already-built `whisper.model.AudioEncoder` (e.g. random weights in tests); otherwise the
     encoder of `checkpoint` (an openai-whisper checkpoint file), by default the offline tiny.en checkpoint
-    of the WER suite (`suites.wer.whisper_backend.tiny_en_checkpoint`): 4 blocks x 384 -> 5 x 384 = 1920
+    the WER suite decodes with (`flashspeech.foundation.whisper.tiny_en_checkpoint`): 4 blocks x 384 -> 5 x 384 = 1920
     channels at 50 Hz.
 
     openai-whisper's `AudioEncoder.forward` asserts a 30 s input; here the stem runs on the real length, the
@@ -177,7 +177,7 @@ class WhisperEncoderFeatures(SpeechEncoder):
         import whisper
 
         if checkpoint is None:
-            from suites.wer.whisper_backend import tiny_en_checkpoint
+            from flashspeech.foundation.whisper import tiny_en_checkpoint
 
             path, _ = tiny_en_checkpoint()
             name = "whisper-tiny.en-encoder"
@@ -222,7 +222,7 @@ class WhisperEncoderFeatures(SpeechEncoder):
 
 def _unilm_to_torchaudio(state: Mapping[str, Tensor], model: nn.Module) -> dict[str, Tensor]:
     """Map an official unilm WavLM state dict onto torchaudio names with the UniSpeech suite's strict rules."""
-    from suites.similarity.unispeech import map_state_dict
+    from flashspeech.foundation.unispeech import map_state_dict
 
     prefix = "feature_extract.model."
     shapes = {"wavlm." + k: v.shape for k, v in model.state_dict().items()}

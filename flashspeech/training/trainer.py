@@ -1,6 +1,6 @@
 """The training loop for every stage, with resumable state and deterministic steps.
 
-Stages (paper §4.1 / official code s1, s2, "stage 3"; digest §2.3):
+Stages (paper §4.1 / official code s1, s2, "stage 3"):
 - `consistency`: consistency training of the LCM + prosody regression losses (paper stage 1 before 600k).
 - `adversarial`: the same plus the adversarial loss from a frozen speech encoder's discriminator, with
   the adaptive weight; generator and discriminator steps alternate (even / odd steps, as the code does),

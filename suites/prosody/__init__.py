@@ -1,6 +1,6 @@
 """Prosody: F0 statistics, diversity across seeds and the FlashSpeech pitch / duration JSD."""
 
-from suites.prosody.f0 import DEFAULT_F0, F0Config, F0Track, extract_f0
+from flashspeech.foundation.f0 import DEFAULT_F0, F0Config, F0Track, extract_f0
 from suites.prosody.jsd import jensen_shannon
 from suites.prosody.suite import ProsodySuite
 

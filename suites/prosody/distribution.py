@@ -19,7 +19,7 @@ into two halves (n//2 items each, `jsd_floor_items`) and the halves' pooled hist
 over `FLOOR_SPLITS` splits drawn with `numpy.random.default_rng(FLOOR_SEED)`. It is measured at half the
 count of the JSD it sits next to, so an identical distribution at the JSD's own count would give about
 half of it. Measured with this code: mean JSD of two independent samples of n items from one distribution
-(200 trials; 50 at n = 1000), and the split-half JSD of 100 items (50 per half); `tests/test_prosody.py`
+(200 trials; 50 at n = 1000), and the split-half JSD of 100 items (50 per half); `tests/suites/prosody/test_prosody.py`
 re-checks the utterance-duration figures at n = 100:
 
 | measure (model of one item) | n = 50 | n = 100 | n = 1000 | split-half of 100 |

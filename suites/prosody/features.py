@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from suites.prosody.f0 import F0Track, hz_to_semitones
+from flashspeech.foundation.f0 import F0Track, hz_to_semitones
 
 BOUNDARY_SYMBOLS = frozenset({"<s>", "</s>", "<pad>"})
 CONTOUR_POINTS = 100  # contours are time-normalised to this many points

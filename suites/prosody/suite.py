@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from bench.data.audio import read_audio
+from flashspeech.foundation.audio import read_audio
+from flashspeech.foundation.f0 import DEFAULT_F0, F0Config, F0Track, extract_f0, pyworld_version
 from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, register
 from suites.prosody.distribution import FLOOR_SEED, FLOOR_SPLITS, KINDS, system_jsd
 from suites.prosody.diversity import diversity_rows
-from suites.prosody.f0 import DEFAULT_F0, F0Config, F0Track, extract_f0, pyworld_version
 from suites.prosody.features import CONTOUR_POINTS, UtteranceProsody, phone_durations, utterance_prosody
 from suites.prosody.jsd import (
     JSD_EPS,

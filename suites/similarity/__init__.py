@@ -8,7 +8,8 @@ from suites.similarity.backends import (
     WavLMTDNNBackend,
     build_backend,
 )
-from suites.similarity.suite import FEW_SPEAKERS, NO_RECONSTRUCTION, NO_TARGET, SimilaritySuite, SpeakerReference
+from suites.similarity.identification import FEW_SPEAKERS, SpeakerReference
+from suites.similarity.suite import NO_RECONSTRUCTION, NO_TARGET, SimilaritySuite
 
 __all__ = [
     "BACKENDS",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from suites.assets import file_sha256
+from flashspeech.foundation.hashing import cached_sha256
 from suites.base import SuiteError
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ class ResemblyzerBackend(EmbeddingBackend):
         self.trim_silence = trim_silence
         self.partials_per_batch = partials_per_batch
         self.weights = Path(resemblyzer.__file__).parent / "pretrained.pt"
-        self._weights_sha256 = file_sha256(self.weights)
+        self._weights_sha256 = cached_sha256(self.weights)
 
     def preprocess(self, wav: np.ndarray) -> np.ndarray:
         """resemblyzer's `preprocess_wav` of a 16 kHz clip (volume normalisation + VAD silence trimming)."""
@@ -154,7 +154,7 @@ class WavLMTDNNBackend(EmbeddingBackend):
         config: WavLMTDNNConfig | None = None,
     ):
         """Build the model (`config`: WavLM-Large + UniSpeech head by default) and load `checkpoint` strictly."""
-        from suites.similarity.unispeech import load_checkpoint
+        from flashspeech.foundation.unispeech import load_checkpoint
         from suites.similarity.wavlm_tdnn import WavLMTDNN
 
         self.device = device

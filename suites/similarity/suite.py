@@ -5,18 +5,10 @@
   `Sample.reconstructed_prompt`) -- the VALL-E / NaturalSpeech / FlashSpeech "Sim-R". Absent for
   systems that give no reconstruction, and the row's details say so.
 * `sim_target`: cosine(generated, ground-truth recording of the text) when the test item has one.
-* `spk_id_correct` / `spk_id_margin`: zero-shot speaker identification. Each candidate speaker's centroid is
-  the normalised mean of the (unit-normalised) embeddings of that speaker's distinct prompt clips; the
-  reference set is every prompt of the samples of the same test set (`Sample.meta["testset"]`, set by the
-  runner) passed to one `score` call (one `score_batch` call when used directly): real recordings only, so
-  it is the same for every system scored together, and it does not depend on sample order or on which
-  generations failed. The prompt's speaker is `EvalItem.speaker`: a manifest has one speaker per item and
-  every protocol prompts with that speaker (seed-tts-eval has no speaker ids: the prompt file's stem stands
-  in, so each prompt clip is its own candidate). `spk_id_margin` = cosine(generated, own centroid) - max
-  cosine(generated, other centroid); `spk_id_correct` = 1.0 when that margin is > 0 (a tie counts as
-  wrong). The aggregate `spk_id_acc` is the mean of `spk_id_correct`; `spk_id_speakers` records the number
-  of candidates (chance = 1 / that). With fewer than 2 candidates the row's details and `aggregate_notes`
-  say why, and `spk_id_acc` is NaN.
+* `spk_id_correct` / `spk_id_margin` (aggregate `spk_id_acc`): zero-shot speaker identification against the
+  prompt speakers of the same test set. The suite embeds the prompts (each distinct clip once, through the
+  prompt embedding cache) per test set; `suites.similarity.identification` turns them into speaker centroids,
+  scores each row against them and aggregates the accuracy.
 
 Everything is embedded at 16 kHz. Prompt and target embeddings are cached across samples (many samples
 share a prompt). Unusable audio (empty, non-finite, shorter than `min_seconds`, no speech left after a
@@ -25,7 +17,6 @@ backend's trimming) makes that sample an error row; the other samples of the bat
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
@@ -33,10 +24,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from bench.data.audio import DEFAULT_RESAMPLER, resample
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, register
+from flashspeech.foundation.audio import DEFAULT_RESAMPLER, resample
+from suites.base import CANNOT_RUN, ItemScore, MetricInfo, Need, Sample, Suite, register
+from suites.similarity import identification
 from suites.similarity.backends import (
     SAMPLE_RATE,
     AudioRejected,
@@ -45,17 +36,10 @@ from suites.similarity.backends import (
     WavLMTDNNBackend,
     build_backend,
 )
+from suites.similarity.identification import SPK_ID_REFERENCE, SpeakerReference, by_testset, testset_of
 
 NO_RECONSTRUCTION = "no reconstructed prompt from this system"
 NO_TARGET = "no ground-truth target audio for this item"
-FEW_SPEAKERS = (
-    "speaker identification needs at least 2 candidate speakers; the prompts scored together have {n} "
-    "with a usable prompt"
-)
-SPK_ID_REFERENCE = (
-    "per-speaker centroids (normalised mean of unit prompt embeddings, each distinct prompt clip once) over "
-    "the prompts of all samples scored in one call; prompt speaker = EvalItem.speaker"
-)
 _BACKEND_CLASSES = {cls.name: cls for cls in (ResemblyzerBackend, WavLMTDNNBackend)}
 
 
@@ -79,34 +63,6 @@ class _Batch:
 
     pending: dict[Hashable, np.ndarray] = field(default_factory=dict)
     resolved: dict[Hashable, torch.Tensor | str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SpeakerReference:
-    """Candidate speakers for speaker identification: one unit centroid row per speaker (sorted ids)."""
-
-    speakers: tuple[str, ...]
-    centroids: torch.Tensor  # (speakers, dim)
-    prompts: int  # distinct prompt clips in the centroids
-    unusable: int  # distinct prompt clips that could not be embedded (left out)
-
-    def why_not(self, speaker: str) -> str | None:
-        """Why `speaker`'s samples cannot be identified against this set (None: they can)."""
-        if len(self.speakers) < 2:
-            return FEW_SPEAKERS.format(n=len(self.speakers))
-        if speaker not in self.speakers:
-            return f"prompt speaker {speaker!r} has no usable prompt in the reference set"
-        return None
-
-    def identify(self, embedding: torch.Tensor, speaker: str) -> tuple[float, str]:
-        """(margin, nearest speaker): cosine to `speaker`'s centroid minus the best other speaker's."""
-        sims = self.centroids @ F.normalize(embedding.float(), dim=0)
-        own = self.speakers.index(speaker)
-        others = sims.clone()
-        others[own] = -math.inf
-        best_other = int(others.argmax())
-        margin = float(sims[own] - sims[best_other])
-        return margin, speaker if margin > 0 else self.speakers[best_other]
 
 
 def check_clip(audio: np.ndarray, what: str, min_seconds: float) -> np.ndarray:
@@ -139,18 +95,9 @@ class SimilaritySuite(Suite):
         "sim_o": MetricInfo(True, "cosine", "speaker similarity of the generated speech to the original prompt"),
         "sim_r": MetricInfo(True, "cosine", "speaker similarity to the prompt reconstructed by the system's codec"),
         "sim_target": MetricInfo(True, "cosine", "speaker similarity to the ground-truth target recording"),
-        "spk_id_correct": MetricInfo(
-            True, "fraction", "1 if the generated speech is nearest to its prompt speaker's centroid, else 0"
-        ),
-        "spk_id_margin": MetricInfo(
-            True, "cosine", "cosine to the prompt speaker's centroid minus the best other speaker's"
-        ),
+        **identification.METRICS,
     }
-    aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {
-        "spk_id_acc": MetricInfo(
-            True, "fraction", "zero-shot speaker identification accuracy among the test set's prompt speakers"
-        ),
-    }
+    aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {**identification.AGGREGATE_METRICS}
 
     def __init__(
         self,
@@ -220,7 +167,7 @@ class SimilaritySuite(Suite):
         """Embed prompt clips (cached); a failing backend call is retried clip by clip, failures become reasons."""
         try:
             embedded = self._embed(pending)
-        except SuiteError:
+        except CANNOT_RUN:
             raise
         except Exception as exc:
             if len(pending) == 1:
@@ -252,38 +199,27 @@ class SimilaritySuite(Suite):
             vectors.update(batch.resolved)
             if batch.pending:
                 vectors.update(self._embed_prompts(batch.pending))
-        names, rows = [], []
-        for speaker in sorted(speakers):
-            usable = [vectors[k] for k in sorted(speakers[speaker], key=repr) if not isinstance(vectors[k], str)]
-            if usable:
-                names.append(speaker)
-                rows.append(F.normalize(F.normalize(torch.stack(usable).float(), dim=1).mean(0), dim=0))
-        dim = rows[0].numel() if rows else 0
-        return SpeakerReference(
-            speakers=tuple(names),
-            centroids=torch.stack(rows) if rows else torch.zeros(0, dim),
-            prompts=sum(not isinstance(v, str) for v in vectors.values()),
-            unusable=sum(isinstance(v, str) for v in vectors.values()),
-        )
+        return SpeakerReference.of(speakers, vectors)
+
+    def speaker_references(self, samples: Sequence[Sample]) -> dict[str | None, SpeakerReference]:
+        """Per test set, the reference set of its samples' prompt speakers."""
+        return {name: self.speaker_reference(group) for name, group in by_testset(samples).items()}
 
     def context_key(self, samples: Sequence[Sample]) -> Any:
         """Speaker identification compares with every prompt of a test set: per test set, its prompt clips
         and their speakers (sorted), so adding a system that reuses the same items rescores nothing else."""
         prompts: dict[str, set[tuple[str, str]]] = {}
         for sample in samples:
-            prompts.setdefault(str(_testset(sample)), set()).add((sample.item.speaker, repr(_prompt_key(sample))))
+            prompts.setdefault(str(testset_of(sample)), set()).add((sample.item.speaker, repr(_prompt_key(sample))))
         return {name: sorted(keys) for name, keys in sorted(prompts.items())}
 
     def score(
         self, samples: Sequence[Sample], progress: bool = False, context: Sequence[Sample] | None = None
     ) -> list[ItemScore]:
         """Per-sample rows; speaker identification is against the prompts of all `context` samples (default:
-        `samples`) of the same test set (see module doc)."""
+        `samples`) of the same test set (`suites.similarity.identification`)."""
         self.load()
-        by_testset: dict[str | None, list[Sample]] = {}
-        for sample in context if context is not None else samples:
-            by_testset.setdefault(_testset(sample), []).append(sample)
-        self._reference = {name: self.speaker_reference(group) for name, group in by_testset.items()}
+        self._reference = self.speaker_references(context if context is not None else samples)
         try:
             return super().score(samples, progress=progress)
         finally:
@@ -325,13 +261,7 @@ class SimilaritySuite(Suite):
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
         """Rows for `samples`; outside `score` the speaker-ID reference set is this batch's prompts."""
         self.load()
-        references = self._reference
-        if references is None:
-            references = {}
-            for sample in samples:
-                references.setdefault(_testset(sample), None)
-            for name in references:
-                references[name] = self.speaker_reference([x for x in samples if _testset(x) == name])
+        references = self._reference if self._reference is not None else self.speaker_references(samples)
         batch = _Batch()
         plans: list[dict[str, Any] | Exception] = []
         for n, sample in enumerate(samples):
@@ -344,7 +274,7 @@ class SimilaritySuite(Suite):
             if key[0] in ("prompt", "target"):
                 self._cache.put(key, value)
         batch.resolved.update(embedded)
-        return [self._row(s, p, batch.resolved, references[_testset(s)]) for s, p in zip(samples, plans, strict=True)]
+        return [self._row(s, p, batch.resolved, references[testset_of(s)]) for s, p in zip(samples, plans, strict=True)]
 
     def _row(
         self, sample: Sample, plan: dict[str, Any] | Exception, embedded: dict, speakers: SpeakerReference
@@ -370,21 +300,8 @@ class SimilaritySuite(Suite):
                 row.details[metric] = f"{what} unusable: {reference}"
             else:
                 row.metrics[metric] = cosine(gen, reference)
-        self._identify(row, gen, sample.item.speaker, speakers)
+        speakers.score(row, gen, sample.item.speaker)
         return row
-
-    @staticmethod
-    def _identify(row: ItemScore, gen: torch.Tensor, speaker: str, reference: SpeakerReference) -> None:
-        """Add `spk_id_correct` / `spk_id_margin`, or the reason they cannot be computed, to `row`."""
-        row.details["spk_id_speakers"] = len(reference.speakers)
-        why = reference.why_not(speaker)
-        if why is not None:
-            row.details["spk_id_correct"] = row.details["spk_id_margin"] = why
-            return
-        margin, nearest = reference.identify(gen, speaker)
-        row.metrics["spk_id_correct"] = float(margin > 0)
-        row.metrics["spk_id_margin"] = margin
-        row.details["spk_id_nearest"] = nearest
 
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
         """Means over scored rows, how many rows each is over (`<metric>_n`), and speaker-ID accuracy.
@@ -395,10 +312,7 @@ class SimilaritySuite(Suite):
         out = super().aggregate(scores)
         for metric in self.metrics:
             out[f"{metric}_n"] = float(sum(1 for s in scores if s.ok and metric in s.metrics))
-        out["spk_id_acc"] = out.pop("spk_id_correct", math.nan)
-        out["spk_id_acc_n"] = out.pop("spk_id_correct_n")
-        counts = [s.details["spk_id_speakers"] for s in scores if s.ok and "spk_id_speakers" in s.details]
-        out["spk_id_speakers"] = float(max(counts)) if counts else math.nan
+        identification.aggregate(out, scores)
         return out
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
@@ -409,10 +323,7 @@ class SimilaritySuite(Suite):
             if ok and not any(metric in s.metrics for s in ok):
                 reasons = [str(s.details.get(metric, "")) for s in ok if s.details.get(metric)]
                 notes[metric] = max(set(reasons), key=reasons.count) if reasons else "not scored"
-        if "spk_id_correct" in notes:
-            notes["spk_id_acc"] = notes.pop("spk_id_correct")
-        elif not ok:
-            notes["spk_id_acc"] = "no successfully scored rows"
+        identification.aggregate_note(notes, bool(ok))
         return notes
 
 
@@ -420,8 +331,3 @@ def _prompt_key(sample: Sample) -> tuple[str, str, float, float | None]:
     """The cache key of a sample's prompt clip (file, offset, duration)."""
     item = sample.item
     return ("prompt", item.prompt_audio, item.prompt_offset_s, item.prompt_duration_s)
-
-
-def _testset(sample: Sample) -> str | None:
-    """The test set a sample belongs to (speaker identification compares within one test set)."""
-    return sample.meta.get("testset")

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from suites.assets import ModelAsset, file_sha256
+from flashspeech.foundation.assets import ModelAsset
+from flashspeech.foundation.hashing import cached_sha256
 from suites.base import SuiteError
 
 # each entry: alternatives, one of which must be there (transformers >= 5 writes processor_config.json)
@@ -79,7 +80,7 @@ class HubertBackend:
             "model": directory.name,
             "model_path": str(directory),
             "weights": weights.name,
-            "sha256": file_sha256(weights),
+            "sha256": cached_sha256(weights),
             # with group-norm feature extractors (HuBERT-base) transformers advises zero padding, no mask
             "attention_mask": self.uses_attention_mask,
             "vocab_size": int(model.config.vocab_size),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from flashspeech.codec import MelCodec
+from flashspeech.codecs import MelCodec
 from flashspeech.config import tiny
 from flashspeech.synthesis import FlashSpeech
 
@@ -34,20 +34,20 @@ def prompt() -> torch.Tensor:
 def test_synthesize_tiny_per_step_count(benchmark, tts, prompt, steps):
     benchmark.group = "synthesize tiny (5 s of audio, batch 1, CPU)"
     out = benchmark(tts.synthesize, [TEXT], [prompt], steps=steps, seed=0, total_frames=[FRAMES])
-    assert out.schedule.steps == steps and int(out.durations[0].sum()) == FRAMES
+    assert out.plan.steps == steps and int(out.durations[0].sum()) == FRAMES
 
 
 @pytest.mark.perf
 @pytest.mark.parametrize("steps", [1, 2, 4, 8])
 def test_consistency_sampling_only(benchmark, tts, steps):
     """The sampler's share: the LCM evaluated `steps` times on a fixed condition."""
-    from flashspeech.consistency import consistency_sample, sampling_sigmas
+    from flashspeech.sampling import sample
 
     model, cfg = tts.model, tts.config
     cond = torch.randn(1, FRAMES, cfg.hidden)
     tokens = torch.randn(1, cfg.query_tokens, cfg.hidden)
     mask = torch.ones(1, FRAMES, dtype=torch.bool)
-    sigmas, _ = sampling_sigmas(steps)
+    plan = tts.plan(steps)
     gen = torch.Generator().manual_seed(0)
 
     @torch.inference_mode()
@@ -55,7 +55,7 @@ def test_consistency_sampling_only(benchmark, tts, steps):
         def denoise(x, sigma):
             return model.denoise(x, torch.full((1,), sigma), cond, mask, tokens)
 
-        return consistency_sample(denoise, lambda: torch.randn(1, cfg.latent_dim, FRAMES, generator=gen), sigmas)
+        return sample(plan, denoise, lambda: torch.randn(1, cfg.latent_dim, FRAMES, generator=gen))
 
     benchmark.group = "LCM sampling tiny (400 frames, batch 1, CPU)"
     out = benchmark(run)

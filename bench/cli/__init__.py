@@ -1,0 +1,172 @@
+"""`flashspeech-bench` (also `python -m bench`): the command-line entry point.
+
+Subcommands:
+  run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
+  model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
+  train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
+  compare         regression gate between two runs (results directories or MLflow run ids)
+  speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
+  data synth      build the synthetic corpus (cached; resumes; deterministic)
+  data list       the embedded test sets with item counts and durations
+  data import     turn a local copy of a standard protocol into a manifest
+  data validate   check a manifest and list every problem by line and field
+  data phonemize  show the frontend's phonemes and ids for a text
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.cli.commands import (
+    cmd_calibrate_rtf,
+    cmd_compare,
+    cmd_import,
+    cmd_list,
+    cmd_model_card,
+    cmd_phonemize,
+    cmd_run,
+    cmd_speed,
+    cmd_synth,
+    cmd_train,
+    cmd_validate,
+)
+from flashspeech import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flashspeech-bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"flashspeech-bench {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("run", help="run a benchmark config (default: the embedded smoke config)")
+    p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name (smoke, paper)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (TOML value)")
+    p.add_argument("--device", default=None)
+    p.add_argument("--output-dir", dest="output_dir", default=None)
+    p.add_argument("--seeds", type=int, nargs="+", default=None)
+    p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.add_argument(
+        "--retime", action="store_true", help="regenerate cached generations so every timing (RTF) is this run's"
+    )
+    p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
+    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
+    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
+    p.add_argument(
+        "--allow-evaluator-change",
+        action="store_true",
+        help="with --gate: compare a suite's metrics although its evaluator changed",
+    )
+    p.add_argument("--rtf-noise", default=None, help="with --gate: RTF margin from a calibrate-rtf result")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("train", help="train from a recipe (stages in order; resumes; MLflow curves)")
+    p.add_argument(
+        "--config", default="tiny", help="a recipe TOML, or a shipped one (tiny, tiny-diffusion, tiny-paper)"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field (TOML value)")
+    p.add_argument("--stage", default=None, help="run only this stage (its init stage must be done)")
+    p.add_argument("--steps", type=int, default=None, help="train --stage to this many steps")
+    p.add_argument("--restart", action="store_true", help="ignore saved state and start the stage again")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--output-dir", dest="output_dir", default=None, help="default: runs/train/<recipe name>")
+    p.add_argument("--cache-dir", dest="cache_dir", default=None, help="corpus and feature cache")
+    p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
+    p.add_argument("--no-mlflow", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("model-card", help="render the shipped checkpoints' model card from a results dir")
+    p.add_argument("--results", default="outputs/model-card", help="results of `run --config model-card`")
+    p.add_argument("--out", default="flashspeech/pretrained/README.md")
+    p.add_argument(
+        "--notes", default="docs/model-card-notes.md", help="a Markdown file appended as the card's Notes section"
+    )
+    p.add_argument("--runs", default="runs/train", help="training runs to draw validation curves from ('' for none)")
+    p.set_defaults(func=cmd_model_card)
+
+    p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
+    p.add_argument("baseline", help="results directory or MLflow run id")
+    p.add_argument("candidate", help="results directory or MLflow run id")
+    p.add_argument("--tracking-uri", dest="tracking_uri", default=None)
+    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
+    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
+    p.add_argument(
+        "--allow-evaluator-change",
+        action="store_true",
+        help="compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
+    )
+    p.add_argument("--rtf-noise", default=None, help="RTF margin from a calibrate-rtf result (rtf-noise.json)")
+    p.set_defaults(func=cmd_compare)
+
+    p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
+    p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any config field (TOML value)")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--output-dir", dest="output_dir", default=None, help="default: the config's output_dir")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_calibrate_rtf)
+
+    p = commands.add_parser("speed", help="time FlashSpeech vs the diffusion baseline and the suites' models")
+    p.add_argument("--config", default="cpu-rtf", help="a TOML file, or a shipped one (gpu-rtf, cpu-rtf)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a field (TOML value; suites.items=4)")
+    p.set_defaults(func=cmd_speed)
+
+    data = commands.add_parser("data", help="test sets and the synthetic corpus").add_subparsers(
+        dest="data_command", required=True
+    )
+    cache = argparse.ArgumentParser(add_help=False)
+    cache.add_argument(
+        "--cache-dir", type=Path, default=None, help="default: $FLASHSPEECH_BENCH_CACHE or ~/.cache/flashspeech-bench"
+    )
+
+    p = data.add_parser("synth", parents=[cache], help="build the synthetic corpus and the smoke manifest")
+    p.add_argument("--voices", nargs="+", default=None, help="only these voices (default: all)")
+    p.add_argument("--heldout-only", action="store_true", help="only the held-out voices (what `smoke` needs)")
+    p.add_argument("--max-sentences", type=int, default=None, help="first N sentences only")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="rebuild from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_synth)
+
+    p = data.add_parser("list", parents=[cache], help="embedded test sets with item counts and durations")
+    p.set_defaults(func=cmd_list)
+
+    p = data.add_parser("import", help="manifest from a local copy of a standard protocol")
+    protocols = p.add_subparsers(dest="protocol", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output", type=Path, required=True, help="manifest to write (JSONL)")
+    common.add_argument("--strict", action="store_true", help="exit non-zero if any item has a problem")
+    common.add_argument("--show", type=int, default=50, help="problems to print")
+    ls = protocols.add_parser("librispeech", parents=[common], help="LibriSpeech test-clean, VALL-E cross-sentence")
+    ls.add_argument("root", type=Path, help="LibriSpeech test-clean directory (<spk>/<chapter>/...)")
+    ls.add_argument("--min-s", type=float, default=4.0)
+    ls.add_argument("--max-s", type=float, default=10.0)
+    ls.add_argument("--prompt-s", type=float, default=3.0)
+    ls.add_argument("--seed", type=int, default=0)
+    ls.add_argument("--every-nth", type=int, default=1)
+    ls.add_argument("--max-items", type=int, default=None)
+    f5 = protocols.add_parser("f5-librispeech-pc", parents=[common], help="F5-TTS LibriSpeech-PC cross-sentence list")
+    f5.add_argument("list", type=Path, help="the .lst file (ref_utt, ref_dur, ref_text, gen_utt, gen_dur, gen_text)")
+    f5.add_argument("root", type=Path, help="LibriSpeech test-clean directory")
+    st = protocols.add_parser("seedtts", parents=[common], help="seed-tts-eval meta.lst")
+    st.add_argument("meta", type=Path, help="meta.lst (utt|prompt_text|prompt_wav|target_text[|gt_wav])")
+    p.set_defaults(func=cmd_import)
+
+    p = data.add_parser("validate", help="check a manifest; lists every problem by line and field")
+    p.add_argument("manifest", type=Path)
+    p.add_argument("--no-audio", action="store_true", help="skip opening the audio files")
+    p.add_argument("--show", type=int, default=50, help="problems to print")
+    p.set_defaults(func=cmd_validate)
+
+    p = data.add_parser("phonemize", help="the text frontend's phonemes and ids")
+    p.add_argument("text", nargs="+")
+    p.set_defaults(func=cmd_phonemize)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,276 @@
+"""The subcommands of `flashspeech-bench`, one function each: parsed arguments in, exit status out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from bench.testsets.embedded import EMBEDDED
+    from bench.testsets.synth import HELDOUT, CorpusConfig, build_corpus
+
+    config = CorpusConfig(seed=args.seed, max_sentences=args.max_sentences)
+    voices = args.voices
+    if args.heldout_only:
+        voices = [v.name for v in config.voices if config.split_of(v.name) == HELDOUT]
+    corpus = build_corpus(config, args.cache_dir, voices=voices, force=args.force, progress=not args.quiet)
+    seconds = sum(u.n_samples for u in corpus.utterances) / corpus.sample_rate
+    n_voices = len({u.voice for u in corpus.utterances})
+    print(f"corpus: {len(corpus.utterances)} utterances, {n_voices} voices, {seconds / 3600:.2f} h at {corpus.root}")
+    if args.max_sentences is None and args.seed == 0:
+        smoke = EMBEDDED["smoke"].build(args.cache_dir, not args.quiet)
+        print(f"smoke manifest: {smoke}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from bench.testsets.embedded import list_embedded
+
+    rows = list_embedded(args.cache_dir)
+    print(f"{'name':8} {'items':>6} {'speakers':>8} {'targets':>9} {'prompts':>9}  description")
+    for r in rows:
+        if not r.built:
+            print(f"{r.name:8} {'-':>6} {'-':>8} {'-':>9} {'-':>9}  {r.description}")
+            print(f"{'':8} not built yet: run `flashspeech-bench data synth` ({r.path})")
+            continue
+        counts = f"{r.items:>6} {r.speakers:>8} {r.target_seconds:>8.1f}s {r.prompt_seconds:>8.1f}s"
+        print(f"{r.name:8} {counts}  {r.description}")
+        if r.problems:
+            print(f"{'':8} {r.problems} problem(s): run `flashspeech-bench data validate {r.path}`")
+    return 0
+
+
+def _report_problems(manifest, limit: int) -> None:  # type: ignore[no-untyped-def]
+    for problem in manifest.problems[:limit]:
+        print(f"  {problem}", file=sys.stderr)
+    if len(manifest.problems) > limit:
+        print(f"  ... and {len(manifest.problems) - limit} more", file=sys.stderr)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bench.testsets.protocols import LibriSpeechOptions, load_f5_librispeech_pc, load_librispeech, load_seedtts
+
+    if args.protocol == "librispeech":
+        options = LibriSpeechOptions(
+            min_s=args.min_s,
+            max_s=args.max_s,
+            prompt_s=args.prompt_s,
+            seed=args.seed,
+            every_nth=args.every_nth,
+            max_items=args.max_items,
+        )
+        manifest = load_librispeech(args.root, options)
+    elif args.protocol == "f5-librispeech-pc":
+        manifest = load_f5_librispeech_pc(args.list, args.root)
+    else:
+        manifest = load_seedtts(args.meta)
+    manifest.write(args.output)
+    print(f"{args.output}: {len(manifest)} items, {len(manifest.problems)} problem(s)")
+    _report_problems(manifest, args.show)
+    return 1 if manifest.problems and args.strict else 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bench.testsets.manifest import load_manifest
+
+    manifest = load_manifest(args.manifest, check_audio=not args.no_audio)
+    print(f"{args.manifest}: {len(manifest)} valid items, {len(manifest.problems)} problem(s)")
+    _report_problems(manifest, args.show)
+    return 1 if manifest.problems else 0
+
+
+def cmd_phonemize(args: argparse.Namespace) -> int:
+    from flashspeech.text.phonemes import Frontend
+
+    frontend = Frontend()
+    for text in args.text:
+        phonemes = frontend.phonemize(text)
+        print(" ".join(phonemes))
+        print(" ".join(map(str, frontend.encode(text))))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.cli.publish import publish
+    from bench.config import load_config
+    from bench.runner import run_benchmark
+
+    overrides = list(args.set or [])
+    for flag, key in (("device", "device"), ("output_dir", "output_dir"), ("tracking_uri", "tracking_uri")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={json.dumps(str(value))}")
+    if args.seeds is not None:
+        overrides.append(f"seeds={json.dumps(args.seeds)}")
+    if args.no_mlflow:
+        overrides.append("mlflow=false")
+    if args.retime:
+        overrides.append("retime=true")
+    config = load_config(args.config, overrides)
+    outcome = run_benchmark(config, progress=not args.quiet)
+    results = outcome.results
+    reports, tracking = publish(outcome, config)
+    print(f"\n{config.name}: {outcome.generated} generated, {outcome.cached} from the cache")
+    print(_headline(results))
+    _print_problems(results)
+    print(f"\nresults: {outcome.output_dir}")
+    for name, path in reports.items():
+        if name in ("markdown", "html"):
+            print(f"report ({name}): {path}")
+    if tracking is not None:
+        print(f"mlflow: {tracking}")
+    if args.gate:
+        from bench.compare import compare, load_results
+
+        gate = _gate_config(args)
+        report = compare(load_results(args.gate, uri=config.tracking_uri), results, gate, args.gate, "this run")
+        _emit_gate(report, args.gate_report)
+        return 0 if report.passed else 3
+    return 0
+
+
+def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """The gate config of `--gate-config`, `--allow-evaluator-change` and `--rtf-noise` (run --gate, compare)."""
+    from bench.gate_config import GateConfig
+
+    config = GateConfig.from_toml(args.gate_config) if args.gate_config else GateConfig()
+    config.allow_evaluator_change |= args.allow_evaluator_change
+    if args.rtf_noise:
+        config.apply_rtf_noise(args.rtf_noise)
+    return config
+
+
+def _emit_gate(report, markdown_path) -> None:  # type: ignore[no-untyped-def]
+    text = report.to_markdown()
+    print("\n" + text)
+    for target in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+        with open(target, "a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+
+
+def _print_problems(results, limit: int = 10) -> None:  # type: ignore[no-untyped-def]
+    """Every kind of failure of a run, counted and named: test-set items, generations, scores."""
+    for name, info in (results.metadata.get("testsets") or {}).items():
+        problems = info.get("problems") or []
+        if problems:
+            print(f"\n{len(problems)} test-set problem(s) in {name!r} (items left out of the run):")
+            for problem in problems[:limit]:
+                print(f"  {problem}")
+            if len(problems) > limit:
+                print(f"  ... and {len(problems) - limit} more (results.json: testsets)")
+    items = results.items
+    failed = items[items["status"] == "failed"]
+    if len(failed):
+        print(f"\n{len(failed)} failed generation(s) (see items.csv):")
+        for _, row in failed.head(limit).iterrows():
+            print(f"  {row['system']} {row['item_id']} seed {row['seed']}: {row['error']}")
+    for column in sorted(c for c in items.columns if c.endswith(".error")):
+        errors = items[items[column].notna()]
+        if len(errors):
+            suite = column[: -len(".error")]
+            print(f"\n{len(errors)} failed {suite} score(s) (see items.csv, {column}):")
+            for _, row in errors.head(limit).iterrows():
+                print(f"  {row['system']} {row['item_id']} seed {row['seed']}: {row[column]}")
+
+
+def _headline(results) -> str:  # type: ignore[no-untyped-def]
+    keys = ["generation.failed", "wer.wer_corpus", "similarity.sim_o", "similarity.sim_r", "rtf.rtf"]
+    table = results.summary()
+    cols = [k for k in keys if k in table.columns]
+    return table[cols].to_string(float_format=lambda v: f"{v:.4f}") if cols else "(no aggregates)"
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.compare import compare, load_results
+
+    baseline = load_results(args.baseline, uri=args.tracking_uri)
+    candidate = load_results(args.candidate, uri=args.tracking_uri)
+    report = compare(baseline, candidate, _gate_config(args), args.baseline, args.candidate)
+    _emit_gate(report, args.gate_report)
+    return 0 if report.passed else 3
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from bench.training.recipes import load_recipe, run_recipe
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    recipe = load_recipe(args.config, args.set or [])
+    out = Path(args.output_dir or Path("runs") / "train" / recipe.name)
+    if args.steps is not None:
+        if args.stage is None:
+            raise SystemExit("--steps needs --stage (which stage to change)")
+        recipe = load_recipe(args.config, [*(args.set or []), *_stage_override(recipe, args.stage, args.steps)])
+    checkpoint = run_recipe(
+        recipe,
+        out,
+        only=args.stage,
+        resume=not args.restart,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        tracking=args.tracking_uri,
+        mlflow_curves=not args.no_mlflow,
+    )
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+def cmd_calibrate_rtf(args: argparse.Namespace) -> int:
+    from bench.calibration import calibrate_rtf
+    from bench.config import load_config
+
+    overrides = list(args.set or [])
+    if args.output_dir is not None:
+        overrides.append(f"output_dir={json.dumps(str(args.output_dir))}")
+    config = load_config(args.config, overrides)
+    out = calibrate_rtf(config, runs=args.runs, progress=not args.quiet)
+    print(f"RTF over {out['runs']} re-timed runs of {out['config']} on {out['machine'].get('cpu')}:")
+    for row in out["systems"]:
+        runs = ", ".join(f"{v:.4g}" for v in row["rtf_per_run"])
+        print(f"  {row['system']}: {runs} (CV {100 * row['cv']:.1f} %, worst {100 * row['max_rel_dev']:.1f} %)")
+    if out["contended_samples"]:
+        print(f"warning: {out['contended_samples']} sample(s) were timed under competition: rerun on a quiet machine")
+    print(f"recommended RTF margin (allowed_rel): {out['recommended_allowed_rel']:.2f}")
+    print(f"written: {Path(config.output_dir) / 'rtf-noise.json'}")
+    return 0
+
+
+def cmd_speed(args: argparse.Namespace) -> int:
+    from bench.config import ConfigError
+    from bench.speed import load_speed_config, run_speed
+    from bench.speed.report import markdown
+
+    try:
+        report, path = run_speed(load_speed_config(args.config, args.set or []))
+    except ConfigError as exc:
+        raise SystemExit(f"speed: {exc}") from exc
+    print("\n" + markdown(report))
+    print(f"\nresults: {path}")
+    return 0
+
+
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from reports.model_card import last_step, write_card
+
+    root = Path(args.runs)
+    diffusion_steps = last_step(root / "tiny-diffusion" / "diffusion")
+    runs: dict[str, Path | tuple[Path, int]] = {
+        "diffusion-tiny": root / "tiny-diffusion" / "diffusion",
+        "flashspeech-tiny (adversarial stage, from diffusion-tiny)": (root / "tiny" / "adversarial", diffusion_steps),
+        "tiny-paper consistency from scratch (not shipped)": root / "tiny-paper" / "consistency",
+    }
+    print(f"wrote {write_card(args.results, args.out, args.notes, runs if args.runs else None)}")
+    return 0
+
+
+def _stage_override(recipe, stage: str, steps: int) -> list[str]:  # type: ignore[no-untyped-def]
+    names = [s.name for s in recipe.stages]
+    if stage not in names:
+        raise SystemExit(f"--stage {stage!r}: the recipe's stages are {names}")
+    return [f"stages.{names.index(stage)}.steps={steps}"]

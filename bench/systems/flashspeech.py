@@ -1,0 +1,154 @@
+"""The bundled FlashSpeech (or its diffusion baseline) at one sampling plan per configured step count."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench.systems.base import (
+    Generated,
+    System,
+    SystemConfig,
+    SystemConfigError,
+    error_text,
+    prompt_clip,
+    register_system,
+)
+from flashspeech.foundation.hashing import fingerprint
+from flashspeech.timing import StageTimer, share_batch_timings
+from suites.item import EvalItem
+
+RANDOM = "random:"
+
+
+@dataclass
+class FlashSpeechOptions:
+    """A checkpoint directory, `pretrained:<name>` (shipped) or `random:<preset>` (untrained weights, labelled
+    so); one system per step count; the prosody refinement scale; a diffusion checkpoint's ODE sampler."""
+
+    steps: list[int] = field(default_factory=list)
+    checkpoint: str = "random:tiny"
+    alpha: float | None = None  # default: the checkpoint's config (0.2)
+    sampler: str | None = None  # a diffusion checkpoint's ODE sampler (euler, heun; default heun)
+
+    def validate(self, where: str) -> None:
+        if not self.steps or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.steps):
+            raise SystemConfigError(
+                f"{where}.steps: a flashspeech system needs a list of step counts >= 1, got {self.steps!r}"
+            )
+
+
+def default_series(plan: Any) -> str:
+    """A FlashSpeech system's default name (before @steps): flashspeech, or diffusion-<sampler> for the baseline."""
+    return "flashspeech" if plan.family == "consistency" else f"diffusion-{plan.sampler}"
+
+
+@register_system
+class FlashSpeechSystem(System):
+    """One FlashSpeech model sampled with one `SamplingPlan` (family, sampler, sigmas, NFE), decided once here."""
+
+    kind = "flashspeech"
+    Options = FlashSpeechOptions
+
+    def __init__(self, tts: Any, plan: Any, series: str, checkpoint: str, checkpoint_sha: str, alpha: float | None):
+        self.tts, self.plan = tts, plan
+        self.series, self.name = series, f"{series}@{plan.steps}"  # series: the config entry the steps curve joins
+        self.checkpoint, self.checkpoint_sha, self.alpha = checkpoint, checkpoint_sha, alpha
+        self.sample_rate = tts.sample_rate
+
+    @classmethod
+    def build(cls, config: SystemConfig, device: str) -> list[System]:
+        """One system per step count, sharing one loaded model; default names flashspeech@N, diffusion-heun@N."""
+        from flashspeech.codecs import MelCodec
+        from flashspeech.config import preset
+        from flashspeech.synthesis import FlashSpeech
+
+        opts: FlashSpeechOptions = config.options
+        if opts.checkpoint.startswith(RANDOM):
+            codec = MelCodec()
+            tts = FlashSpeech.from_config(preset(opts.checkpoint[len(RANDOM) :], latent_dim=codec.latent_dim), codec)
+            sha = fingerprint(tts.config.to_dict())  # the identity of untrained weights: their config
+        else:
+            from flashspeech.checkpoint import read_description
+
+            tts = FlashSpeech.from_pretrained(opts.checkpoint)
+            sha = read_description(opts.checkpoint)["weights_sha256"]
+        tts.to(device)
+        plans = [tts.plan(steps=steps, sampler=opts.sampler) for steps in opts.steps]
+        base = config.name or default_series(plans[0])
+        return [cls(tts, plan, base, opts.checkpoint, sha, opts.alpha) for plan in plans]
+
+    def sampling(self) -> dict[str, Any]:
+        plan = self.plan
+        return {
+            "series": self.series,
+            "family": plan.family,
+            "sampler": plan.sampler,
+            "steps": plan.steps,
+            "nfe": plan.nfe,
+        }
+
+    @property
+    def steps(self) -> int:
+        return self.plan.steps
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "sampling": self.plan.describe(),
+            "checkpoint": self.checkpoint,
+            "checkpoint_sha256": self.checkpoint_sha,
+            "trained": not self.checkpoint.startswith(RANDOM),
+            "preset": self.tts.config.name,
+            "alpha": self.alpha if self.alpha is not None else self.tts.config.prosody.alpha,
+            "codec": self.tts.codec.describe(),
+            "batch_size": self.batch_size,
+            "device": str(self.tts.device),
+        }
+
+    def _synthesize(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> Any:
+        prompts = [prompt_clip(i, self.sample_rate) for i in items]
+        return self.tts.synthesize(
+            [i.text for i in items],
+            prompts,
+            plan=self.plan,
+            seed=list(seeds),
+            alpha=self.alpha,
+            timer=StageTimer(sync=True),
+        )
+
+    def warmup(self, item: EvalItem) -> None:
+        self._synthesize([item], [0])
+
+    def generate(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[Generated]:
+        try:
+            out = self._synthesize(items, seeds)
+        except Exception as exc:
+            if len(items) == 1:
+                return [Generated(None, self.sample_rate, error_text(exc))]
+            return [g for i, s in zip(items, seeds, strict=True) for g in self.generate([i], [s])]
+        shares = share_batch_timings(out.timings, out.seconds)
+        return [
+            Generated(
+                out.waveforms[k].numpy(),
+                out.sample_rate,
+                timings=shares[k],
+                meta={
+                    "durations": out.durations[k].tolist(),
+                    "phonemes": out.phonemes[k],
+                    "sigmas": list(out.plan.sigmas),
+                    "batch_size": len(items),
+                },
+            )
+            for k in range(len(items))
+        ]
+
+    @torch.inference_mode()
+    def reconstruct(self, prompt: np.ndarray) -> np.ndarray | None:
+        codec = self.tts.codec
+        wav = torch.from_numpy(np.ascontiguousarray(prompt, dtype=np.float32)).to(self.tts.device)[None]
+        return codec.decode(codec.encode(wav))[0].float().cpu().numpy()

@@ -1,0 +1,184 @@
+"""LibriSpeech test-clean, cross-sentence protocol of VALL-E / FlashSpeech.
+
+Layout: ``<root>/<spk>/<chapter>/<spk>-<chapter>-<utt>.flac`` plus ``<spk>-<chapter>.trans.txt`` in the
+same folder (lines ``UTTID TRANSCRIPT``). Targets are the utterances lasting ``[min_s, max_s]`` seconds
+(inclusive, from the audio header); each gets a ``prompt_s`` clip cut from another utterance of the same
+speaker. The utterances are the flacs with a transcript line and a readable header, in utterance id order.
+
+Prompt choice is deterministic given the seed and independent of listing order: among the candidates the
+one with the highest hash of (seed, target, candidate) wins (rendezvous hashing), and the clip start is
+drawn from an RNG seeded by (seed, target, prompt). Adding or removing an utterance therefore changes only
+the items whose winning candidate it is (or was), never anyone else's prompt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.testsets.manifest import Manifest, ManifestProblem
+from flashspeech.foundation.audio import AudioError, audio_info
+from suites.item import EvalItem
+
+NAME = "librispeech-test-clean"
+
+
+@dataclass(frozen=True)
+class LibriSpeechOptions:
+    """Target filter, prompt length, seed and subsampling (every n-th target, then at most max_items)."""
+
+    min_s: float = 4.0
+    max_s: float = 10.0
+    prompt_s: float = 3.0
+    seed: int = 0
+    every_nth: int = 1
+    max_items: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_s <= self.max_s:
+            raise ValueError(f"need 0 <= min_s <= max_s, got {self.min_s}, {self.max_s}")
+        if self.prompt_s <= 0:
+            raise ValueError(f"prompt_s must be > 0, got {self.prompt_s}")
+        if self.every_nth < 1:
+            raise ValueError(f"every_nth must be >= 1, got {self.every_nth}")
+        if self.max_items is not None and self.max_items < 0:
+            raise ValueError(f"max_items must be >= 0 or None, got {self.max_items}")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    id: str
+    speaker: str
+    chapter: str
+    path: Path
+    text: str
+    duration: float
+
+
+def _problem(source: Path | str, line: int, item_id: str | None, fld: str, msg: str) -> ManifestProblem:
+    return ManifestProblem(source=str(source), line=line, item_id=item_id, field=fld, message=msg)
+
+
+def _hash(*parts: object) -> int:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _read_transcripts(
+    chapter_dir: Path, flacs: dict[str, Path], problems: list[ManifestProblem]
+) -> tuple[dict[str, str], set[str]]:
+    """Utterance id -> transcript from the folder's *.trans.txt (bad and orphan lines become problems),
+    and every id that has a line at all."""
+    texts: dict[str, str] = {}
+    first_seen: dict[str, str] = {}
+    for trans in sorted(chapter_dir.glob("*.trans.txt")):
+        try:
+            lines = trans.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(_problem(trans, 0, None, "text", f"unreadable transcript file ({exc})"))
+            continue
+        for line_no, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            utt, _, text = raw.strip().partition(" ")
+            if utt in first_seen:
+                problems.append(
+                    _problem(trans, line_no, utt, "id", f"duplicate utterance id (first at {first_seen[utt]})")
+                )
+                continue
+            first_seen[utt] = f"{trans}:{line_no}"
+            if utt not in flacs:
+                problems.append(_problem(trans, line_no, utt, "target_audio", f"no {utt}.flac in {chapter_dir}"))
+            elif not text.strip():
+                problems.append(_problem(trans, line_no, utt, "text", "empty transcript"))
+            else:
+                texts[utt] = text.strip()
+    return texts, set(first_seen)
+
+
+def scan_librispeech(root: Path, problems: list[ManifestProblem]) -> list[Utterance]:
+    """Every usable utterance under `root`, sorted by id; the unusable ones become problems."""
+    utterances: list[Utterance] = []
+    for chapter_dir in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        flacs = {p.stem: p for p in chapter_dir.glob("*.flac")}
+        texts, has_line = _read_transcripts(chapter_dir, flacs, problems)
+        for utt, flac in sorted(flacs.items()):
+            if utt not in texts:
+                if utt not in has_line:  # else its line's problem is already reported
+                    problems.append(
+                        _problem(flac, 0, utt, "text", f"no transcript line for it in {chapter_dir}/*.trans.txt")
+                    )
+                continue
+            try:
+                duration = audio_info(flac).duration
+            except AudioError as exc:
+                problems.append(_problem(flac, 0, utt, "target_audio", str(exc)))
+                continue
+            speaker, chapter = chapter_dir.parent.name, chapter_dir.name
+            utterances.append(Utterance(utt, speaker, chapter, flac, texts[utt], duration))
+    return sorted(utterances, key=lambda u: u.id)
+
+
+def clip_start(rng: random.Random, duration: float, clip_s: float) -> float:
+    """A start uniform in [0, duration - clip_s], rounded to ms without letting the clip overrun."""
+    latest = math.floor((duration - clip_s) * 1000 + 1e-6) / 1000
+    return min(round(rng.uniform(0.0, duration - clip_s), 3), max(latest, 0.0))
+
+
+def load_librispeech(root: str | os.PathLike, options: LibriSpeechOptions | None = None) -> Manifest:
+    """Targets of 4-10 s with a 3 s prompt cut from another utterance of the same speaker."""
+    opts = options or LibriSpeechOptions()
+    root = Path(root)
+    manifest = Manifest(name=NAME, source=str(root))
+    if not root.is_dir():
+        manifest.problems.append(_problem(root, 0, None, "root", "LibriSpeech directory not found"))
+        return manifest
+    root = root.resolve()
+    utterances = scan_librispeech(root, manifest.problems)
+
+    pools: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        if u.duration >= opts.prompt_s:
+            pools.setdefault(u.speaker, []).append(u)
+    targets = [u for u in utterances if opts.min_s <= u.duration <= opts.max_s][:: opts.every_nth]
+    if opts.max_items is not None:
+        targets = targets[: opts.max_items]
+
+    for target in targets:
+        candidates = [u for u in pools.get(target.speaker, []) if u.id != target.id]
+        if not candidates:
+            manifest.problems.append(
+                _problem(
+                    target.path,
+                    0,
+                    target.id,
+                    "prompt_audio",
+                    f"speaker {target.speaker} has no other utterance of at least {opts.prompt_s} s "
+                    "to cut a prompt from",
+                )
+            )
+            continue
+        prompt = max(candidates, key=lambda u: _hash(opts.seed, target.id, u.id))
+        rng = random.Random(_hash(opts.seed, target.id, prompt.id, "offset"))
+        manifest.items.append(
+            EvalItem(
+                id=target.id,
+                text=target.text,
+                prompt_audio=str(prompt.path),
+                speaker=target.speaker,
+                prompt_text=None,
+                target_audio=str(target.path),
+                prompt_offset_s=clip_start(rng, prompt.duration, opts.prompt_s),
+                prompt_duration_s=opts.prompt_s,
+                meta={
+                    "chapter": target.chapter,
+                    "prompt_utt": prompt.id,
+                    "target_duration_s": target.duration,
+                },
+            )
+        )
+    return manifest

@@ -1,0 +1,371 @@
+"""The synthetic multi-speaker corpus: espeak-ng voices reading a fixed sentence list.
+
+Every utterance carries per-phoneme durations (in 80 Hz frames) taken from the synthesizer's own phoneme
+events, so training needs no aligner. The corpus is deterministic (per-utterance seeds, isolated
+synthesis), cached on disk under a fingerprint of everything that shapes it, built voice by voice
+(an interrupted build resumes), and split into training voices and held-out voices that training
+never sees (zero-shot evaluation).
+
+Layout of a built corpus::
+
+    <cache>/synth/<fingerprint>/
+        corpus.json               # config, espeak-ng version, vocabulary, counts
+        <voice>/<voice>-<sentence>.flac
+        <voice>/utterances.jsonl  # written last: a voice is complete when this exists
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import threading
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from flashspeech.foundation import hashing
+from flashspeech.foundation.audio import resample
+from flashspeech.foundation.files import atomic_path, write_text_atomic
+from flashspeech.text.espeak import Espeak, IsolatedSynthesizer, VoiceSettings
+from flashspeech.text.phonemes import BOS, EOS, PhonemeVocab
+
+CORPUS_FORMAT = 1
+TRAIN, HELDOUT = "train", "heldout"
+
+
+@dataclass(frozen=True)
+class Sentence:
+    id: str  # "s0001": 1-based line number among the non-comment lines
+    text: str
+
+
+def load_sentences(path: str | Path | None = None) -> list[Sentence]:
+    """The committed sentence list (or another file in the same format: one per line, '#' comments)."""
+    if path is None:
+        text = resources.files("bench.testsets").joinpath("assets/sentences.txt").read_text(encoding="utf-8")
+    else:
+        text = Path(path).read_text(encoding="utf-8")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    return [Sentence(id=f"s{i:04d}", text=t) for i, t in enumerate(lines, start=1)]
+
+
+@dataclass(frozen=True)
+class SynthVoice:
+    """A corpus speaker: an espeak-ng en-us voice variant with its own base prosody."""
+
+    name: str
+    variant: str
+    rate: int  # words per minute
+    pitch: int  # 0-99
+    pitch_range: int  # 0-99
+
+    @property
+    def espeak_name(self) -> str:
+        return f"en-us+{self.variant}"
+
+
+# 17 variants that a speaker encoder (resemblyzer) separates (pairwise centroid cosine < 0.90 in the
+# offline-assets survey), each with its own rate and pitch to spread them further.
+VOICES: tuple[SynthVoice, ...] = (
+    SynthVoice("m1", "m1", 165, 40, 45),
+    SynthVoice("m2", "m2", 180, 35, 55),
+    SynthVoice("m7", "m7", 160, 45, 40),
+    SynthVoice("m8", "m8", 175, 38, 60),
+    SynthVoice("f1", "f1", 170, 60, 55),
+    SynthVoice("f3", "f3", 185, 65, 50),
+    SynthVoice("f5", "f5", 150, 72, 70),
+    SynthVoice("klatt", "klatt", 175, 45, 50),
+    SynthVoice("klatt4", "klatt4", 165, 55, 45),
+    SynthVoice("alex", "Alex", 180, 42, 50),
+    SynthVoice("annie", "Annie", 170, 62, 55),
+    SynthVoice("andy", "Andy", 175, 40, 60),
+    SynthVoice("belinda", "belinda", 165, 60, 45),
+    SynthVoice("grandma", "grandma", 150, 55, 50),
+    SynthVoice("michael", "Michael", 170, 35, 50),
+    SynthVoice("steph", "steph", 185, 60, 60),
+    SynthVoice("travis", "travis", 175, 45, 55),
+)
+# Held out from training: two female, two male, one klatt-family voice.
+HELDOUT_VOICES: tuple[str, ...] = ("f5", "m8", "klatt4", "annie", "travis")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """Everything that shapes the corpus; its fingerprint names the cache directory."""
+
+    voices: tuple[SynthVoice, ...] = VOICES
+    heldout: tuple[str, ...] = HELDOUT_VOICES
+    sample_rate: int = 16_000
+    hop: int = 200  # 80 frames/s, FlashSpeech's frame rate
+    seed: int = 0
+    rate_jitter: float = 0.08  # per-utterance relative spread of speaking rate
+    pitch_jitter: int = 6  # per-utterance spread of base pitch (espeak units)
+    range_jitter: int = 10  # per-utterance spread of pitch range
+    test_sentence_every: int = 10  # every n-th sentence is a test sentence (never trained on)
+    max_sentences: int | None = None  # first n sentences only (tests)
+    sentences_path: str | None = None  # None: the committed list
+
+    def __post_init__(self) -> None:
+        names = [v.name for v in self.voices]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate voice names in {names}")
+        unknown = set(self.heldout) - set(names)
+        if unknown:
+            raise ValueError(f"held-out voices {sorted(unknown)} are not among the corpus voices {names}")
+
+    def sentences(self) -> list[Sentence]:
+        sentences = load_sentences(self.sentences_path)
+        return sentences[: self.max_sentences] if self.max_sentences else sentences
+
+    def split_of(self, voice: str) -> str:
+        return HELDOUT if voice in self.heldout else TRAIN
+
+    def is_test_sentence(self, sentence: Sentence) -> bool:
+        return int(sentence.id[1:]) % self.test_sentence_every == 0
+
+    def fingerprint(self) -> str:
+        payload = {
+            "format": CORPUS_FORMAT,
+            "config": asdict(self),
+            "sentences": [asdict(s) for s in self.sentences()],
+            "espeak": Espeak.get().version,
+            "vocab": PhonemeVocab.load().fingerprint,
+        }
+        return hashing.fingerprint(payload, 16)
+
+
+@dataclass(frozen=True)
+class CorpusUtterance:
+    """One synthesized utterance with its frame-level phoneme alignment."""
+
+    id: str
+    voice: str
+    split: str
+    sentence_id: str
+    text: str
+    audio: str  # path relative to the corpus root
+    n_samples: int
+    phonemes: tuple[str, ...]  # <s> ... </s>
+    durations: tuple[int, ...]  # frames per phoneme; sums to round(n_samples / hop)
+    seed: int
+    rate: int
+    pitch: int
+    pitch_range: int
+    test_sentence: bool
+
+    @property
+    def n_frames(self) -> int:
+        return sum(self.durations)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["phonemes"] = list(self.phonemes)
+        d["durations"] = list(self.durations)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> CorpusUtterance:
+        return cls(**{**d, "phonemes": tuple(d["phonemes"]), "durations": tuple(d["durations"])})
+
+
+@dataclass
+class Corpus:
+    """A built corpus (possibly a subset of its voices)."""
+
+    root: Path
+    config: CorpusConfig
+    utterances: list[CorpusUtterance] = field(default_factory=list)
+
+    def audio_path(self, utt: CorpusUtterance) -> Path:
+        return self.root / utt.audio
+
+    def by_voice(self, voice: str) -> list[CorpusUtterance]:
+        return [u for u in self.utterances if u.voice == voice]
+
+    def split(self, split: str) -> list[CorpusUtterance]:
+        return [u for u in self.utterances if u.split == split]
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+
+def utterance_seed(seed: int, voice: str, sentence_id: str) -> int:
+    """A stable 31-bit seed for one utterance (independent of build order and voice subset)."""
+    digest = hashlib.sha256(f"{seed}:{voice}:{sentence_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def frame_durations(starts: Sequence[int], n_samples: int, source_rate: int, sample_rate: int, hop: int) -> list[int]:
+    """Frame counts for <s>, each phoneme, </s>, from phoneme start samples at `source_rate`.
+
+    <s> covers the leading silence, each phoneme lasts until the next one starts, the last phoneme
+    until the end of the audio, and </s> gets zero frames. The sum is round(n_samples / hop).
+    """
+    total = round(n_samples / hop)
+    bounds = [min(total, max(0, round(s * sample_rate / source_rate / hop))) for s in starts]
+    bounds = list(np.maximum.accumulate(bounds)) if bounds else []
+    edges = [0, *bounds, total]
+    return [int(b - a) for a, b in itertools.pairwise(edges)] + [0]
+
+
+def default_cache_dir() -> Path:
+    """$FLASHSPEECH_BENCH_CACHE, else ~/.cache/flashspeech-bench."""
+    env = os.environ.get("FLASHSPEECH_BENCH_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "flashspeech-bench"
+
+
+def corpus_root(config: CorpusConfig, cache_dir: str | Path | None = None) -> Path:
+    return Path(cache_dir or default_cache_dir()) / "synth" / config.fingerprint()
+
+
+def _jittered(voice: SynthVoice, config: CorpusConfig, seed: int) -> VoiceSettings:
+    rng = np.random.default_rng(seed)
+    rate = round(voice.rate * (1.0 + rng.uniform(-config.rate_jitter, config.rate_jitter)))
+    pitch = int(np.clip(voice.pitch + rng.integers(-config.pitch_jitter, config.pitch_jitter + 1), 0, 99))
+    prange = int(np.clip(voice.pitch_range + rng.integers(-config.range_jitter, config.range_jitter + 1), 0, 99))
+    return VoiceSettings(name=voice.espeak_name, rate=rate, pitch=pitch, pitch_range=prange)
+
+
+def _synthesize_voice(
+    voice: SynthVoice, config: CorpusConfig, root: Path, synth: IsolatedSynthesizer, vocab: PhonemeVocab, bar
+) -> list[CorpusUtterance]:
+    import soundfile as sf
+
+    out_dir = root / voice.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    utterances = []
+    for sentence in config.sentences():
+        seed = utterance_seed(config.seed, voice.name, sentence.id)
+        settings = _jittered(voice, config, seed)
+        result = synth.synthesize(sentence.text, settings, seed=seed)
+        audio = resample(result.samples, result.sample_rate, config.sample_rate)
+        audio = np.clip(audio, -1.0, 1.0)
+        phonemes = (BOS, *result.phonemes, EOS)
+        vocab.encode(phonemes)  # a symbol outside the vocabulary is a corpus bug: fail loudly here
+        durations = frame_durations(result.starts, len(audio), result.sample_rate, config.sample_rate, config.hop)
+        utt_id = f"{voice.name}-{sentence.id}"
+        rel = f"{voice.name}/{utt_id}.flac"
+        tmp, final = atomic_path(root / rel)
+        try:
+            sf.write(str(tmp), audio, config.sample_rate, subtype="PCM_16", format="FLAC")
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        utterances.append(
+            CorpusUtterance(
+                id=utt_id,
+                voice=voice.name,
+                split=config.split_of(voice.name),
+                sentence_id=sentence.id,
+                text=sentence.text,
+                audio=rel,
+                n_samples=len(audio),
+                phonemes=phonemes,
+                durations=tuple(durations),
+                seed=seed,
+                rate=settings.rate,
+                pitch=settings.pitch,
+                pitch_range=settings.pitch_range,
+                test_sentence=config.is_test_sentence(sentence),
+            )
+        )
+        if bar is not None:
+            bar.update(1)
+    lines = "".join(json.dumps(u.to_json(), ensure_ascii=False) + "\n" for u in utterances)
+    write_text_atomic(out_dir / "utterances.jsonl", lines)
+    return utterances
+
+
+def _read_voice(root: Path, voice: str) -> list[CorpusUtterance] | None:
+    path = root / voice / "utterances.jsonl"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8") as fh:
+        return [CorpusUtterance.from_json(json.loads(line)) for line in fh if line.strip()]
+
+
+def build_corpus(
+    config: CorpusConfig | None = None,
+    cache_dir: str | Path | None = None,
+    *,
+    voices: Iterable[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+    workers: int | None = None,
+) -> Corpus:
+    """Build (or reuse) the corpus for `voices` (default: all). Completed voices are never redone.
+
+    Voices are synthesized in parallel by `workers` synthesizer processes (default: up to 2 per the
+    CPU count); the result does not depend on the number of workers.
+    """
+    config = config or CorpusConfig()
+    root = corpus_root(config, cache_dir)
+    if force and root.exists():
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    wanted = [v.name for v in config.voices] if voices is None else list(voices)
+    by_name = {v.name: v for v in config.voices}
+    missing_names = [n for n in wanted if n not in by_name]
+    if missing_names:
+        raise ValueError(f"unknown voices {missing_names}; the corpus has {sorted(by_name)}")
+
+    done = {name: _read_voice(root, name) for name in wanted}
+    todo = [name for name, utts in done.items() if utts is None]
+    if todo:
+        from tqdm.auto import tqdm
+
+        vocab = PhonemeVocab.load()
+        total = len(todo) * len(config.sentences())
+        n_workers = max(1, min(workers or min(2, os.cpu_count() or 1), len(todo)))
+        queue = list(todo)
+        lock = threading.Lock()
+
+        def work() -> None:
+            with IsolatedSynthesizer() as synth:
+                while True:
+                    with lock:
+                        if not queue:
+                            return
+                        name = queue.pop(0)
+                    done[name] = _synthesize_voice(by_name[name], config, root, synth, vocab, bar)
+
+        with (
+            tqdm(total=total, desc="synthesizing corpus", unit="utt", disable=not progress) as bar,
+            ThreadPoolExecutor(n_workers) as pool,
+        ):
+            for future in [pool.submit(work) for _ in range(n_workers)]:
+                future.result()
+    _write_corpus_info(root, config)
+    utterances = [u for name in wanted for u in done[name] or []]
+    return Corpus(root=root, config=config, utterances=utterances)
+
+
+def load_corpus(config: CorpusConfig | None = None, cache_dir: str | Path | None = None) -> Corpus:
+    """The voices of the corpus that are already built (no synthesis)."""
+    config = config or CorpusConfig()
+    root = corpus_root(config, cache_dir)
+    utterances = []
+    for voice in config.voices:
+        utterances.extend(_read_voice(root, voice.name) or [])
+    return Corpus(root=root, config=config, utterances=utterances)
+
+
+def _write_corpus_info(root: Path, config: CorpusConfig) -> None:
+    built = {v.name: (root / v.name / "utterances.jsonl").is_file() for v in config.voices}
+    info = {
+        "format": CORPUS_FORMAT,
+        "fingerprint": root.name,
+        "espeak_ng": Espeak.get().version,
+        "vocab": PhonemeVocab.load().fingerprint,
+        "config": asdict(config),
+        "voices_built": built,
+    }
+    write_text_atomic(root / "corpus.json", json.dumps(info, indent=1, ensure_ascii=False) + "\n")

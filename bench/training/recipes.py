@@ -1,0 +1,321 @@
+"""`flashspeech-bench train`: a declarative training recipe (TOML) run stage by stage.
+
+A recipe names the model preset, the data source and an ordered list of stages; each stage starts from
+the previous stage's exported checkpoint (loaded strictly), trains with its own `TrainConfig`, saves
+resumable state every `checkpoint_every` steps and exports a checkpoint directory when done. Layout::
+
+    <out>/<stage>/state.pt         resumable training state (weights, optimizer, step)
+    <out>/<stage>/metrics.jsonl    training curves, and validation curves (val_*) (also logged to MLflow)
+    <out>/<stage>/checkpoint/      the stage's exported checkpoint (FlashSpeech.save_pretrained)
+
+A finished stage (its checkpoint exists) is skipped; an interrupted one resumes from its state.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.config import ConfigError, load_toml
+from flashspeech.training.trainer import TrainConfig, Trainer
+from flashspeech.training.validation import validation_batches
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str  # unique within the recipe (also the run subdirectory)
+    train: TrainConfig
+    init: str | None = None  # a previous stage's name, or a checkpoint directory
+    # Start from a checkpoint trained with the other objective (e.g. consistency tuning from the diffusion
+    # baseline): the weights are loaded strictly into the stage's objective. Off by default: a mismatch is
+    # then an error.
+    convert_objective: bool = False
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    preset: str = "tiny"
+    seed: int = 0
+    data: str = "synthetic"  # "synthetic" (the corpus's training voices) or "libritts:<dir>"
+    stages: tuple[StageSpec, ...] = ()
+    export: str | None = None  # copy the last stage's checkpoint here, weights in float16
+    # Held-out validation data for stages with `validate_every`: "auto" (for "synthetic": the training
+    # voices' test sentences, never trained on; other sources: none), "none", or a data source string.
+    validation: str = "auto"
+    validation_items: int = 64  # at most this many, spread evenly over the source's sorted ids
+    validation_batch_frames: int = 4000  # one batching for every stage, so their curves are comparable
+    experiment: str = "flashspeech-bench-training"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        data = dict(data)
+        stages = []
+        for i, raw in enumerate(data.pop("stages", [])):
+            raw = dict(raw)
+            name = raw.pop("name", None) or raw.get("stage")
+            init = raw.pop("init", None)
+            convert = bool(raw.pop("convert_objective", False))
+            try:
+                train = TrainConfig.from_dict({"seed": data.get("seed", 0), **raw})
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"stages.{i} ({name}): {exc}") from exc
+            stages.append(StageSpec(name=name, train=train, init=init, convert_objective=convert))
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"stage names must be unique, got {names}")
+        known = {f.name for f in fields(cls)} - {"stages", "extra"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown recipe keys {sorted(unknown)}")
+        return cls(stages=tuple(stages), **data)
+
+
+def load_recipe(source: str | Path, overrides: list[str] = ()) -> Recipe:
+    """A recipe file or the name of a shipped one (`bench/configs/train/<name>.toml`), with overrides."""
+    return Recipe.from_dict(load_toml(source, overrides, what="training recipe", group="train")[0])
+
+
+def training_items(data: str, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
+    """Feature items for a recipe's data source, and the problems met while building them."""
+    from bench.training.featurize import build_features
+
+    if data == "synthetic":
+        from bench.training.sources import synthetic_utterances
+
+        utterances = synthetic_utterances("train", cache_dir=cache_dir)
+        problems: list[str] = []
+    elif data.startswith("libritts:"):
+        from bench.training.libritts import libritts_utterances
+
+        utterances, problems = libritts_utterances(data.split(":", 1)[1])
+    else:
+        raise ConfigError(f"unknown data source {data!r}; use 'synthetic' or 'libritts:<dir>'")
+    features = build_features(utterances, codec, cache_dir)
+    return features, problems + features.problems
+
+
+def validation_items(recipe: Recipe, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
+    """Held-out feature items for validation curves (empty when the recipe has none)."""
+    from bench.training.featurize import build_features
+
+    source = recipe.validation
+    if source == "none" or (source == "auto" and recipe.data != "synthetic"):
+        return []
+    if source == "auto":
+        from bench.training.sources import synthetic_utterances
+
+        utterances = synthetic_utterances("train", sentences="test", cache_dir=cache_dir)
+        items = build_features(utterances, codec, cache_dir).items
+    else:
+        items, _ = training_items(source, codec, cache_dir)
+        items = items.items
+    items = sorted(items, key=lambda item: item.id)
+    if len(items) > recipe.validation_items:
+        stride = len(items) / recipe.validation_items
+        items = [items[int(i * stride)] for i in range(recipe.validation_items)]
+    return items
+
+
+def _machine() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU x{torch.get_num_threads()} threads (torch {torch.__version__})"
+
+
+class _MlflowCurves:
+    """Training curves to MLflow (SQLite under the output directory unless MLFLOW_TRACKING_URI is set)."""
+
+    def __init__(self, out: Path, recipe: Recipe, stage: StageSpec, uri: str | None) -> None:
+        import mlflow
+
+        from bench.tracking import quiet_mlflow, tracking_uri
+
+        quiet_mlflow()
+        self.client = mlflow.MlflowClient(tracking_uri(out, uri))
+        exp = self.client.get_experiment_by_name(recipe.experiment)
+        exp_id = exp.experiment_id if exp else self.client.create_experiment(recipe.experiment)
+        self.run_id = self.client.create_run(exp_id, run_name=f"{recipe.name}/{stage.name}").info.run_id
+        for key, value in {
+            "recipe": recipe.name,
+            "preset": recipe.preset,
+            "data": recipe.data,
+            **stage.train.to_dict(),
+        }.items():
+            self.client.log_param(self.run_id, key, str(value)[:500])
+
+    def __call__(self, step: int, metrics: dict[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=batch)
+
+    def close(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status)
+
+
+def run_recipe(
+    recipe: Recipe,
+    out: str | Path,
+    *,
+    only: str | None = None,
+    resume: bool = True,
+    device: str = "cpu",
+    cache_dir: str | Path | None = None,
+    tracking: str | None = None,
+    mlflow_curves: bool = True,
+) -> Path:
+    """Run the recipe's stages in order (or only `only`); returns the last exported checkpoint."""
+    from flashspeech.codecs.mel import MelCodec
+    from flashspeech.config import preset
+    from flashspeech.synthesis import FlashSpeech
+
+    out = Path(out)
+    codec = MelCodec()
+    features, problems = training_items(recipe.data, codec, cache_dir)
+    if problems:
+        print(f"{len(problems)} training utterance(s) skipped:")
+        for p in problems[:20]:
+            print(f"  {p}")
+    if not features.items:
+        raise ConfigError(f"no training utterances from {recipe.data!r}")
+    print(f"training data: {len(features.items)} utterances, {len(features.speakers)} speakers, {features.hours:.2f} h")
+    last: Path | None = None
+    history: list[dict[str, Any]] = []
+    held_out = None
+    for spec in recipe.stages:
+        stage_dir = out / spec.name
+        export_dir = stage_dir / "checkpoint"
+        if only is not None and spec.name != only:
+            if export_dir.is_dir():
+                last = export_dir
+                history = _history(export_dir)
+            continue
+        if export_dir.is_dir() and (export_dir / "config.json").is_file():
+            print(f"stage {spec.name}: done ({export_dir})")
+            last, history = export_dir, _history(export_dir)
+            continue
+        init = spec.init
+        if init is not None and (out / init / "checkpoint").is_dir():
+            init = str(out / init / "checkpoint")
+        if init is not None:
+            tts = _with_objective(FlashSpeech.from_pretrained(init), spec)
+            history = _history(Path(init))
+        else:
+            diffusion = spec.train.stage == "diffusion"
+            cfg = preset(f"{recipe.preset}-diffusion" if diffusion else recipe.preset)
+            tts = FlashSpeech.from_config(cfg, codec, seed=recipe.seed)
+        tts.to(device)
+        curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves else None
+        validation = None
+        if spec.train.validate_every:
+            if held_out is None:
+                held_out = validation_items(recipe, codec, cache_dir)
+                print(f"validation: {len(held_out)} held-out utterances ({recipe.validation})")
+            validation = validation_batches(held_out, recipe.validation_batch_frames, recipe.seed) if held_out else None
+        trainer = Trainer(
+            tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves, validation=validation
+        )
+        trainer.on_snapshot = _snapshot_writer(tts, trainer, recipe, spec, history)
+        if resume and (stage_dir / "state.pt").is_file():
+            trainer.load_state()
+            print(f"stage {spec.name}: resuming at step {trainer.step}")
+        try:
+            final = trainer.run()
+        except BaseException:
+            if curves:
+                curves.close("KILLED")
+            raise
+        if curves:
+            curves.close()
+        entry = {
+            **_stage_entry(recipe, spec, spec.train.steps),
+            "train_wall_s": round(trainer.elapsed_s, 1),
+            "machine": _machine(),
+            "final_metrics": final,
+            "utterances": len(features.items),
+            "speakers": features.speakers,
+            "hours": round(features.hours, 3),
+        }
+        if trainer.last_validation is not None:
+            entry["validation"] = trainer.last_validation
+        if trainer.speech_encoder is not None:
+            entry["speech_encoder"] = trainer.speech_encoder.name
+        history = [*history, entry]
+        tts.model.eval()
+        tts.save_pretrained(export_dir, recipe=recipe.name, training=history)
+        last = export_dir
+    if last is not None and recipe.export and only is None:
+        from flashspeech.checkpoint import export_checkpoint
+
+        dest = Path(recipe.export)
+        if dest.exists():
+            shutil.rmtree(dest)
+        export_checkpoint(last, dest, torch.float16)
+        print(f"exported {last} -> {dest} (float16 weights)")
+    if last is None:
+        raise ConfigError("no stage ran or finished")
+    return last
+
+
+def _stage_entry(recipe: Recipe, spec: StageSpec, steps: int) -> dict[str, Any]:
+    """What every training-history entry of a stage says (`steps`: how far it trained)."""
+    return {
+        "stage": spec.name,
+        "objective": spec.train.stage,
+        "steps": steps,
+        "config": spec.train.to_dict(),
+        "data": recipe.data,
+    }
+
+
+def _snapshot_writer(tts, trainer, recipe: Recipe, spec: StageSpec, history: list[dict[str, Any]]):  # type: ignore[no-untyped-def]
+    """`Trainer.on_snapshot` for a recipe stage: a strict-loading checkpoint of the weights at that step,
+    whose training history ends with the stage so far (`snapshot: true`), for evaluating midway points."""
+
+    def write(step: int, directory: Path) -> None:
+        entry = {**_stage_entry(recipe, spec, step), "snapshot": True}
+        if trainer.last_validation is not None and trainer.step == step:
+            entry["validation"] = trainer.last_validation
+        tts.save_pretrained(directory, recipe=recipe.name, training=[*history, entry])
+
+    return write
+
+
+def _with_objective(tts, spec: StageSpec):  # type: ignore[no-untyped-def]
+    """`tts` with the objective `spec`'s stage trains: unchanged, or (convert_objective) the same weights,
+    loaded strictly into a model of the other objective (the network is identical)."""
+    from dataclasses import replace
+
+    from flashspeech.synthesis import FlashSpeech
+
+    wanted = "diffusion" if spec.train.stage == "diffusion" else "consistency"
+    have = tts.model.cfg.objective
+    if have == wanted:
+        return tts
+    if not spec.convert_objective:
+        raise ConfigError(
+            f"stage {spec.name}: its init checkpoint was trained with objective {have!r} but the stage trains "
+            f"{wanted!r}; set convert_objective = true to start from its weights anyway"
+        )
+    name = (
+        tts.model.cfg.name.removesuffix("-diffusion") if wanted == "consistency" else f"{tts.model.cfg.name}-diffusion"
+    )
+    converted = FlashSpeech.from_config(replace(tts.model.cfg, objective=wanted, name=name), tts.codec)
+    converted.model.load_state_dict(tts.model.state_dict(), strict=True)
+    return converted
+
+
+def _history(checkpoint: Path) -> list[dict[str, Any]]:
+    from flashspeech.checkpoint import read_description
+
+    return list(read_description(checkpoint).get("metadata", {}).get("training", []))

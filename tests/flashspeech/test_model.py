@@ -1,0 +1,130 @@
+"""The FlashSpeech network: sizes of the paper preset, config round trips, module behaviour."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from flashspeech.config import FlashSpeechConfig, paper, preset, tiny
+from flashspeech.model import FlashSpeechModel, durations_from_log, pitch_bin_edges
+from flashspeech.modules.common import length_regulate, lengths_to_mask
+
+# Parameter counts computed from the official code's config and module definitions.
+PAPER_TABLE = {
+    "phoneme encoder + token embedding": (("phoneme_encoder", "token_embedding"), 76.06e6 + 0.05e6),
+    "duration predictor": (("duration_predictor",), 34.16e6),
+    "pitch predictor + pitch embedding": (("pitch_predictor", "pitch_embedding"), 49.88e6 + 0.26e6),
+    "prompt encoder + input linear": (("prompt_encoder", "prompt_in"), 69.25e6 + 0.13e6),
+    "query tokens + query attention": (("query_tokens", "query_attention"), 0.02e6 + 1.05e6),
+    "LCM WaveNet": (("lcm",), 147.54e6),
+}
+
+
+def _count(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def paper_model() -> FlashSpeechModel:
+    with torch.device("meta"):
+        return FlashSpeechModel(paper())
+
+
+@pytest.mark.parametrize("row", list(PAPER_TABLE))
+def test_paper_preset_module_sizes_match_the_official_code(paper_model, row):
+    names, expected = PAPER_TABLE[row]
+    got = sum(_count(getattr(paper_model, n)) for n in names)
+    assert abs(got - expected) / expected < 0.02, f"{row}: {got / 1e6:.2f} M vs {expected / 1e6:.2f} M"
+
+
+def test_paper_preset_total_is_378m(paper_model):
+    refiners = _count(paper_model.duration_refiner) + _count(paper_model.pitch_refiner)
+    total = _count(paper_model) - refiners
+    assert abs(total - 378.4e6) / 378.4e6 < 0.02
+    assert sum(1 for layer in paper_model.lcm.layers if layer.film is not None) == 14  # every 3rd of 40
+
+
+def test_tiny_preset_is_small_and_shares_the_architecture(paper_model):
+    model = FlashSpeechModel(tiny())
+    assert 1e6 < _count(model) < 10e6
+
+    def shape_free(m: torch.nn.Module) -> set[str]:  # parameter names with layer indices wildcarded
+        return {re.sub(r"\.\d+\.", ".*.", n) for n, _ in m.named_parameters()}
+
+    assert shape_free(model) == shape_free(paper_model)
+
+
+def test_config_dict_round_trip_and_unknown_keys():
+    for cfg in (paper(), tiny()):
+        assert FlashSpeechConfig.from_dict(cfg.to_dict()) == cfg
+    data = tiny().to_dict()
+    data["wavenet"]["layerz"] = 3
+    with pytest.raises(ValueError, match="unknown config keys"):
+        FlashSpeechConfig.from_dict(data)
+    with pytest.raises(KeyError, match="known: paper, tiny"):
+        preset("huge")
+
+
+def test_pitch_bins_are_log_spaced_50_to_1100():
+    edges = pitch_bin_edges(paper())
+    assert edges.shape == (511,)
+    assert edges[0].item() == pytest.approx(50.0) and edges[-1].item() == pytest.approx(1100.0)
+    ratios = edges[1:] / edges[:-1]
+    assert torch.allclose(ratios, ratios[0].expand_as(ratios), rtol=1e-4)
+    bins = torch.bucketize(torch.tensor([0.0, 49.0, 50.5, 1099.0, 5000.0]), edges)
+    assert bins.tolist()[0] == 0 and bins.tolist()[1] == 0 and bins.tolist()[-1] == 511
+
+
+def test_duration_rounding_follows_log1p_convention():
+    log_d = torch.log1p(torch.tensor([[0.0, 2.4, 2.6, 7.0]]))
+    mask = torch.tensor([[True, True, True, False]])
+    assert durations_from_log(log_d, mask).tolist() == [[0, 2, 3, 0]]
+    assert durations_from_log(torch.tensor([[-5.0]]), torch.tensor([[True]])).tolist() == [[0]]
+
+
+def test_length_regulate_expands_and_masks():
+    x = torch.arange(2 * 3 * 1, dtype=torch.float32).view(2, 3, 1)
+    d = torch.tensor([[1, 2, 0], [3, 0, 9]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    frames, fmask = length_regulate(x, d, mask)
+    assert frames.shape == (2, 3, 1)
+    assert frames[0, :, 0].tolist() == [0, 1, 1] and frames[1, :, 0].tolist() == [3, 3, 3]
+    assert fmask.tolist() == [[True, True, True], [True, True, True]]
+    assert lengths_to_mask(torch.tensor([1, 3])).tolist() == [[True, False, False], [True, True, True]]
+
+
+def test_network_outputs_ignore_padding():
+    """Each module's output for an item is the same alone and padded in a batch with a longer item."""
+    torch.manual_seed(0)
+    model = FlashSpeechModel(tiny()).eval()
+    h, d = model.cfg.hidden, model.cfg.latent_dim
+    prompt_a, prompt_b = torch.randn(1, d, 30), torch.randn(1, d, 50)
+    phones_a, phones_b = torch.randint(5, 100, (1, 7)), torch.randint(5, 100, (1, 12))
+    with torch.no_grad():
+        spk_a, style_a, tok_a = model.encode_prompt(prompt_a, torch.ones(1, 30, dtype=torch.bool))
+        hid_a = model.encode_phonemes(phones_a, torch.ones(1, 7, dtype=torch.bool), style_a)
+        prompts = torch.zeros(2, d, 50)
+        prompts[0, :, :30], prompts[1] = prompt_a[0], prompt_b[0]
+        pmask = lengths_to_mask(torch.tensor([30, 50]))
+        phones = torch.zeros(2, 12, dtype=torch.long)
+        phones[0, :7], phones[1] = phones_a[0], phones_b[0]
+        mask = lengths_to_mask(torch.tensor([7, 12]))
+        spk, style, tok = model.encode_prompt(prompts, pmask)
+        hid = model.encode_phonemes(phones, mask, style)
+        torch.testing.assert_close(style[0], style_a[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(tok[0], tok_a[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(hid[0, :7], hid_a[0], atol=1e-5, rtol=1e-5)
+        dur, _ = model.duration_predictor(hid, mask, spk, pmask)
+        dur_a, _ = model.duration_predictor(
+            hid_a, torch.ones(1, 7, dtype=torch.bool), spk_a, torch.ones(1, 30, dtype=torch.bool)
+        )
+        torch.testing.assert_close(dur[0, :7], dur_a[0], atol=1e-5, rtol=1e-5)
+        x = torch.randn(2, d, 40)
+        fmask = lengths_to_mask(torch.tensor([25, 40]))
+        cond = torch.randn(2, 40, h)
+        sigma = torch.tensor([3.0, 3.0])
+        out = model.denoise(x, sigma, cond, fmask, tok)
+        out_a = model.denoise(x[:1, :, :25], sigma[:1], cond[:1, :25], fmask[:1, :25], tok_a)
+        torch.testing.assert_close(out[0, :, :25], out_a[0], atol=1e-5, rtol=1e-5)
