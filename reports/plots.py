@@ -95,7 +95,7 @@ def _steps_plot(
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted(all_steps), [str(s) for s in sorted(all_steps)])
     ax.minorticks_off()
-    ax.set_xlabel("sampling steps (NFE)")
+    ax.set_xlabel("sampling steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(alpha=0.3)

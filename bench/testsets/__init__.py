@@ -1,1 +1,2 @@
-"""The data layer: audio I/O, the manifest format, protocol loaders and the embedded test sets."""
+"""Test sets: the manifest format (`manifest`), protocol loaders for local copies of standard sets
+(`protocols`), the embedded sets (`embedded`) and the synthetic corpus they are cut from (`synth`)."""
