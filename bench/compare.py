@@ -1,12 +1,13 @@
 """Regression gate: a candidate run against a baseline run, per system and metric (`flashspeech-bench compare`).
 
-Each rule of the config (`bench.gate_config`: rules and margins), plus a `<suite>.failed` rule per suite with an
-error column, gives one row per system: its statistic, interval and test (`bench.gate_rows`). A metric REGRESSES
-when its estimate is worse than the margin and significantly so after Holm's adjustment over every gating
-comparison of the report; improvements mirror regressions. `same_device` rules (RTF) need one device. A suite
-whose evaluator fingerprint (`suites.base.evaluator_fingerprint`) differs between the runs is "not comparable"
-and fails, unless `allow_evaluator_change`. `GateReport` holds the rows and renders them for a CI job summary;
-`load_results` reads either run from a results directory or an MLflow run id.
+Each rule of the config (`bench.gate_config`: rules and margins; failures and per-sample flags such as
+`defects.defective` are counted), plus a `<suite>.failed` rule per suite with an error column, gives one row per
+system: its statistic, interval and test (`bench.gate_rows`). A metric REGRESSES when its estimate is worse than
+the margin and significantly so after Holm's adjustment over every gating comparison of the report; improvements
+mirror regressions. `same_device` rules (RTF) need one device. A suite whose evaluator fingerprint
+(`suites.base.evaluator_fingerprint`) differs between the runs is "not comparable" and fails, unless
+`allow_evaluator_change`. `GateReport` holds the rows and renders them for a CI job summary; `load_results` reads
+either run from a results directory or an MLflow run id.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from bench.gate_config import GateConfig, MetricRule
 from bench.gate_rows import (
     ComparisonRow,
     Usable,
+    count_flags,
     count_row,
-    failure_flags,
     failure_rules,
     metric_direction,
     stat_row,
@@ -165,7 +166,7 @@ def compare(
         evaluator = evaluator_change(rule.suite, baseline.metadata, candidate.metadata)
         b_use, c_use = (Usable(), Usable()) if rule.test == "count" else (usable(b_items, rule), usable(c_items, rule))
         if rule.test == "count":
-            b_vals, c_vals = failure_flags(b_items, rule.suite), failure_flags(c_items, rule.suite)
+            b_vals, c_vals = count_flags(b_items, rule), count_flags(c_items, rule)
         else:
             b_vals, c_vals = b_use.rows, c_use.rows
         for system in shared:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import MIN_CLUSTERS
+from suites.defects import FLAGS as DEFECT_FLAGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,6 +23,8 @@ else:  # pragma: no cover
 
 TESTS = ("bootstrap", "mannwhitney", "count")
 WER_ERRORS = ("substitutions", "deletions", "insertions")
+# per-sample 0/1 flags that the count test counts as it counts `<suite>.failed`: flagged samples both runs scored
+FLAG_METRICS = frozenset({*(f"defects.{flag}" for flag in (*DEFECT_FLAGS, "defective")), "wer.hallucination"})
 
 
 class GateConfigError(ValueError):
@@ -36,7 +39,7 @@ class MetricRule:
     higher_is_better: bool | None = None  # None: from the aggregates, else the registered suite's metric info
     allowed_abs: float | None = None  # allowed move in the worse direction, in the metric's unit
     allowed_rel: float | None = None  # ... as a fraction of the baseline value (0.1 = 10 %)
-    test: str = "bootstrap"  # bootstrap (paired) | mannwhitney (unpaired) | count (`*.failed` metrics)
+    test: str = "bootstrap"  # bootstrap (paired) | mannwhitney (unpaired) | count (`*.failed`, FLAG_METRICS)
     same_device: bool = False  # compare only when both runs ran on the same device (timings)
     alpha: float | None = None  # None: the config's alpha; the level the rule's Holm-adjusted p must reach
     gate: bool = True  # False: reported (at its unadjusted p), never fails the gate
@@ -56,8 +59,11 @@ class MetricRule:
             if self.numerator is not None:
                 raise GateConfigError(f"{self.metric}: failures are counted, not a ratio")
             self.test = "count"  # failures are counted, never resampled
-        elif self.test == "count":
-            raise GateConfigError(f"{self.metric}: the count test is for '<suite>.failed' metrics only")
+        elif self.test == "count" and self.metric not in FLAG_METRICS:
+            flags = ", ".join(sorted(FLAG_METRICS))
+            raise GateConfigError(f"{self.metric}: the count test is for '<suite>.failed' metrics and flags ({flags})")
+        elif self.test == "count" and self.numerator is not None:
+            raise GateConfigError(f"{self.metric}: flags are counted, not a ratio")
         elif self.numerator is not None and self.test != "bootstrap":
             raise GateConfigError(f"{self.metric}: a ratio statistic is compared by the paired bootstrap only")
         if any(v is not None and not v >= 0 for v in (self.allowed_abs, self.allowed_rel)):
@@ -86,8 +92,10 @@ class MetricRule:
 
 def default_rules() -> list[MetricRule]:
     """WER +1 point (mean of per-item WERs and corpus WER, both shown by the reports), SIM-o / SIM-r -0.01, RTF
-    (Σ time / Σ audio) +10 % on the same device only, no new generation failures; `compare` adds a
-    `<suite>.failed` rule for every suite in the results (`GateConfig.failure_rules`)."""
+    (Σ time / Σ audio) +10 % on the same device only, no new generation failures, no new defective sample (the
+    defects suite) and no new ASR hallucination (the WER suite); `compare` adds a `<suite>.failed` rule for every
+    suite in the results (`GateConfig.failure_rules`). A rule whose metric neither run measured is reported, never
+    failing."""
     return [
         MetricRule("wer.wer", allowed_abs=0.01),
         MetricRule("wer.wer_corpus", allowed_abs=0.01, numerator=WER_ERRORS, denominator="ref_words"),
@@ -95,6 +103,8 @@ def default_rules() -> list[MetricRule]:
         MetricRule("similarity.sim_r", allowed_abs=0.01),
         MetricRule("rtf.rtf", allowed_rel=0.10, same_device=True, numerator=("time_s",), denominator="audio_s"),
         MetricRule("generation.failed", allowed_abs=0.0),
+        MetricRule("defects.defective", test="count", allowed_abs=0.0),
+        MetricRule("wer.hallucination", test="count", allowed_abs=0.0),
     ]
 
 

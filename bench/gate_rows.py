@@ -11,8 +11,9 @@ tail beyond the margin: unadjusted, p < alpha iff the (1 - alpha) percentile CI 
 the +1 of the tail count). `mannwhitney` (unpaired, items taken as independent) tests a shift beyond the margin and
 reports the Hodges-Lehmann shift with its Moses CI (the shifts that test does not reject) and the rank-biserial r.
 `<suite>.failed` counts over the (item, seed) samples both runs attempted; every suite with an error column gets
-such a rule (no new failure allowed) unless the config names it. `same_device` rules (RTF) use only samples timed
-in this run on an uncontended machine.
+such a rule (no new failure allowed) unless the config names it. A 0/1 flag (`FLAG_METRICS`: a defective sample,
+an ASR hallucination) is counted the same way, over the samples both runs scored. `same_device` rules (RTF) use
+only samples timed in this run on an uncontended machine.
 """
 
 from __future__ import annotations
@@ -139,6 +140,22 @@ def failure_flags(items: pd.DataFrame, suite: str) -> dict[str, pd.Series]:
     return {s: g["failed"].droplevel(0) for s, g in flags.groupby(level=0) if s in systems}
 
 
+def count_flags(items: pd.DataFrame, rule: MetricRule) -> dict[str, pd.Series]:
+    """Per system, (item_id, seed) -> whether the sample counts against a count rule: failed (`<suite>.failed`), or
+    for a 0/1 flag column, flagged, over the samples generated and scored by the flag's suite."""
+    if rule.name == "failed":
+        return failure_flags(items, rule.suite)
+    if rule.metric not in items:
+        return {}
+    values = pd.to_numeric(items[rule.metric], errors="coerce")
+    scored = items["status"].astype(str).eq("ok") & values.notna()
+    if f"{rule.suite}.error" in items:
+        scored &= items[f"{rule.suite}.error"].isna()
+    flags = items.loc[scored, ["system", "item_id", "seed"]].assign(flag=values[scored] > 0.5)
+    flags = flags.set_index(["system", "item_id", "seed"])
+    return {s: g["flag"].droplevel(0) for s, g in flags.groupby(level=0)}
+
+
 def failure_rules(config: GateConfig, *tables: pd.DataFrame) -> list[MetricRule]:
     """A `<suite>.failed` count rule (no new failure) for each suite with an error column the config leaves out."""
     named = {r.metric for r in config.rules} | set(config.dropped)
@@ -158,7 +175,7 @@ def count_row(row: ComparisonRow, rule: MetricRule, base: pd.Series, cand: pd.Se
     row.rel_delta = row.delta / row.baseline if row.baseline else math.nan
     row.allowed = tau = rule.allowed(row.baseline)
     row.verdict = "regressed" if row.delta > tau else "improved" if row.delta < -tau else "unchanged"
-    row.note = f"over {len(common)} samples attempted in both"
+    row.note = f"over {len(common)} samples {'attempted' if rule.name == 'failed' else 'scored'} in both"
 
 
 def _clusters(paired: list[str], base: pd.DataFrame, cand: pd.DataFrame, timing: bool) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """One self-contained `report.html`: inline CSS, figures as base64 PNG data URIs, audio as base64 WAV data
 URIs, no external URL anywhere (it opens offline and as a CI artifact).
 
-Sections: headline, figures, audio samples, failures (counts and every error message), paper view,
+Sections: headline (a short table per test set that fits the page; every metric with its CI one click away),
+figures (wide ones across the page), audio samples, failures (counts and every error message), paper view,
 provenance (with the full metadata).
 """
 
@@ -18,17 +19,20 @@ import pandas as pd
 from bench.results import Results
 from reports import paper
 from reports.audio import Clip, base_dirs, pick_clips
-from reports.plots import Plot, build_plots
-from reports.provenance import metric_legend, provenance, report_title, report_warnings
-from reports.tables import (
+from reports.failures import (
+    DEFECTS_NOTE,
     absent_notes,
+    defect_table,
     error_rows,
     failure_table,
     failure_total,
-    headline_table,
-    jsd_notes,
+    has_failures,
     testset_problems,
 )
+from reports.headline import SUMMARY_NOTE, headline_table, jsd_notes, summary_table
+from reports.plots import Plot, build_plots
+from reports.provenance import describe_testsets, metric_legend, provenance, report_title, report_warnings
+from reports.tables import testset_groups
 
 CSS = """
 :root { --fg: #1d232b; --muted: #5b6573; --line: #d9dee5; --band: #f5f7fa; --accent: #2456a6;
@@ -57,6 +61,10 @@ table.notes td:last-child { white-space: normal; min-width: 180px; }
         font-size: 14px; }
 .bad { color: var(--bad); font-weight: 600; }
 .figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(470px, 1fr)); gap: 18px; }
+figure.wide { grid-column: 1 / -1; }
+table.summary td.num { text-align: right; }
+table.summary tr.group th { background: #e9eef5; text-align: left; font-size: 13px; }
+details.full { margin: 10px 0; }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 10px; }
 figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
 .clips { display: flex; flex-wrap: wrap; gap: 10px; }
@@ -96,6 +104,47 @@ def _list(lines: Sequence[str], cls: str = "") -> str:
     return f"<ul{attr}>" + "".join(f"<li>{escape(line)}</li>" for line in lines) + "</ul>"
 
 
+def _summary(results: Results) -> str:
+    """The short headline: one table, a sub-header row per test set, plain values (no CIs), numbers right-aligned
+    and non-zero failures marked; it fits the page width without scrolling."""
+    groups = testset_groups(results)
+    if not groups:
+        return '<p class="muted">(no systems)</p>'
+    described = describe_testsets(results)
+    frames = [(testset, summary_table(results, systems)) for testset, systems in groups]
+    columns = list(frames[0][1].columns)
+    head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
+    body = []
+    for (testset, frame), (_, systems) in zip(frames, groups, strict=True):
+        if testset is not None or len(groups) > 1:
+            label = "Test set not recorded" if testset is None else f"Test set: {described.get(testset, testset)}"
+            body.append(f'<tr class="group"><th colspan="{len(columns)}">{escape(label)}</th></tr>')
+        for system, row in zip(systems, frame.itertuples(index=False), strict=True):
+            cells = [f'<td title="{escape(system)}">{escape(str(row[0]))}</td>']
+            for column, value in zip(columns[1:], row[1:], strict=True):
+                cls = "num bad" if column == columns[-1] and has_failures(results, system) else "num"
+                cells.append(f'<td class="{cls}">{escape(str(value))}</td>')
+            body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<div class="scroll" id="headline-table"><table class="headline summary"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def _headline(results: Results) -> str:
+    """The short headline, then every metric with its 95 % CI and the legend one click away."""
+    full = headline_table(results)
+    return (
+        _summary(results)
+        + f'<p class="muted">{escape(SUMMARY_NOTE)}.</p>'
+        + f'<details class="full" id="full-results"><summary>Full results: every metric with its 95 % CI '
+        f"({len(full)} systems)</summary>"
+        + html_table(full, "full nums")
+        + _list([*metric_legend(results), *jsd_notes(results)], "legend")
+        + "</details>"
+    )
+
+
 def _figures(plots: Sequence[Plot]) -> str:
     figures, notes = [], []
     for p in plots:
@@ -104,8 +153,9 @@ def _figures(plots: Sequence[Plot]) -> str:
             continue
         src = "data:image/png;base64," + base64.b64encode(p.png).decode("ascii")
         caption = escape(p.title + (f" ({p.note})" if p.note else ""))
+        wide = ' class="wide"' if p.wide else ""
         figures.append(
-            f'<figure id="fig-{escape(p.name)}"><img src="{src}" alt="{escape(p.title)}">'
+            f'<figure id="fig-{escape(p.name)}"{wide}><img src="{src}" alt="{escape(p.title)}">'
             f"<figcaption>{caption}</figcaption></figure>"
         )
     return f'<div class="figs">{"".join(figures)}</div>' + "".join(notes)
@@ -132,6 +182,14 @@ def _audio(clips: dict[str, list[Clip]], per_system: int) -> str:
     return "".join(parts)
 
 
+def _defects(results: Results) -> str:
+    """The generation-defects table (flagged / scored samples per system), when the run measured any."""
+    table = defect_table(results)
+    if table.empty:
+        return ""
+    return f'<h3 id="defects">Generation defects</h3><p class="muted">{escape(DEFECTS_NOTE)}</p>' + html_table(table)
+
+
 def _failures(results: Results) -> str:
     total = failure_total(results)
     cls = "bad" if total else ""
@@ -139,6 +197,7 @@ def _failures(results: Results) -> str:
         f'<p class="{cls}">{total} failed generation(s), score(s) and test-set entries in total.</p>',
         '<p class="muted">Failed / attempted, per system and stage.</p>',
         html_table(failure_table(results)),
+        _defects(results),
     ]
     problems = testset_problems(results)
     if problems:
@@ -194,8 +253,7 @@ def render_html_string(
     nav = "".join(f'<a href="#{key}">{escape(label)}</a>' for key, label in SECTIONS)
     sub = " · ".join(f"{escape(k)}: {escape(v)}" for k, v in provenance(results)[1:4])
     body = {
-        "headline": html_table(headline_table(results), "headline nums")
-        + _list([*metric_legend(results), *jsd_notes(results)], "legend"),
+        "headline": _headline(results),
         "figures": _figures(plots),
         "audio": _audio(clips, audio_per_system),
         "failures": _failures(results),

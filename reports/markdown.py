@@ -1,7 +1,8 @@
 """A Markdown report that fits a CI job summary (GitHub step summary): tables only, optional PNG links.
 
-Sections: headline (systems x key metrics with 95 % CIs), failures (counts per system, never hidden, and
-the error messages), the paper view, figures (links, when their files were written), provenance.
+Sections: headline (per test set, each system's key numbers), full results (every metric with its 95 % CI),
+failures (counts per system, never hidden, and the error messages), the paper view, figures (links, when their
+files were written), provenance.
 """
 
 from __future__ import annotations
@@ -12,16 +13,18 @@ import pandas as pd
 
 from bench.results import Results
 from reports import paper
-from reports.provenance import metric_legend, provenance, report_title, report_warnings
-from reports.tables import (
+from reports.failures import (
+    DEFECTS_NOTE,
     absent_notes,
+    defect_table,
     error_rows,
     failure_table,
     failure_total,
-    headline_table,
-    jsd_notes,
     testset_problems,
 )
+from reports.headline import SUMMARY_NOTE, headline_table, jsd_notes, summary_table
+from reports.provenance import describe_testsets, metric_legend, provenance, report_title, report_warnings
+from reports.tables import testset_groups
 
 MAX_ERRORS = 50
 
@@ -41,6 +44,29 @@ def md_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
+def _headline(results: Results) -> list[str]:
+    """The short headline (one table per test set, point values), then "Full results": every metric with its
+    95 % CI and the legend."""
+    lines = ["## Headline", ""]
+    groups = testset_groups(results)
+    described = describe_testsets(results)
+    for testset, systems in groups:
+        if testset is not None or len(groups) > 1:
+            lines += [f"### {'Test set not recorded' if testset is None else described.get(testset, testset)}", ""]
+        lines += [md_table(summary_table(results, systems)), ""]
+    if not groups:
+        lines += ["_(no systems)_", ""]
+    lines += [
+        f"{SUMMARY_NOTE} below.",
+        "",
+        "## Full results (95 % CI)",
+        "",
+        md_table(headline_table(results)),
+        "",
+    ]
+    return lines + [f"- {line}" for line in [*metric_legend(results), *jsd_notes(results)]]
+
+
 def _failures(results: Results) -> list[str]:
     total = failure_total(results)
     lines = [
@@ -50,6 +76,7 @@ def _failures(results: Results) -> list[str]:
         "and stage:",
         "",
         md_table(failure_table(results)),
+        *_defects(results),
     ]
     problems = testset_problems(results)
     if problems:
@@ -68,6 +95,12 @@ def _failures(results: Results) -> list[str]:
             lines.append(f"\n… and {len(errors) - len(shown)} more (see report.html or items.csv).")
         lines += ["", "</details>"]
     return lines
+
+
+def _defects(results: Results) -> list[str]:
+    """The generation-defects table (flagged / scored samples per system), when the run measured any."""
+    table = defect_table(results)
+    return [] if table.empty else ["", "### Generation defects", "", DEFECTS_NOTE, "", md_table(table)]
 
 
 def _paper(results: Results) -> list[str]:
@@ -100,8 +133,7 @@ def render_markdown(
     lines = [f"# {title or report_title(results)}", ""]
     for warning in report_warnings(results):
         lines += [f"> **Warning:** {warning}", ""]
-    lines += ["## Headline (95 % CI)", "", md_table(headline_table(results)), ""]
-    lines += [f"- {line}" for line in [*metric_legend(results), *jsd_notes(results)]]
+    lines += _headline(results)
     lines += ["", *_failures(results)]
     if paper_view:
         lines += ["", *_paper(results)]

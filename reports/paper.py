@@ -4,18 +4,15 @@
 SMOS, with the ⋆/♢ RTF device marks) and Table 3 (NFE 1/2/4: UTMOS, Sim-O) of Ye et al. 2024,
 arXiv:2404.14700v4, transcribed from the paper.
 
-`paper_view(results)` puts our WER / SIM-o / SIM-r / RTF for FlashSpeech at each step count and for ground
-truth next to the published numbers, with deltas and, per metric, whether the two are comparable: WER
-needs HuBERT-large (Whisper: approximately) and the paper protocol's normaliser (`PAPER_NORMALIZER`), SIM
-needs WavLM-TDNN, every metric needs LibriSpeech test-clean, RTF needs the paper's device class (one V100;
-another GPU is named and not comparable). Anything else is stated as the reason the numbers are not
-comparable. Only suites that exist in this harness and ran get rows (UTMOS, in Table 3, has no suite here).
+`paper_view(results)` puts our WER / SIM-o / SIM-r / RTF / UTMOS for FlashSpeech at each step count and for ground
+truth next to the published numbers, with deltas and, per metric, whether the two are comparable and if not why
+(the protocol checks of `reports.comparability`: ASR and normaliser, speaker model, MOS predictor, device, test
+set). Only suites that exist in this harness and ran get rows.
 
-The paper does not name a text normaliser. Its protocol (VALL-E's) scores HuBERT-large-ls960-ft, whose CTC
-alphabet is the letters plus the apostrophe, against LibriSpeech transcripts (upper case, no punctuation,
-apostrophes kept, numbers spelled out): comparing the two needs only lower-casing and deleting punctuation
-while keeping apostrophes, which is our ``seedtts`` normaliser (ZipVoice's HuBERT LibriSpeech WER uses the
-same rule). Whisper's normaliser also expands contractions and respells words, so it counts differently.
+UTMOS (Table 3) is set next to our `mos` value only when the mos suite's backend is `utmos`. With an offline
+predictor (DistillMOS, DNSMOS) the UTMOS row keeps the published value with our column left blank and a note
+naming the predictor, and the offline MOS gets its own row ("MOS (<backend>, not UTMOS)") with no published
+counterpart and no delta: an offline MOS is never shown as, or subtracted from, the paper's UTMOS.
 """
 
 from __future__ import annotations
@@ -31,19 +28,18 @@ import pandas as pd
 
 from bench.results import Results
 from reports import provenance as prov
+from reports.comparability import (
+    CONDITIONS,
+    Verdict,
+    rtf_verdict,
+    sim_verdict,
+    testset_verdict,
+    utmos_verdict,
+    wer_verdict,
+)
 from reports.tables import GROUND_TRUTH, Stat, fmt, fmt_ci, stat, suites_run, system_kind, system_steps, systems
 
 DATA_FILE = Path(__file__).parent / "data" / "flashspeech_paper.json"
-PAPER_NORMALIZER = "seedtts"  # see the module docstring
-PAPER_GPU = "V100"
-COMPARABLE, APPROXIMATE, NOT_COMPARABLE = "comparable", "approximate", "not comparable"
-CONDITIONS = (
-    "Our numbers are comparable to the paper's only when WER comes from HuBERT-large (facebook/hubert-large-"
-    "ls960-ft; Whisper: approximately) with the LibriSpeech transcript normalisation (lowercase, punctuation "
-    f"deleted, apostrophes kept: '{PAPER_NORMALIZER}'), SIM from WavLM-TDNN, the test set is LibriSpeech "
-    f"test-clean and RTF is measured on the paper's device class (end to end on one {PAPER_GPU}; other GPUs are "
-    "named, not compared). The paper's exact test list is unreleased, so even then the items and prompts differ."
-)
 
 
 @dataclass(frozen=True)
@@ -103,98 +99,17 @@ def published(kind: str, steps: int | None, paper: PaperData | None = None) -> d
     return out
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """Whether one condition (or a metric, all its conditions) matches the paper's protocol."""
-
-    level: str
-    reasons: tuple[str, ...] = ()
-
-    @property
-    def comparable(self) -> bool:
-        return self.level != NOT_COMPARABLE
-
-    def __add__(self, other: Verdict) -> Verdict:
-        order = (COMPARABLE, APPROXIMATE, NOT_COMPARABLE)
-        level = max(self.level, other.level, key=order.index)
-        return Verdict(level, self.reasons + other.reasons)
-
-    @property
-    def text(self) -> str:
-        head = {COMPARABLE: "yes", APPROXIMATE: "approximately", NOT_COMPARABLE: "no"}[self.level]
-        return head if not self.reasons else f"{head}: {'; '.join(self.reasons)}"
-
-
-def testset_verdict(name: str | None) -> Verdict:
-    """Whether a test set (its recorded description) is the paper's LibriSpeech test-clean."""
-    if name is None:
-        return Verdict(NOT_COMPARABLE, ("test set not recorded in the results (paper: LibriSpeech test-clean)",))
-    low = name.lower().replace("_", "-").replace(" ", "-")
-    if "librispeech" in low and ("test-clean" in low or "testclean" in low):
-        return Verdict(COMPARABLE)
-    if "librispeech" in low:
-        return Verdict(APPROXIMATE, (f"test set {name!r} is LibriSpeech but not recorded as test-clean",))
-    return Verdict(NOT_COMPARABLE, (f"test set {name!r} is not LibriSpeech test-clean",))
-
-
-def _asr_verdict(wer: prov.WerBackend) -> Verdict:
-    name, model = (wer.name or "").lower(), (wer.model or "").lower()
-    if name == "hubert" and "large" in model:
-        return Verdict(COMPARABLE)
-    if name == "hubert":
-        return Verdict(APPROXIMATE, (f"HuBERT checkpoint {wer.model or 'not recorded'}, not hubert-large-ls960-ft",))
-    if name == "whisper":
-        return Verdict(APPROXIMATE, (f"WER from {wer.label}, not the paper's HuBERT-large: a different ASR",))
-    if wer.name is None:
-        return Verdict(NOT_COMPARABLE, ("WER backend not recorded",))
-    return Verdict(NOT_COMPARABLE, (f"WER backend {wer.label!r} is neither HuBERT-large nor Whisper",))
-
-
-def _normalizer_verdict(wer: prov.WerBackend) -> Verdict:
-    if wer.normalizer == PAPER_NORMALIZER:
-        return Verdict(COMPARABLE)
-    protocol = f"the paper protocol's LibriSpeech convention is {PAPER_NORMALIZER!r}"
-    if wer.normalizer is None:
-        return Verdict(APPROXIMATE, (f"WER normaliser not recorded ({protocol})",))
-    return Verdict(APPROXIMATE, (f"WER normaliser {wer.normalizer!r}, not {PAPER_NORMALIZER!r} ({protocol})",))
-
-
-def _wer_verdict(results: Results) -> Verdict:
-    """The ASR backend and the normaliser: both must be the paper protocol's."""
-    wer = prov.wer_backend(results)
-    return _asr_verdict(wer) + _normalizer_verdict(wer)
-
-
-def _sim_verdict(results: Results) -> Verdict:
-    sim = prov.sim_backend(results)
-    if sim.is_resemblyzer:
-        return Verdict(NOT_COMPARABLE, ("SIM from resemblyzer (GE2E d-vector), not WavLM-TDNN",))
-    if sim.name is None:
-        return Verdict(NOT_COMPARABLE, ("SIM backend not recorded",))
-    if sim.comparable_to_papers or "wavlm-tdnn" in sim.name.lower():
-        return Verdict(COMPARABLE)
-    return Verdict(NOT_COMPARABLE, (f"SIM backend {sim.label!r} is not WavLM-TDNN",))
-
-
-def _rtf_verdict(results: Results) -> Verdict:
-    """Comparable only on the paper's device class (one V100), and the device is always named."""
-    dev = prov.device(results)
-    if dev.name is None and dev.gpu is None:
-        return Verdict(NOT_COMPARABLE, ("device not recorded",))
-    if not dev.is_gpu:
-        return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, not a GPU (paper: one {PAPER_GPU})",))
-    if dev.gpu is None:
-        return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, GPU model not recorded (paper: one {PAPER_GPU})",))
-    if PAPER_GPU.lower() in dev.gpu.lower():
-        return Verdict(COMPARABLE, (f"measured on {dev.gpu}, the paper's device class (one {PAPER_GPU})",))
-    return Verdict(NOT_COMPARABLE, (f"{dev.gpu} vs the paper's {PAPER_GPU}: not the same device class",))
-
-
 def comparability(results: Results) -> dict[str, Verdict]:
-    """Per metric ("wer", "sim_o", "sim_r", "rtf") of a suite that ran: its backend / device condition (the
+    """Per metric ("wer", "sim_o", "sim_r", "rtf", "utmos") of a suite that ran: its backend / device condition (the
     test set is per system)."""
     ran = set(suites_run(results))
-    verdicts = {"wer": _wer_verdict, "sim_o": _sim_verdict, "sim_r": _sim_verdict, "rtf": _rtf_verdict}
+    verdicts = {
+        "wer": wer_verdict,
+        "sim_o": sim_verdict,
+        "sim_r": sim_verdict,
+        "rtf": rtf_verdict,
+        "utmos": utmos_verdict,
+    }
     suite_of = {key: suite for key, suite, *_ in METRICS}
     return {key: verdict(results) for key, verdict in verdicts.items() if suite_of[key] in ran}
 
@@ -205,8 +120,12 @@ METRICS = (
     ("sim_o", "similarity", "sim_o", "SIM-o", 1.0),
     ("sim_r", "similarity", "sim_r", "SIM-r", 1.0),
     ("rtf", "rtf", "rtf", "RTF", 1.0),
+    ("utmos", "mos", "mos", "UTMOS", 1.0),
 )
-NO_SUITE = "UTMOS (Table 3): this harness has no UTMOS suite, so only the published values are shown."
+NO_SUITE = (
+    'UTMOS (Table 3): no UTMOS suite ran (the `mos` suite with backend "utmos" and a local UTMOS22 strong '
+    "checkpoint), so only the published values are shown."
+)
 
 
 VIEW_COLUMNS = [
@@ -247,6 +166,7 @@ def paper_view(results: Results) -> PaperView:
     """Our FlashSpeech (per step count) and ground-truth numbers next to the paper's, with deltas."""
     paper, verdicts = load_paper(), comparability(results)
     ran = set(suites_run(results))
+    mos = prov.mos_predictor(results) if "mos" in ran else None
     rows, testsets = [], {}
     for system in [s for s in systems(results) if _is_paper_system(results, s)]:
         kind, steps = system_kind(results, system), system_steps(results, system)
@@ -263,6 +183,9 @@ def paper_view(results: Results) -> PaperView:
             if key == "rtf" and kind == GROUND_TRUTH:
                 continue
             verdict = verdicts[key] + test
+            if key == "utmos" and mos is not None and not mos.is_utmos:
+                rows += _offline_mos_rows(system, steps, pub.get(key), ours, mos)
+                continue
             row = _view_row(system, steps, key, label, pub.get(key), ours, verdict)
             failed, scored = stat(results, system, suite, "failed"), stat(results, system, suite, "items")
             if ours is None and pub.get(key) and failed is not None and failed.value > 0:
@@ -271,11 +194,43 @@ def paper_view(results: Results) -> PaperView:
             rows.append(row)
     frame = pd.DataFrame(rows, columns=VIEW_COLUMNS)
     notes = [f"{mark} {text}" for mark, text in paper.marks.items()] + list(paper.notes)
-    missing = sorted({label for _, suite, _, label, _ in METRICS if suite not in ran})
-    notes.insert(0, NO_SUITE)
+    missing = sorted({label for key, suite, _, label, _ in METRICS if suite not in ran and key != "utmos"})
+    notes.insert(0, _utmos_note(mos))
     if missing:
         notes.insert(0, f"Not measured in this run (suite not run): {', '.join(missing)} (see the published tables).")
     return PaperView(rows=frame, verdicts=verdicts, testsets=testsets, citation=paper.cite, notes=notes)
+
+
+def _offline_mos_rows(
+    system: str, steps: int | None, pub: tuple[float, str] | None, ours: Stat | None, mos: prov.MosPredictor
+) -> list[dict[str, Any]]:
+    """An offline predictor's MOS: the UTMOS row keeps only the published value (ours blank), and the offline
+    value gets its own row without a published counterpart or a delta."""
+    rows = []
+    if pub is not None:
+        row = _view_row(system, steps, "utmos", "UTMOS", pub, None, None)
+        row["note"] = f"no UTMOS in this run: its MOS is {mos.label}" + ("" if ours is None else " (next row)")
+        rows.append(row)
+    if ours is not None:
+        row = _view_row(system, steps, "mos", f"MOS ({mos.short})", None, ours, None)
+        reason = f"{mos.label} is not the paper's UTMOS22 strong"
+        row.update(comparable="no", reason=reason, note="offline predictor, not the paper's UTMOS: no published value")
+        rows.append(row)
+    return rows
+
+
+def _utmos_note(mos: prov.MosPredictor | None) -> str:
+    """Where the UTMOS rows' numbers come from (or why ours are absent)."""
+    if mos is None:
+        return NO_SUITE
+    if mos.is_utmos:
+        digest = f", checkpoint sha256 {mos.weights_sha256[:12]}…" if mos.weights_sha256 else ""
+        return f"UTMOS (Table 3): ours from the mos suite's utmos backend ({mos.label}{digest})."
+    return (
+        f"UTMOS (Table 3): this run's MOS comes from {mos.label}, not the paper's UTMOS22 strong: the UTMOS rows "
+        "show only the published values, and the offline MOS is on its own row, with no published counterpart and "
+        "no delta."
+    )
 
 
 def _view_row(
@@ -317,11 +272,15 @@ def _view_row(
 SPECS = {"WER (%)": ".2f", "SIM-o": ".3f", "SIM-r": ".3f", "RTF": ".3g", "UTMOS": ".2f"}
 
 
+def _spec(metric: str) -> str:
+    return SPECS.get(metric, ".2f" if metric.startswith("MOS") else ".3f")
+
+
 def view_table(view: PaperView) -> pd.DataFrame:
     """The paper view as display strings (for Markdown and HTML)."""
     out = []
     for _, r in view.rows.iterrows():
-        spec = SPECS.get(r["metric"], ".3f")
+        spec = _spec(str(r["metric"]))
         ours = Stat(r["ours"], r["ci_low"], r["ci_high"])
         delta = "–" if not math.isfinite(r["delta"]) else format(r["delta"], "+" + spec)
         out.append(
@@ -341,7 +300,7 @@ def view_table(view: PaperView) -> pd.DataFrame:
 
 def verdict_lines(view: PaperView) -> list[str]:
     """One line per metric group and per test set: comparable or not, and why."""
-    labels = {"wer": "WER", "sim_o": "SIM-o / SIM-r", "rtf": "RTF"}
+    labels = {"wer": "WER", "sim_o": "SIM-o / SIM-r", "rtf": "RTF", "utmos": "UTMOS"}
     pairs = [(label, view.verdicts[key]) for key, label in labels.items() if key in view.verdicts]
     pairs += [(f"Test set {name}", verdict) for name, verdict in view.testsets.items()]
     lines = []

@@ -3,9 +3,13 @@
 - `rtf_vs_steps`: RTF against sampling steps, one line per system family (ground truth has no RTF);
 - `wer_vs_steps`, `sim_o_vs_steps`: corpus WER / SIM-o against steps with 95 % CI error bars, ground truth
   as a dashed line with its CI band;
-- `frontier`: speed/quality frontier, RTF (log x) against WER, one labelled point per system;
-- `prosody_diversity`: per-item spread across seeds (`groups` columns `prosody.seed_*`), one box per system;
-  skipped with a note when the run has none.
+- `frontier`: speed/quality frontier, one panel per test set: RTF (log x) against WER, a line per series through
+  its step counts (small labels placed clear of each other and of the markers: `reports.labels`), the series named
+  in a legend;
+- `prosody_diversity`: per-item spread across seeds (`groups` columns `prosody.seed_*`), one panel per metric side
+  by side, a horizontal box per system under its test set; skipped with a note when the run has none.
+
+`Plot.wide` marks a figure meant to span the page (the HTML report shows it full width).
 
 A figure that has no data comes back with `png=None` and a `note` saying why.
 """
@@ -13,6 +17,7 @@ A figure that has no data comes back with `png=None` and a `note` saying why.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +25,25 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from bench.results import Results
+from reports.labels import log_ticks, place_labels
 from reports.provenance import device, sim_backend, wer_backend
-from reports.tables import GROUND_TRUTH, Stat, stat, system_family, system_kind, system_steps, systems
+from reports.tables import (
+    GROUND_TRUTH,
+    Stat,
+    is_missing,
+    short_name,
+    stat,
+    system_family,
+    system_kind,
+    system_meta,
+    system_steps,
+    systems,
+    testset_groups,
+)
 
 DPI = 110
 DIVERSITY = (
@@ -43,6 +62,7 @@ class Plot:
     title: str
     png: bytes | None
     note: str | None = None
+    wide: bool = False  # wider than half the HTML page: shown across its full width
 
 
 ERROR_BARS = "error bars: 95 % bootstrap CI (resampling scheme: see the headline legend)"
@@ -118,46 +138,184 @@ def sim_o_vs_steps(results: Results) -> Plot:
     return _steps_plot(results, "sim_o_vs_steps", "SIM-o vs sampling steps", "similarity", "sim_o", label)
 
 
+@dataclass(frozen=True)
+class _Point:
+    system: str
+    series: str  # what a line connects, without the test set
+    steps: int | None
+    marker: str
+    rtf: Stat
+    wer: Stat
+
+
+MARKERS = {"consistency": "o", "diffusion": "s"}  # by sampling family; "D" for systems that do not sample
+
+
+def _frontier_points(results: Results) -> dict[str | None, list[_Point]]:
+    """Test set -> the systems with both RTF > 0 and corpus WER."""
+    out: dict[str | None, list[_Point]] = {}
+    for testset, group in testset_groups(results):
+        for system in group:
+            rtf, wer = stat(results, system, "rtf", "rtf"), stat(results, system, "wer", "wer_corpus")
+            if rtf is None or wer is None or rtf.value <= 0:
+                continue
+            meta, steps = system_meta(results, system), system_steps(results, system)
+            series = short_name(results, system) if is_missing(meta.get("series")) else str(meta["series"])
+            family = meta.get("family") or (meta.get("sampling") or {}).get("family")
+            marker = "D" if steps is None else MARKERS.get(str(family), "o")
+            out.setdefault(testset, []).append(_Point(system, series, steps, marker, rtf, wer))
+    return out
+
+
+def frontier_figure(results: Results) -> tuple[Figure, list[str]] | None:
+    """The speed/quality frontier: one panel per test set, RTF (log x) against corpus WER with 95 % CIs, one
+    line per series through its step counts (small numbers at the points), a legend naming the series and the
+    ground truth's WER as a dashed line. Returns the figure and any step labels left out, or None without data."""
+    panels = _frontier_points(results)
+    if not panels:
+        return None
+    colours: dict[str, str] = {}
+    cycle = [f"C{i}" for i in range(10)]
+    for points in panels.values():
+        for p in points:
+            colours.setdefault(p.series, cycle[len(colours) % len(cycle)])
+    ncols = min(2, len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(5.4 * ncols, 3.9 * nrows + 0.5), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    handles: dict[str, Line2D] = {}
+    labels: dict[int, list[tuple[str, float, float, str]]] = {}
+    for i, (ax, (testset, points)) in enumerate(zip(axes, panels.items(), strict=False)):
+        by_series: dict[str, list[_Point]] = {}
+        for p in points:
+            by_series.setdefault(p.series, []).append(p)
+        for series, members in by_series.items():
+            members.sort(key=lambda p: (p.steps is None, p.steps or 0))
+            colour = colours[series]
+            xs, ys = [p.rtf.value for p in members], [p.wer.value for p in members]
+            ax.errorbar(xs, ys, xerr=_err([p.rtf for p in members]), yerr=_err([p.wer for p in members]), fmt="none",
+                        ecolor=colour, alpha=0.4, elinewidth=1, capsize=2)  # fmt: skip
+            ax.plot(xs, ys, "-", color=colour, linewidth=1.2, alpha=0.8)
+            for p in members:
+                ax.plot([p.rtf.value], [p.wer.value], p.marker, color=colour, markersize=6, zorder=3)
+            handles.setdefault(series, Line2D([], [], color=colour, marker=members[0].marker, markersize=6))
+            labels.setdefault(i, []).extend(
+                (str(p.steps), p.rtf.value, p.wer.value, colour) for p in members if p.steps is not None
+            )
+        for system in dict(testset_groups(results)).get(testset, []):
+            gt = stat(results, system, "wer", "wer_corpus") if system_kind(results, system) == GROUND_TRUTH else None
+            if gt is not None:
+                ref = ax.axhline(gt.value, color="0.35", linestyle="--", linewidth=1)
+                handles.setdefault("ground truth WER (no RTF)", ref)
+        ax.set_title(f"test set: {testset}" if testset else "test set not recorded" if len(panels) > 1 else "",
+                     fontsize=10)  # fmt: skip
+        ax.margins(x=0.08, y=0.12)
+        ax.grid(alpha=0.3, which="both")
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    every = [p for points in panels.values() for p in points]
+    lows = [p.rtf.ci_low if p.rtf.has_ci and p.rtf.ci_low > 0 else p.rtf.value for p in every]
+    highs = [p.rtf.ci_high if p.rtf.has_ci else p.rtf.value for p in every]
+    for ax in axes[: len(panels)]:  # one RTF scale for every panel: the same machine timed them all
+        ax.set_xscale("log")
+        ax.set_xlim(min(lows) / 1.6, max(highs) * 1.6)  # at least half a decade, so ticks can be labelled
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"RTF (compute s / audio s, log scale; {device(results).label}): left is faster", fontsize=9)
+    for ax in axes[: len(panels) : ncols]:
+        ax.set_ylabel(f"corpus WER (fraction; {wer_backend(results).short}): lower is better", fontsize=9)
+    fig.suptitle("Speed / quality frontier (numbers at the points: sampling steps)", fontsize=11)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(4, len(handles)),
+               fontsize=8, frameon=False)  # fmt: skip
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    fig.draw_without_rendering()
+    for ax in axes[: len(panels)]:
+        log_ticks(ax, renderer)
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")  # freeze the panels, so labels are placed where they will be drawn
+    left_out = []
+    for i, ax in enumerate(axes[: len(panels)]):
+        left_out += place_labels(ax, labels.get(i, []), renderer)
+    return fig, left_out
+
+
 def frontier(results: Results) -> Plot:
-    """RTF (log x) against WER, one labelled point per system with both."""
+    """The speed/quality frontier as a PNG (see `frontier_figure`)."""
     title = "Speed / quality frontier"
-    points = []
-    for system in systems(results):
-        rtf, wer = stat(results, system, "rtf", "rtf"), stat(results, system, "wer", "wer_corpus")
-        if rtf is not None and wer is not None and rtf.value > 0:
-            points.append((system, rtf, wer))
-    if not points:
+    made = frontier_figure(results)
+    if made is None:
         return Plot("frontier", title, None, "no system has both RTF and WER in this run")
-    fig = Figure(figsize=(6.0, 4.0), layout="constrained")
-    ax = fig.add_subplot()
-    for system, rtf, wer in points:
-        ax.errorbar([rtf.value], [wer.value], xerr=_err([rtf]), yerr=_err([wer]), marker="o", capsize=3)
-        ax.annotate(system, (rtf.value, wer.value), textcoords="offset points", xytext=(6, 6), fontsize=8)
-    for system in systems(results):
-        gt = stat(results, system, "wer", "wer_corpus") if system_kind(results, system) == GROUND_TRUTH else None
-        if gt is not None:
-            ax.axhline(gt.value, color="0.35", linestyle="--", linewidth=1, label=f"{system} WER")
-            ax.legend(fontsize=8)
-    ax.set_xscale("log")
-    lows = [r.ci_low if r.has_ci and r.ci_low > 0 else r.value for _, r, _ in points]
-    highs = [r.ci_high if r.has_ci else r.value for _, r, _ in points]
-    ax.set_xlim(min(lows) / 1.6, max(highs) * 1.6)  # at least half a decade, so ticks can be labelled
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(f"RTF, log scale ({device(results).label}); left is faster")
-    ax.set_ylabel(f"corpus WER [{wer_backend(results).short}]; lower is better")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    return Plot("frontier", title, figure_png(fig), ERROR_BARS)
+    fig, left_out = made
+    note = ERROR_BARS + (f"; step labels left out where points coincide: {', '.join(left_out)}" if left_out else "")
+    return Plot("frontier", title, figure_png(fig), note, wide=fig.get_figwidth() > 8)
 
 
-def prosody_diversity(results: Results) -> Plot:
-    """Boxes of per-item diversity across seeds, one panel per available `prosody.seed_*` metric."""
-    title = "Prosody diversity across seeds"
+def _unit(label: str) -> tuple[str, str]:
+    """`"mean F0 std over seeds (st)"` -> ("mean F0 std over seeds", "semitones (st)")."""
+    title, _, unit = label.rpartition(" (")
+    unit = unit.rstrip(")")
+    return title, {"st": "semitones (st)", "s": "seconds (s)"}.get(unit, unit)
+
+
+def prosody_diversity_figure(results: Results) -> Figure | None:
+    """Per-item diversity across seeds: one panel per available `prosody.seed_*` metric, side by side with a
+    shared system axis; horizontal boxes, systems grouped under their test set. None without data."""
     groups = results.groups
     present = [(c, label) for c, label in DIVERSITY if c in groups.columns and groups[c].notna().any()]
     if not present or "system" not in groups.columns:
+        return None
+    rows: list[tuple[str, str | None]] = []  # (tick label, system or None for a test-set heading)
+    sets = testset_groups(results)
+    measured = set(groups.loc[groups[[c for c, _ in present]].notna().any(axis=1), "system"])
+    for testset, members in sets:
+        shown = [s for s in members if s in measured]
+        if not shown:
+            continue
+        if testset is not None or len(sets) > 1:
+            rows.append(("test set not recorded" if testset is None else f"test set: {testset}", None))
+        rows += [(short_name(results, s), s) for s in shown]
+    if not rows:
+        return None
+    height = 0.24 * len(rows) + 1.6
+    fig = Figure(figsize=(1.8 + 2.3 * len(present), height), layout="constrained")
+    axes = fig.subplots(1, len(present), sharey=True, squeeze=False)[0]
+    positions = list(range(len(rows)))
+    for ax, (column, label) in zip(axes, present, strict=True):
+        data, where = [], []
+        for y, (_, system) in zip(positions, rows, strict=True):
+            values = groups.loc[groups["system"] == system, column].dropna().to_numpy(dtype=float)
+            if system is not None and values.size:
+                data.append(values)
+                where.append(y)
+        if data:
+            ax.boxplot(data, positions=where, orientation="horizontal", showmeans=True, widths=0.6,
+                       flierprops={"markersize": 3}, meanprops={"markersize": 4})  # fmt: skip
+        title, unit = _unit(label)
+        ax.set_title(textwrap.fill(title, 24), fontsize=9)
+        ax.set_xlabel(unit, fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(positions, [text for text, _ in rows])
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)  # first row on top
+    axes[0].tick_params(axis="y", labelsize=8)
+    for tick, (_, system) in zip(axes[0].get_yticklabels(), rows, strict=True):
+        if system is None:
+            tick.set_fontweight("bold")
+    for ax in axes:
+        ax.tick_params(axis="y", length=0)
+        for y, (_, system) in zip(positions, rows, strict=True):
+            if system is None and y:
+                ax.axhline(y - 0.5, color="0.6", linewidth=0.8)
+    fig.suptitle("Prosody diversity across seeds (higher: more diverse)", fontsize=11)
+    return fig
+
+
+def prosody_diversity(results: Results) -> Plot:
+    """Boxes of per-item diversity across seeds (see `prosody_diversity_figure`); skipped with a note without data."""
+    title = "Prosody diversity across seeds"
+    fig = prosody_diversity_figure(results)
+    if fig is None:
         return Plot(
             "prosody_diversity",
             title,
@@ -165,21 +323,8 @@ def prosody_diversity(results: Results) -> Plot:
             "skipped: no prosody diversity columns (prosody.seed_*) in the groups table; "
             "run the prosody suite with several seeds per item",
         )
-    names = [s for s in systems(results) if (groups["system"] == s).any()]
-    cols = min(2, len(present))
-    rows = -(-len(present) // cols)
-    fig = Figure(figsize=(6.0 if cols == 1 else 8.0, 3.4 * rows), layout="constrained")
-    for i, (column, label) in enumerate(present, start=1):
-        ax = fig.add_subplot(rows, cols, i)
-        data = [groups.loc[groups["system"] == s, column].dropna().to_numpy(dtype=float) for s in names]
-        keep = [(s, d) for s, d in zip(names, data, strict=True) if d.size]
-        ax.boxplot([d for _, d in keep], showmeans=True)
-        ax.set_xticks(range(1, len(keep) + 1), [s for s, _ in keep])
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-        ax.set_title(label, fontsize=9)
-        ax.grid(alpha=0.3, axis="y")
-    fig.suptitle(f"{title} (higher: more diverse)")
-    return Plot("prosody_diversity", title, figure_png(fig), "boxes over items; triangles are means")
+    note = "boxes over items; triangles are means"
+    return Plot("prosody_diversity", title, figure_png(fig), note, wide=fig.get_figwidth() > 8)
 
 
 PLOTS: tuple[Callable[[Results], Plot], ...] = (rtf_vs_steps, wer_vs_steps, sim_o_vs_steps, frontier, prosody_diversity)

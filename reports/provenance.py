@@ -1,10 +1,11 @@
-"""What made the numbers: git commit, device, torch, WER and SIM backends, test set (from `Results.metadata`).
+"""What made the numbers: git commit, device, torch, WER, SIM and MOS backends, test set (from `Results.metadata`).
 
 Metadata read (each optional; a missing key reads as "not recorded"):
 
 - `run.git_commit` (or `git_commit`, `git.commit`), `run.name`;
 - `environment.device` / `gpu` / `torch` (else the rtf suite's `environment`);
 - `suites.wer`: `backend`, `model`, `normalizer`; `suites.similarity`: `backend`, `label`, `comparable_to_papers`;
+  `suites.mos`: `backend`, `predictor` (only the `utmos` backend is the paper's UTMOS, whatever else is recorded);
 - `testsets` (name -> {items}) and `config.testsets` ({name, manifest}); per system `systems.<name>.testset`;
   else a single `test_set` (a name, or a dict with `name` / `protocol` / `path`).
 """
@@ -18,7 +19,8 @@ from typing import Any
 import pandas as pd
 
 from bench.results import Results
-from reports.tables import is_missing, timing_warnings
+from reports.headline import timing_warnings
+from reports.tables import is_missing, suites_run
 
 NOT_RECORDED = "not recorded"
 RESEMBLYZER_LABEL = "resemblyzer (GE2E d-vector, not WavLM-TDNN)"
@@ -83,6 +85,58 @@ def sim_backend(results: Results) -> SimBackend:
         label=str(label or name or NOT_RECORDED),
         comparable_to_papers=bool(comparable) and not resemblyzer,
         is_resemblyzer=resemblyzer,
+    )
+
+
+PAPER_MOS_BACKEND = "utmos"
+UTMOS_LABEL = "UTMOS22 strong"
+
+
+@dataclass(frozen=True)
+class MosPredictor:
+    """The MOS suite's predictor as it must be labelled: only `utmos` is the paper's UTMOS."""
+
+    name: str | None
+    label: str
+    weights_sha256: str | None = None
+
+    @property
+    def is_utmos(self) -> bool:
+        return self.name == PAPER_MOS_BACKEND
+
+    @property
+    def short(self) -> str:
+        """For column and axis labels: an offline predictor always reads "not UTMOS"."""
+        if self.is_utmos:
+            return UTMOS_LABEL
+        return f"{self.name or 'predictor not recorded'}, not UTMOS"
+
+    @property
+    def caveat(self) -> str | None:
+        if self.is_utmos:
+            return None
+        if self.name is None:
+            return "The MOS predictor is not recorded: MOS is not comparable to the paper's UTMOS."
+        return (
+            f"MOS comes from {self.label}, NOT the paper's UTMOS ({UTMOS_LABEL}): a different model on its own "
+            "scale, not comparable to published UTMOS numbers."
+        )
+
+
+def mos_predictor(results: Results) -> MosPredictor | None:
+    """The `mos` suite's predictor, or None when no mos suite ran."""
+    meta = suite_meta(results, "mos")
+    if not meta and "mos" not in suites_run(results):
+        return None
+    name = _get(meta, "backend")
+    label = _get(meta, "predictor") or _get(meta, "label")
+    if name != PAPER_MOS_BACKEND and name is not None and "not utmos" not in str(label).lower():
+        label = f"{name} (offline, not UTMOS)"  # an offline predictor never reads as the paper's UTMOS
+    sha = _get(meta, "checkpoint", "sha256") or _get(meta, "weights_sha256")
+    return MosPredictor(
+        name=None if name is None else str(name),
+        label=str(label or name or NOT_RECORDED),
+        weights_sha256=None if sha is None else str(sha),
     )
 
 
@@ -209,6 +263,10 @@ def provenance(results: Results) -> list[tuple[str, str]]:
         ("WER normaliser", wer.normalizer or NOT_RECORDED),
         ("SIM backend", sim_text),
     ]
+    mos = mos_predictor(results)
+    if mos is not None:
+        digest = f" (weights sha256 {mos.weights_sha256[:12]}…)" if mos.weights_sha256 else ""
+        pairs.append(("MOS predictor", mos.label + digest + ("" if mos.caveat is None else f". {mos.caveat}")))
     for suite in ("prosody", "rtf"):
         backend = _get(suite_meta(results, suite), "backend") or _get(suite_meta(results, suite), "source")
         if backend is not None:
@@ -247,9 +305,23 @@ def metric_legend(results: Results) -> list[str]:
         f"[low, high]: 95 % percentile bootstrap CI: {_bootstrap(results)}; every seed of an item resampled "
         "together; [no CI]: too few items for an interval.",
     ]
+    mos = mos_predictor(results)
+    if mos is not None:
+        lines.append(_mos_legend(results, mos))
     if sim.caveat:
         lines.append(f"Caveat: {sim.caveat}")
+    if mos is not None and mos.caveat:
+        lines.append(f"Caveat: {mos.caveat}")
     return lines
+
+
+def _mos_legend(results: Results, mos: MosPredictor) -> str:
+    """The MOS line: the predictor, and what DNSMOS's extra columns are when it made them."""
+    line = f"MOS: mean predicted mean opinion score (1-5, higher is better) per utterance from {mos.label}"
+    if mos.name == "dnsmos":
+        mos_is = _get(suite_meta(results, "mos"), "mos_is") or "ovrl"
+        line += f" (MOS = {mos_is}; SIG / BAK / OVRL: DNSMOS P.835 signal / background / overall; P808: DNSMOS P.808)"
+    return line + "."
 
 
 def _bootstrap(results: Results) -> str:
@@ -259,11 +331,12 @@ def _bootstrap(results: Results) -> str:
 
 
 def report_warnings(results: Results) -> list[str]:
-    """What a reader must know before reading any number: non-comparable SIM, untrained systems, timings."""
+    """What a reader must know before reading any number: non-comparable SIM, an offline MOS predictor (not the
+    paper's UTMOS), untrained systems, timings."""
     warnings = []
-    caveat = sim_backend(results).caveat
-    if caveat:
-        warnings.append(caveat)
+    for caveat in (sim_backend(results).caveat, getattr(mos_predictor(results), "caveat", None)):
+        if caveat:
+            warnings.append(caveat)
     systems = results.metadata.get("systems") or {}
     untrained = sorted(n for n, info in systems.items() if isinstance(info, dict) and info.get("trained") is False)
     if untrained:

@@ -1,4 +1,5 @@
-"""Reading `Results` for reports: systems and their steps, aggregate values with CIs, failures, errors.
+"""Reading `Results` for reports: systems with their kind, steps, family and test set, aggregate values with CIs,
+and number formatting.
 
 Everything here tolerates results loaded back from CSV (NaN for None, floats for integer steps) and
 metadata with missing keys.
@@ -33,31 +34,6 @@ class Stat:
     @property
     def has_ci(self) -> bool:
         return math.isfinite(self.ci_low) and math.isfinite(self.ci_high)
-
-
-@dataclass(frozen=True)
-class Column:
-    """A headline metric: where it lives in the aggregates and how to print it."""
-
-    suite: str
-    metric: str
-    label: str
-    spec: str = ".3f"
-    higher_is_better: bool | None = None
-
-
-HEADLINE = (
-    Column("wer", "wer_corpus", "WER ↓", ".3f", False),
-    Column("similarity", "sim_o", "SIM-o ↑", ".3f", True),
-    Column("similarity", "sim_r", "SIM-r ↑", ".3f", True),
-    Column("similarity", "sim_target", "SIM-target ↑", ".3f", True),
-    Column("similarity", "spk_id_acc", "spk-ID acc ↑", ".3f", True),
-    Column("rtf", "rtf", "RTF ↓", ".3g", False),
-    Column("prosody", "pitch_jsd", "pitch JSD ↓", ".4f", False),
-    Column("prosody", "duration_jsd", "phone-duration JSD ↓", ".4f", False),
-    Column("prosody", "utterance_duration_jsd", "utterance-length JSD ↓", ".4f", False),
-)
-JSD_METRICS = ("pitch_jsd", "duration_jsd", "utterance_duration_jsd")  # shown with their floors and counts
 
 
 def is_missing(value: Any) -> bool:
@@ -172,131 +148,6 @@ def _float(value: Any) -> float:
         return math.nan
 
 
-def headline_columns(results: Results) -> list[Column]:
-    """The headline metrics that at least one system has."""
-    return [c for c in HEADLINE if any(stat(results, s, c.suite, c.metric) for s in systems(results))]
-
-
-def headline_table(results: Results, labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """Systems x key metrics as strings `value [ci_low, ci_high]`; `labels` overrides column labels."""
-    labels = labels or {}
-    columns = headline_columns(results)
-    rows = []
-    for system in systems(results):
-        steps = system_steps(results, system)
-        attempted = stat(results, system, "generation", "attempted")
-        row = {
-            "System": system,
-            "Steps": "–" if steps is None else str(steps),
-            "Samples": "–" if attempted is None else str(int(attempted.value)),
-        }
-        for c in columns:
-            cell = fmt_ci(stat(results, system, c.suite, c.metric), c.spec)
-            if c.suite == "prosody" and c.metric in JSD_METRICS and cell != "–":
-                cell += _jsd_suffix(results, system, c.metric, c.spec)
-            if c.suite == "rtf" and c.metric == "rtf":
-                cell += rtf_flags(results, system)
-            row[labels.get(f"{c.suite}.{c.metric}", c.label)] = cell
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def rtf_flags(results: Results, system: str) -> str:
-    """` ⚠ contended 3/40` when samples were timed while other processes competed for the CPU, and
-    ` (12 cached, not timed here)` when timings of cached generations were left out; "" otherwise."""
-    contended, timed = stat(results, system, "rtf", "contended"), stat(results, system, "rtf", "timed_here")
-    borrowed = stat(results, system, "rtf", "borrowed")
-    flags = ""
-    if contended is not None and contended.value > 0:
-        flags += f" ⚠ contended {int(contended.value)}/{int(timed.value) if timed else '?'}"
-    if borrowed is not None and borrowed.value > 0:
-        flags += f" ({int(borrowed.value)} cached, not timed here)"
-    return flags
-
-
-def timing_warnings(results: Results) -> list[str]:
-    """Report warnings about RTF: samples timed under CPU competition, and timings left out as borrowed."""
-    contended, borrowed = [], []
-    for system in systems(results):
-        c, b = stat(results, system, "rtf", "contended"), stat(results, system, "rtf", "borrowed")
-        if c is not None and c.value > 0:
-            contended.append(f"{system} ({int(c.value)})")
-        if b is not None and b.value > 0:
-            borrowed.append(f"{system} ({int(b.value)})")
-    lines = []
-    if contended:
-        lines.append(
-            "RTF measured while other processes competed for the CPU (samples flagged ⚠ contended): "
-            f"{', '.join(contended)}. Such timings are not this system's speed and are never gated; rerun on a "
-            "quiet machine (items.csv: contended, timed_at)."
-        )
-    if borrowed:
-        lines.append(
-            "Timings of generations reused from the cache are an earlier run's and are left out of RTF: "
-            f"{', '.join(borrowed)}. `run --retime` times them anew."
-        )
-    return lines
-
-
-def absent_notes(results: Results) -> list[str]:
-    """Why aggregates are absent (results.json's aggregate_notes): per system, the metrics sharing a reason."""
-    lines = []
-    for system, table in (results.metadata.get("aggregate_notes") or {}).items():
-        by_reason: dict[str, list[str]] = {}
-        for metric, why in table.items():
-            by_reason.setdefault(str(why), []).append(metric)
-        lines += [f"{system}: {', '.join(metrics)} absent: {why}" for why, metrics in by_reason.items()]
-    return lines
-
-
-def testset_problems(results: Results) -> list[str]:
-    """Every test-set entry left out of the run, with its line, item and field (results.json: testsets)."""
-    out = []
-    for info in (results.metadata.get("testsets") or {}).values():
-        out += [str(p) for p in (info or {}).get("problems") or []]
-    return out
-
-
-def _jsd_suffix(results: Results, system: str, metric: str, spec: str) -> str:
-    """` (n=40; floor 0.0100 @20)`: the utterances per side and the ground truth's split-half floor."""
-    items, floor = stat(results, system, "prosody", "jsd_items"), stat(results, system, "prosody", f"{metric}_floor")
-    half = stat(results, system, "prosody", "jsd_floor_items")
-    parts = [] if items is None else [f"n={int(items.value)}"]
-    parts.append(
-        "no floor"
-        if floor is None
-        else f"floor {fmt(floor.value, spec)}" + ("" if half is None else f" @{int(half.value)}")
-    )
-    return f" ({'; '.join(parts)})"
-
-
-def jsd_notes(results: Results) -> list[str]:
-    """How to read the JSD columns, and a warning when the systems' JSDs compare different counts."""
-    shown = [s for s in systems(results) if any(stat(results, s, "prosody", m) for m in JSD_METRICS)]
-    if not shown:
-        return []
-    lines = [
-        "JSD (bits, generated vs ground truth, lower is closer): n = utterances per side, compared seed by seed. "
-        "Floor = the ground truth's own split-half JSD at @ items per half: pure sampling bias, which falls about "
-        "as 1/n (an identical distribution at n per side gives about half the floor). Phone-duration JSD is the "
-        "paper's; utterance-length JSD (0.5 s bins) is a different, coarser measure."
-    ]
-    by_testset: dict[str, dict[str, Stat]] = {}  # systems are compared within a test set
-    for system in shown:
-        count = stat(results, system, "prosody", "jsd_items")
-        if count is not None:
-            testset = system_meta(results, system).get("testset")
-            by_testset.setdefault("" if is_missing(testset) else str(testset), {})[system] = count
-    for counts in by_testset.values():
-        if len({int(c.value) for c in counts.values()}) > 1:
-            listed = ", ".join(f"{s} {int(c.value)}" for s, c in counts.items())
-            lines.append(
-                f"The JSDs compare different numbers of utterances ({listed}): their sampling bias differs, so "
-                "compare each with its own floor rather than with each other."
-            )
-    return lines
-
-
 def suites_run(results: Results) -> list[str]:
     """Suites with aggregate rows, in a stable order (metadata order first)."""
     agg = results.aggregates
@@ -305,56 +156,22 @@ def suites_run(results: Results) -> list[str]:
     return ordered + sorted(set(present) - set(ordered))
 
 
-def failure_table(results: Results) -> pd.DataFrame:
-    """Per system: failed generations and failed scores per suite, as `failed / total` strings."""
-    rows = []
+def system_testset(results: Results, system: str) -> str | None:
+    """The system's test set from the metadata, or None when not recorded."""
+    testset = system_meta(results, system).get("testset")
+    return None if is_missing(testset) else str(testset)
+
+
+def testset_groups(results: Results) -> list[tuple[str | None, list[str]]]:
+    """Systems grouped by test set, in `systems()` order; one group with key None for systems without one."""
+    groups: dict[str | None, list[str]] = {}
     for system in systems(results):
-        failed = stat(results, system, "generation", "failed")
-        attempted = stat(results, system, "generation", "attempted")
-        row = {"System": system, "generation": _ratio(failed, attempted)}
-        for suite in suites_run(results):
-            row[suite] = _ratio(stat(results, system, suite, "failed"), stat(results, system, suite, "items"))
-        rows.append(row)
-    return pd.DataFrame(rows)
+        groups.setdefault(system_testset(results, system), []).append(system)
+    return list(groups.items())
 
 
-def _ratio(failed: Stat | None, total: Stat | None) -> str:
-    if failed is None:
-        return "–"
-    return f"{int(failed.value)} / {int(total.value)}" if total is not None else str(int(failed.value))
-
-
-def failure_total(results: Results) -> int:
-    """All failed generations and scores of the run, plus the test-set entries left out (counted once, not once
-    per system as the aggregates' `testset.failed` rows are)."""
-    agg = results.aggregates
-    if agg.empty:
-        return len(testset_problems(results))
-    failed = agg[(agg["metric"] == "failed") & (agg["suite"] != "testset")]["value"]
-    return int(pd.to_numeric(failed, errors="coerce").fillna(0).sum()) + len(testset_problems(results))
-
-
-def error_rows(results: Results) -> pd.DataFrame:
-    """Every recorded error: generation failures and per-suite score failures (items and groups)."""
-    rows = []
-    items = results.items
-    if "status" in items.columns:
-        for _, r in items[items["status"] == "failed"].iterrows():
-            rows.append(_error_row(r, "generation", r.get("error")))
-    for frame in (items, results.groups):
-        for column in [c for c in frame.columns if c.endswith(".error")]:
-            for _, r in frame[frame[column].notna()].iterrows():
-                if not is_missing(r[column]):
-                    rows.append(_error_row(r, column[: -len(".error")], r[column]))
-    return pd.DataFrame(rows, columns=["system", "item_id", "seed", "stage", "error"])
-
-
-def _error_row(row: pd.Series, stage: str, error: Any) -> dict[str, Any]:
-    seed = row.get("seed")
-    return {
-        "system": row.get("system"),
-        "item_id": row.get("item_id"),
-        "seed": "all" if is_missing(seed) else str(int(float(seed))),
-        "stage": stage,
-        "error": "(no message)" if is_missing(error) else str(error),
-    }
+def short_name(results: Results, system: str) -> str:
+    """The system's name without its `<testset>:` prefix (shown under its test set's heading)."""
+    testset = system_testset(results, system)
+    prefix = f"{testset}:" if testset else ""
+    return system[len(prefix) :] if prefix and system.startswith(prefix) and len(system) > len(prefix) else system

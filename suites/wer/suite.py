@@ -6,6 +6,10 @@ as an empty hypothesis (WER 1, every reference word a deletion), with the reason
 silence threshold sits far below any audible speech (-20 to -50 dBFS) and above 16-bit quantisation noise
 (about -101 dBFS); below it Whisper would only hallucinate text. Audio that is not mono, and an item whose
 reference is empty after normalisation (WER undefined), stay error rows.
+
+`hallucination` flags an item whose normalised hypothesis has more than `hallucination_ratio` (2) x the reference
+words + `hallucination_margin` (3) words: the ASR heard much more than the text (a babbling or looping generation,
+or an ASR that loops); the aggregate is the rate, `hallucination_count` the number of items. It changes no WER count.
 """
 
 from __future__ import annotations
@@ -89,12 +93,16 @@ class WerSuite(Suite):
         "insertions": _count("words", "inserted words"),
         "ref_words": MetricInfo(higher_is_better=None, unit="words", description="reference words (normalised)"),
         "hyp_words": MetricInfo(higher_is_better=None, unit="words", description="hypothesis words (normalised)"),
+        "hallucination": _count(
+            "fraction", "1 when hyp_words > hallucination_ratio x ref_words + hallucination_margin"
+        ),
     }
     aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {
         "wer_corpus": _count("fraction", "sum of errors / sum of reference words (ZipVoice/NeMo convention)"),
         "wer_mean": _count("fraction", "mean of per-item WERs (Seed-TTS/F5 convention)"),
         "over_50pct": _count("items", "items with WER above 50 %"),
         "over_50pct_frac": _count("fraction", "fraction of scored items with WER above 50 %"),
+        "hallucination_count": _count("items", "items whose hypothesis is far longer than the reference"),
     }
 
     def __init__(
@@ -104,9 +112,14 @@ class WerSuite(Suite):
         backend: str | AsrBackend = "whisper",
         model: str | None = None,
         normalizer: str = "whisper",
+        hallucination_ratio: float = 2.0,
+        hallucination_margin: float = 3.0,
         **backend_options: Any,
     ):
         super().__init__(device=device, batch_size=batch_size)
+        if not (hallucination_ratio >= 0 and hallucination_margin >= 0):
+            raise ValueError("hallucination_ratio and hallucination_margin must be >= 0")
+        self.hallucination_ratio, self.hallucination_margin = float(hallucination_ratio), float(hallucination_margin)
         self.normalizer = get_normalizer(normalizer)
         if isinstance(backend, str):
             self.backend: AsrBackend = build_backend(backend, model=model, device=device, **backend_options)
@@ -159,6 +172,8 @@ class WerSuite(Suite):
         if note is not None:
             details["note"] = note
         metrics = count_words(reference, hypothesis).as_metrics()
+        limit = self.hallucination_ratio * metrics["ref_words"] + self.hallucination_margin
+        metrics["hallucination"] = float(metrics["hyp_words"] > limit)
         return ItemScore(self.name, sample.system, sample.item.id, sample.seed, metrics=metrics, details=details)
 
     def aggregate(self, scores: Sequence[ItemScore]) -> dict[str, float]:
@@ -169,6 +184,9 @@ class WerSuite(Suite):
             "scored": float(len(ok)),
         }
         out.update(summarize(s.metrics for s in ok) or dict.fromkeys(self.aggregate_metrics, float("nan")))
+        flagged = [s.metrics["hallucination"] for s in ok if "hallucination" in s.metrics]
+        if flagged:  # rows scored before the flag existed have none
+            out.update(hallucination=float(np.mean(flagged)), hallucination_count=float(sum(flagged)))
         return out
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
@@ -187,6 +205,8 @@ class WerSuite(Suite):
             "batch_size": self.batch_size,
             "jiwer_version": metadata.version("jiwer"),
             "aggregates": "wer_corpus = sum errors / sum ref words; wer_mean = mean of per-item WERs",
+            "hallucination_ratio": self.hallucination_ratio,
+            "hallucination_margin": self.hallucination_margin,
             "unscorable_audio": (
                 f"empty, non-finite or RMS < {SILENCE_RMS:g} (-80 dBFS): scored as an empty hypothesis (WER 1), "
                 "not transcribed; not mono: error row"

@@ -190,6 +190,59 @@ def test_score_failures_gate_when_asked(baseline):
     assert row(report, "flashspeech@4", "wer.failed").verdict == "regressed" and not report.passed
 
 
+def flagged(results: Results, metric: str, ids: dict[str, list[str]]) -> Results:
+    """A 0/1 flag column `metric` for every scored sample: 1 for the listed item ids (both seeds) of each system;
+    a defects suite gets its error column and its recorded evaluator."""
+    items = results.items
+    suite = metric.split(".")[0]
+    scored = (items["status"] == "ok") & items.reindex(columns=[f"{suite}.error"]).iloc[:, 0].isna()
+    items[metric] = np.where(scored, 0.0, np.nan)
+    for system, listed in ids.items():
+        items.loc[scored & (items["system"] == system) & items["item_id"].isin(listed), metric] = 1.0
+    if suite == "defects":
+        items["defects.error"] = None
+        results.metadata["suites"]["defects"] = {"suite": "defects", "thresholds": {"long_silence_s": 1.0}}
+    return results
+
+
+def test_more_defective_samples_fail_the_gate(baseline):
+    base = flagged(fresh(), "defects.defective", {"flashspeech@2": ["item-01"], "flashspeech@4": ["item-02"]})
+    more = {"flashspeech@2": ["item-01", "item-04", "item-07"], "flashspeech@4": ["item-02"]}
+    cand = flagged(fresh(), "defects.defective", more)
+    report = compare(base, cand)
+    defective = row(report, "flashspeech@2", "defects.defective")
+    assert (defective.baseline, defective.candidate, defective.delta) == (2, 6, 4)  # two seeds per item
+    assert (defective.test, defective.verdict, defective.allowed) == ("count", "regressed", 0)
+    assert defective.fails and defective.note == f"over {2 * N_ITEMS} samples scored in both"
+    assert row(report, "flashspeech@4", "defects.defective").verdict == "unchanged"
+    assert row(report, "flashspeech@1", "defects.defective").n_paired == N_ITEMS  # its failed generation: not scored
+    assert not report.passed and [r.metric for r in report.failures] == ["defects.defective"]
+    assert row(report, "flashspeech@2", "defects.failed").verdict == "unchanged"  # the suite's own failure rule
+    assert report.comparisons == 15  # counted, outside the Holm family
+    reverse = compare(cand, base)
+    assert reverse.passed and row(reverse, "flashspeech@2", "defects.defective").verdict == "improved"
+    margin = GateConfig.from_dict({"metrics": {"defects.defective": {"allowed_abs": 4}}})
+    assert compare(base, cand, margin).passed
+    assert compare(base, cand, GateConfig.from_dict({"metrics": {"defects.defective": False}})).passed
+    # a run without the defects suite: reported as not measured, never failing
+    assert compare(baseline, fresh()).passed
+    assert row(compare(baseline, fresh()), "flashspeech@2", "defects.defective").verdict == "missing"
+
+
+def test_new_asr_hallucinations_fail_the_gate(baseline):
+    base = flagged(fresh(), "wer.hallucination", {})
+    cand = flagged(fresh(), "wer.hallucination", {"flashspeech@1": ["item-05"]})
+    report = compare(base, cand)
+    hallucination = row(report, "flashspeech@1", "wer.hallucination")
+    assert (hallucination.baseline, hallucination.candidate, hallucination.verdict) == (0, 2, "regressed")
+    assert not report.passed and [r.metric for r in report.failures] == ["wer.hallucination"]
+    assert GateConfig().rules[-1] == MetricRule("wer.hallucination", test="count", allowed_abs=0.0)
+    with pytest.raises(GateConfigError, match="flags"):
+        MetricRule("wer.insertions", test="count")
+    with pytest.raises(GateConfigError, match="not a ratio"):
+        MetricRule("defects.defective", test="count", numerator=("defective",), denominator="scored")
+
+
 def test_systems_and_items_on_one_side_only_are_reported(baseline):
     candidate = fresh()
     items = candidate.items
@@ -269,7 +322,10 @@ def test_gate_config_from_toml(tmp_path):
     config = GateConfig.from_toml(path)
     assert (config.alpha, config.resamples) == (0.01, 500)
     metrics = [r.metric for r in config.rules]
-    assert metrics == ["wer.wer", "wer.wer_corpus", "similarity.sim_o", "rtf.rtf", "generation.failed", "rtf.rtfx"]
+    assert metrics == [
+        *("wer.wer", "wer.wer_corpus", "similarity.sim_o", "rtf.rtf", "generation.failed"),
+        *("defects.defective", "wer.hallucination", "rtf.rtfx"),
+    ]
     assert config.rules[0].allowed_abs == 0.02 and config.rules[0].test == "bootstrap"
     assert config.rules[-1].gate is False
     assert [r.metric for r in GateConfig.from_dict({"defaults": False}).rules] == []

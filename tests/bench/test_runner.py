@@ -17,7 +17,7 @@ from bench.systems import Generated
 from bench.systems.external import ExternalSystem
 from bench.testsets.manifest import write_manifest
 from flashspeech.foundation.audio import write_wav
-from reports.paper import PAPER_NORMALIZER
+from reports.comparability import PAPER_NORMALIZER
 from suites.item import EvalItem
 
 REAL = "bench/testsets/assets/real"

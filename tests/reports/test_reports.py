@@ -10,13 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.results import Results
+from bench.results import Results, aggregates_table
 from flashspeech.foundation.audio import write_wav
 from reports import write_reports
 from reports.html import render_html
 from reports.markdown import render_markdown
 from reports.paper import load_paper, paper_view, published, verdict_lines
 from reports.plots import build_plots, prosody_diversity
+from suites.base import ItemScore
+from suites.defects import FLAGS, DefectsSuite
+from suites.wer import WerSuite
 from tests.fixtures.images import PNG_SIGNATURE
 from tests.fixtures.toy import toy_results
 
@@ -213,6 +216,89 @@ def test_paper_view_rows_only_for_suites_that_exist_and_ran(toy):
     assert "SIM-o / SIM-r:" not in paper_part and "| SIM-o |" not in paper_part
 
 
+# --- MOS: the predictor is named wherever MOS shows; an offline MOS is never set against the paper's UTMOS ------
+
+DISTILLMOS = {
+    "suite": "mos",
+    "backend": "distillmos",
+    "predictor": "DistillMOS (offline, not UTMOS)",
+    "paper_comparable": False,
+    "weights_sha256": "b18b3ac60227" + "0" * 52,
+}
+UTMOS = {
+    "suite": "mos",
+    "backend": "utmos",
+    "predictor": "UTMOS22 strong (SpeechMOS utmos22_strong, the FlashSpeech paper's predictor)",
+    "paper_comparable": True,
+    "checkpoint": {"path": "/models/utmos/utmos22_strong_step7459_v1.pt", "sha256": "9a" * 32},
+}
+
+
+def with_mos(results: Results, meta: dict, values: dict[str, float]) -> Results:
+    """`mos` aggregate rows (value with a CI, item and failure counts) and the suite's metadata."""
+    rows = []
+    for system, value in values.items():
+        for metric, v, lo, hi in (
+            ("mos", value, value - 0.1, value + 0.1),
+            ("items", 12, None, None),
+            ("failed", 0, None, None),
+        ):
+            rows.append(
+                {"system": system, "suite": "mos", "metric": metric, "value": v, "ci_low": lo, "ci_high": hi,
+                 "n_items": 12, "higher_is_better": True if metric == "mos" else None, "unit": "MOS 1-5"}
+            )  # fmt: skip
+    aggregates = pd.concat([results.aggregates, pd.DataFrame(rows)], ignore_index=True)
+    metadata = {**results.metadata, "suites": {**results.metadata["suites"], "mos": meta}}
+    return Results(results.items, results.groups, aggregates, metadata)
+
+
+def test_offline_mos_is_labelled_and_never_set_against_the_papers_utmos(toy, tmp_path):
+    results = with_mos(toy, DISTILLMOS, {"flashspeech@1": 3.1, "flashspeech@2": 3.4, "ground_truth": 4.2})
+    md = render_markdown(results)
+    warning = next(line for line in md.splitlines() if line.startswith("> **Warning:** MOS"))
+    assert "DistillMOS (offline, not UTMOS)" in warning and "NOT the paper's UTMOS (UTMOS22 strong)" in warning
+    legend = "- MOS: mean predicted mean opinion score (1-5, higher is better) per utterance from DistillMOS"
+    assert legend + " (offline, not UTMOS)." in md
+    assert "| MOS predictor | DistillMOS (offline, not UTMOS) (weights sha256 b18b3ac60227…)" in md
+    view = paper_view(results)
+    assert view.verdicts["utmos"].level == "not comparable"
+    assert "UTMOS: not comparable (MOS from DistillMOS (offline, not UTMOS)" in " ".join(verdict_lines(view))
+    rows = view.rows.set_index(["system", "metric"])
+    utmos2 = rows.loc[("flashspeech@2", "UTMOS")]
+    assert utmos2["paper"] == 4.00 and np.isnan(utmos2["ours"]) and np.isnan(utmos2["delta"])  # ours left blank
+    assert "no UTMOS in this run: its MOS is DistillMOS (offline, not UTMOS)" in utmos2["note"]
+    offline2 = rows.loc[("flashspeech@2", "MOS (distillmos, not UTMOS)")]
+    assert offline2["ours"] == 3.4 and np.isnan(offline2["paper"]) and np.isnan(offline2["delta"])
+    assert offline2["comparable"] == "no" and "not the paper's UTMOS" in offline2["note"]
+    assert rows.loc[("ground_truth", "MOS (distillmos, not UTMOS)"), "ours"] == 4.2
+    assert ("ground_truth", "UTMOS") not in rows.index  # nothing published for ground truth
+    assert not any(n.startswith("Not measured") and "UTMOS" in n for n in view.notes)
+    assert any("this run's MOS comes from DistillMOS (offline, not UTMOS)" in n for n in view.notes)
+    paper_part = md[md.index("## Paper view") : md.index("## Provenance")]
+    assert "| MOS (distillmos, not UTMOS) | – | 3.40 [3.30, 3.50] | – | no |" in paper_part
+    html = render_html(results, tmp_path).read_text(encoding="utf-8")
+    assert "NOT the paper&#x27;s UTMOS" in html and "MOS (distillmos, not UTMOS)" in html
+    # an offline backend recorded with a UTMOS-like label still reads as offline, not UTMOS
+    wrong = with_mos(toy, {"backend": "dnsmos", "predictor": "UTMOS", "paper_comparable": True}, {"flashspeech@2": 3.0})
+    md = render_markdown(wrong)
+    assert "| MOS predictor | dnsmos (offline, not UTMOS)" in md and "DNSMOS P.835" in md
+    assert paper_view(wrong).verdicts["utmos"].level == "not comparable"
+
+
+def test_utmos_backend_is_set_next_to_the_papers_utmos(toy):
+    results = with_mos(paper_protocol(toy, HUBERT, WAVLM), UTMOS, {"librispeech-test-clean:flashspeech@2": 3.9})
+    view = paper_view(results)
+    assert view.verdicts["utmos"].level == "comparable"
+    utmos2 = view.rows.set_index(["system", "metric"]).loc[("librispeech-test-clean:flashspeech@2", "UTMOS")]
+    assert utmos2["ours"] == 3.9 and utmos2["paper"] == 4.00 and utmos2["delta"] == pytest.approx(-0.1)
+    assert utmos2["comparable"] == "yes"
+    assert any("ours from the mos suite's utmos backend" in n and "9a9a9a9a9a9a" in n for n in view.notes)
+    assert not any("no UTMOS suite" in n for n in view.notes)
+    md = render_markdown(results)
+    assert "NOT the paper's UTMOS" not in md and "| MOS predictor | UTMOS22 strong (SpeechMOS" in md
+    assert "per utterance from UTMOS22 strong (SpeechMOS utmos22_strong" in md
+
+
 # --- prosody JSDs in the headline ---------------------------------------------------------------------------
 
 
@@ -241,10 +327,10 @@ def with_prosody(results: Results, items: dict[str, int]) -> Results:
 def test_headline_labels_each_jsd_with_its_count_and_floor(toy, tmp_path):
     results = with_prosody(toy, {"flashspeech@2": 12, "ground_truth": 12})
     md = render_markdown(results)
-    header = table_row(md, "System", "## Headline")
+    header = table_row(md, "System", "## Full results")
     assert "pitch JSD ↓" in header and "utterance-length JSD ↓" in header
     assert "duration JSD ↓" not in header and "phone-duration JSD ↓" not in header  # NaN for every system
-    fs2 = table_row(md, "flashspeech@2", "## Headline")
+    fs2 = table_row(md, "flashspeech@2", "## Full results")
     assert fs2[header.index("pitch JSD ↓")] == "0.0500 [no CI] (n=12; floor 0.0200 @6)"
     assert fs2[header.index("utterance-length JSD ↓")] == "0.0900 [no CI] (n=12; floor 0.0800 @6)"
     assert "split-half JSD" in md and "different numbers of utterances" not in md
@@ -306,6 +392,50 @@ def test_html_notes_missing_audio(toy, tmp_path):
     text = render_html(toy, tmp_path, audio_per_system=2).read_text(encoding="utf-8")
     assert "<audio" not in text and text.count("audio file not found") == 2 * len(SYSTEMS)
     assert_self_contained(text)
+
+
+def with_defects(results: Results) -> Results:
+    """The toy run plus a defects suite (flashspeech@1: 2 of its 12 samples defective, one of them clipped too)
+    and WER rows with one hallucination for flashspeech@2, aggregated by the real suite classes."""
+    rows = []
+    for system in SYSTEMS:
+        for i in range(12):
+            flags = dict.fromkeys(FLAGS, 0.0)
+            if system == "flashspeech@1" and i < 2:
+                flags.update(long_silence=1.0, clipping=float(i == 0))
+            rows.append(
+                ItemScore("defects", system, f"item-{i // 2:02d}", i % 2, {**flags, "defective": max(flags.values())})
+            )
+    wer = [
+        ItemScore("wer", "flashspeech@2", f"item-{i // 2:02d}", i % 2, {"wer": 0.0, "substitutions": 0,
+                  "deletions": 0, "insertions": 0, "ref_words": 5, "hyp_words": 5, "hallucination": float(i == 3)})
+        for i in range(12)
+    ]  # fmt: skip
+    table = aggregates_table([DefectsSuite(), WerSuite()], {"defects": rows, "wer": wer}, resamples=50)
+    extra = table[(table["suite"] == "defects") | table["metric"].str.startswith("hallucination")]
+    aggregates = pd.concat([results.aggregates, extra], ignore_index=True)
+    return Results(results.items, results.groups, aggregates, results.metadata)
+
+
+def test_generation_defects_table_in_markdown_and_html(toy, tmp_path):
+    assert "Generation defects" not in render_markdown(toy)  # not measured: no table
+    assert "Generation defects" not in render_html(toy, tmp_path / "plain", audio_per_system=0).read_text("utf-8")
+    results = with_defects(toy_results())
+    md = render_markdown(results)
+    section = md[md.index("## Failures") : md.index("## Paper view")]
+    assert "### Generation defects" in section
+    header = table_row(md, "System", "### Generation defects")
+    assert header == ["System", "defective", *FLAGS, "hallucination"]
+    fs1 = table_row(md, "flashspeech@1", "### Generation defects")
+    assert fs1[header.index("defective")] == "2 / 12" and fs1[header.index("long_silence")] == "2 / 12"
+    assert fs1[header.index("clipping")] == "1 / 12" and fs1[header.index("noise_tail")] == "0 / 12"
+    assert fs1[header.index("hallucination")] == "–"  # the toy's WER rows predate the flag
+    fs2 = table_row(md, "flashspeech@2", "### Generation defects")
+    assert fs2[header.index("defective")] == "0 / 12" and fs2[header.index("hallucination")] == "1 / 12"
+    html = render_html(results, tmp_path / "report", audio_per_system=0).read_text(encoding="utf-8")
+    failures = html[html.index('<section id="failures">') : html.index('<section id="paper">')]
+    assert '<h3 id="defects">Generation defects</h3>' in failures
+    assert "<td>flashspeech@1</td><td>2 / 12</td><td>2 / 12</td><td>0 / 12</td>" in failures
 
 
 def test_write_reports(tmp_path):
@@ -440,8 +570,10 @@ def _rtf_results(contended: list[bool], borrowed: list[bool]) -> Results:
 
 def test_contended_and_borrowed_timings_are_flagged():
     md = render_markdown(_rtf_results([True, False, False, False], [False, False, False, True]), paper_view=False)
-    row = table_row(md, "t:fs@2", "## Headline")
+    row = table_row(md, "t:fs@2", "## Full results")
     assert "⚠ contended 1/3" in row[-1] and "(1 cached, not timed here)" in row[-1]
+    headline, header = table_row(md, "t:fs@2", "## Headline"), table_row(md, "System", "## Headline")
+    assert "⚠ contended 1/3" in headline[header.index("RTF ↓")]  # the short headline keeps the flags
     assert "competed for the CPU" in md and "never gated" in md and "--retime" in md
     assert "1 test-set problem(s)" in md and "field 'text': empty text" in md
     quiet = render_markdown(_rtf_results([False] * 4, [False] * 4), paper_view=False)

@@ -22,7 +22,7 @@ from flashspeech.foundation import ct2_convert as ct2
 from flashspeech.foundation.assets import AssetError
 from flashspeech.foundation.audio import read_audio
 from flashspeech.foundation.whisper import TINY_EN_SHA256, tiny_en_checkpoint
-from suites.base import SUITES, Sample, SuiteError
+from suites.base import SUITES, ItemScore, Sample, SuiteError
 from suites.item import EvalItem
 from suites.wer import WerSuite, count_words, get_normalizer
 from suites.wer.hubert_backend import HubertBackend
@@ -232,6 +232,40 @@ def test_suite_is_registered_and_validates_options():
         WerSuite(backend=FakeBackend({}), model="x")
     suite = WerSuite(backend=FakeBackend({}), normalizer="seedtts")
     assert suite.describe()["normalizer"] == "seedtts" and suite.describe()["backend"] == "fake"
+
+
+def test_hallucination_flags_a_hypothesis_far_longer_than_the_reference():
+    """More than 2 x the reference words + 3: flagged; the threshold changes the flag, never a WER count."""
+    pairs = [
+        ("Two words.", "two words and then it went on and on"),  # 9 > 2 * 2 + 3
+        ("A b c.", "a b c d e f g h i"),  # 9 words: exactly the limit, not above
+        ("The cat sat.", "the cat sat"),
+        ("One two three.", ""),  # empty hypothesis
+    ]
+    suite, _, samples = _fake_suite(pairs)
+    rows = suite.score(samples)
+    assert [r.metrics["hallucination"] for r in rows] == [1.0, 0.0, 0.0, 0.0]
+    agg = suite.aggregate(rows)
+    assert agg["hallucination"] == pytest.approx(0.25) and agg["hallucination_count"] == 1
+    assert (suite.describe()["hallucination_ratio"], suite.describe()["hallucination_margin"]) == (2.0, 3.0)
+    assert WerSuite.metrics["hallucination"].higher_is_better is False
+
+    strict = WerSuite(backend=FakeBackend({}), normalizer="seedtts", hallucination_ratio=1, hallucination_margin=0)
+    strict.backend = suite.backend
+    strict_rows = strict.score(samples)
+    assert [r.metrics["hallucination"] for r in strict_rows] == [1.0, 1.0, 0.0, 0.0]
+    assert strict.describe()["hallucination_ratio"] == 1.0
+
+    def counts(row_metrics: dict[str, float]) -> dict[str, float]:
+        return {k: v for k, v in row_metrics.items() if k != "hallucination"}
+
+    assert [counts(r.metrics) for r in rows] == [counts(r.metrics) for r in strict_rows]
+    assert counts(agg) == counts(strict.aggregate(strict_rows)) | {"hallucination_count": 1}
+    # rows scored before the flag existed: no hallucination aggregate, the same WER numbers
+    old = [ItemScore(r.suite, r.system, r.item_id, r.seed, metrics=counts(r.metrics)) for r in rows]
+    assert suite.aggregate(old) == {k: v for k, v in agg.items() if not k.startswith("hallucination")}
+    with pytest.raises(ValueError, match="hallucination"):
+        WerSuite(backend=FakeBackend({}), hallucination_ratio=-1)
 
 
 # --- CTranslate2 converter ---------------------------------------------------------------------------------

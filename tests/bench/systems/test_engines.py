@@ -1,0 +1,148 @@
+"""The real TTS engines behind the external-command adapter, and the request loop they share."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.systems import SystemConfig, SystemConfigError, build_systems
+from bench.systems.engines.flite import FliteEngine
+from bench.systems.engines.loop import Engine, serve
+from bench.systems.engines.piper import PiperEngine, joe_voice
+from bench.systems.external import ExternalSystem
+from bench.testsets.embedded import EMBEDDED
+from bench.testsets.manifest import load_manifest
+from suites.rtf import stage_times
+
+FLITE_MISSING = "the flite program is not installed (apt-get install flite)"
+
+
+def _real_items(*ids: str):
+    by_id = {item.id: item for item in load_manifest(EMBEDDED["real"].manifest_path(None)).items}
+    return [by_id[i] for i in ids]
+
+
+def _engine(name: str, *options: str) -> ExternalSystem:
+    (system,) = build_systems(
+        [
+            SystemConfig.from_dict(
+                {
+                    "kind": "external",
+                    "name": name,
+                    "command": ["{python}", "-m", f"bench.systems.engines.{name}", *options, "{input}"],
+                    "prompted": False,
+                }
+            )
+        ],
+        "cpu",
+    )
+    return system
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name",
+    [
+        "piper",
+        "hibari",
+        "espeak",
+        pytest.param("flite", marks=pytest.mark.skipif(shutil.which("flite") is None, reason=FLITE_MISSING)),
+    ],
+)
+def test_engine_speaks_the_real_set(name):
+    system = _engine(name)
+    items = _real_items("real-cards_001", "real-librivox_0880")
+    out = system.generate(items, [0, 1])
+    for item, generated in zip(items, out, strict=True):
+        assert generated.error is None, generated.error
+        audio = generated.audio
+        assert audio is not None and generated.sample_rate == 16_000 and np.isfinite(audio).all()
+        assert float(np.sqrt(np.mean(audio**2))) > 1e-3  # not silent
+        words, seconds = len(item.text.split()), len(audio) / 16_000
+        assert 0.15 * words <= seconds <= 0.8 * words + 1.0, (item.text, seconds)
+        assert set(generated.timings) == {"synthesis"} and generated.timings["synthesis"] > 0
+        assert stage_times(generated.timings)[0] > 0  # the RTF suite can read it
+        assert generated.meta["prompted"] is False
+
+
+class _Flaky(Engine):
+    """Speaks a tone, fails on texts containing "boom", and counts what it was asked."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def synthesize(self, text: str, seed: int) -> tuple[np.ndarray, int]:
+        self.texts.append(text)
+        if "boom" in text:
+            raise RuntimeError("engine exploded")
+        return 0.3 * np.sin(np.arange(8000) / 5.0), 8000
+
+
+def _requests(tmp_path: Path, texts: list[str]) -> tuple[Path, list[Path]]:
+    outputs = [tmp_path / f"{k}.wav" for k in range(len(texts))]
+    lines = [
+        json.dumps(
+            {"id": f"i{k}", "text": t, "prompt_audio": "p.wav", "prompt_text": None, "seed": k, "output": str(o)}
+        )
+        for k, (t, o) in enumerate(zip(texts, outputs, strict=True))
+    ]
+    path = tmp_path / "requests.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, outputs
+
+
+def test_loop_fails_one_request_and_answers_the_others(tmp_path):
+    path, outputs = _requests(tmp_path, ["one", "boom", "   ", "three"])
+    engine = _Flaky()
+    assert serve(path, lambda: engine) == 1
+    assert engine.texts[0] != "one"  # an untimed warm-up first
+    for k in (0, 3):
+        assert outputs[k].is_file()
+        timings = json.loads(Path(f"{outputs[k]}.json").read_text())["timings"]
+        assert set(timings) == {"synthesis"} and timings["synthesis"] > 0
+    for k, reason in ((1, "RuntimeError: engine exploded"), (2, "no text to speak")):
+        assert not outputs[k].exists()
+        assert reason in json.loads(Path(f"{outputs[k]}.json").read_text())["error"]
+
+
+def test_loop_reports_an_engine_that_does_not_load(tmp_path):
+    path, outputs = _requests(tmp_path, ["one", "two"])
+
+    def load() -> Engine:
+        return FliteEngine(program="no-such-flite-program")
+
+    assert serve(path, load) == 1
+    for output in outputs:
+        error = json.loads(Path(f"{output}.json").read_text())["error"]
+        assert not output.exists() and "no-such-flite-program" in error and "apt-get install flite" in error
+
+
+@pytest.mark.slow
+def test_piper_restarts_after_a_text_it_crashes_on(tmp_path):
+    path, outputs = _requests(tmp_path, ["...", "Fine again."])  # no phonemes: piper's command line crashes
+    assert serve(path, lambda: PiperEngine(*joe_voice())) == 1
+    assert "piper exited with status" in json.loads(Path(f"{outputs[0]}.json").read_text())["error"]
+    assert outputs[1].is_file() and json.loads(Path(f"{outputs[1]}.json").read_text())["timings"]["synthesis"] > 0
+
+
+@pytest.mark.slow
+def test_missing_flite_fails_every_item_with_the_fix():
+    system = _engine("flite", "--program", "no-such-flite-program")
+    out = system.generate(_real_items("real-cards_001", "real-cards_002"), [0, 0])
+    for generated in out:
+        assert generated.audio is None
+        assert "`no-such-flite-program` program is not on PATH" in generated.error
+        assert "apt-get install flite" in generated.error
+
+
+def test_fixed_voice_is_recorded_and_prompted_systems_are_unchanged():
+    fixed = _engine("espeak")
+    assert fixed.describe()["prompted"] is False and "ignores the prompt" in fixed.describe()["note"]
+    (prompted,) = build_systems([SystemConfig.from_dict({"kind": "external", "command": ["tts", "{input}"]})], "cpu")
+    assert prompted.describe() == {"kind": "external", "command": ["tts", "{input}"], "sample_rate": 16_000}
+    with pytest.raises(SystemConfigError, match="prompted: must be true or false"):
+        SystemConfig.from_dict({"kind": "external", "command": ["tts"], "prompted": "no"})
