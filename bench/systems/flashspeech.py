@@ -92,10 +92,6 @@ class FlashSpeechSystem(System):
             "nfe": plan.nfe,
         }
 
-    @property
-    def steps(self) -> int:
-        return self.plan.steps
-
     def describe(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
