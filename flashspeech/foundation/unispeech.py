@@ -19,14 +19,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from flashspeech.foundation.assets import AssetError, ModelAsset
-from flashspeech.foundation.hashing import cached_sha256
+from flashspeech.foundation.keymap import MappingReport, load_asset_file, load_strict, mapping_problems
 
 WAVLM_TDNN_ASSET = ModelAsset(
     name="UniSpeech WavLM-TDNN (wavlm_large_finetune.pth)",
@@ -113,25 +112,10 @@ class CheckpointMappingError(AssetError):
     """The checkpoint does not map exactly onto the model; the message lists every problem."""
 
 
-@dataclass
-class MappingReport:
-    """What a strict mapping did: counts and the ignored training-only keys."""
-
-    source_keys: int
-    mapped_targets: int
-    ignored: dict[str, str] = field(default_factory=dict)
-
-
 def _target(template: str, groups: tuple[str, ...]) -> str:
     if template.startswith("head.blocks."):  # UniSpeech layer2..4 -> blocks 0..2
         groups = (str(int(groups[0]) - 2), *groups[1:])
     return template.format(*groups)
-
-
-def _listing(title: str, keys: list[str], limit: int = 20) -> str:
-    shown = "\n    ".join(keys[:limit])
-    more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"  {title} ({len(keys)}):\n    {shown}{more}"
 
 
 def map_state_dict(
@@ -168,25 +152,9 @@ def map_state_dict(
             continue
         mapped[name] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
         origin[name] = name
-    missing = sorted(set(target_shapes) - set(mapped))
-    unexpected = sorted(f"{origin[k]} -> {k}" for k in set(mapped) - set(target_shapes))
-    shapes = sorted(
-        f"{origin[k]} -> {k}: checkpoint {tuple(v.shape)}, model {tuple(target_shapes[k])}"
-        for k, v in mapped.items()
-        if k in target_shapes and tuple(v.shape) != tuple(target_shapes[k])
+    problems = mapping_problems(
+        mapped, origin, target_shapes, unmapped, duplicates, extra=[("incomplete q/k/v projections", incomplete)]
     )
-    problems = [
-        _listing(title, keys)
-        for title, keys in (
-            ("checkpoint keys no rule maps", sorted(unmapped)),
-            ("model keys the checkpoint does not fill", missing),
-            ("mapped keys the model does not have", unexpected),
-            ("shape mismatches", shapes),
-            ("keys mapped twice", duplicates),
-            ("incomplete q/k/v projections", incomplete),
-        )
-        if keys
-    ]
     if problems:
         raise CheckpointMappingError(
             "UniSpeech WavLM-TDNN checkpoint does not match the model exactly:\n" + "\n".join(problems)
@@ -208,17 +176,10 @@ def extract_model_state(checkpoint: object) -> Mapping[str, Tensor]:
 
 
 def load_into(model: torch.nn.Module, source: Mapping[str, Tensor]) -> MappingReport:
-    """Map `source` onto `model` and load it with `strict=True` (a model built on the meta device gets the
-    checkpoint's tensors assigned, skipping a second 1.2 GB allocation and its random init)."""
-    shapes = {k: v.shape for k, v in model.state_dict().items()}
-    mapped, report = map_state_dict(source, shapes)
-    on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
-    model.load_state_dict(mapped, strict=True, assign=on_meta)
-    if on_meta:
-        left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-        if left:
-            raise CheckpointMappingError(f"tensors left uninitialised after loading: {left[:10]}")
-        model.float()
+    """Map `source` onto `model` and load it strictly (`keymap.load_strict`: a model built on the meta device
+    gets the checkpoint's tensors assigned, skipping a second 1.2 GB allocation and its random init)."""
+    mapped, report = map_state_dict(source, {k: v.shape for k, v in model.state_dict().items()})
+    load_strict(model, mapped, CheckpointMappingError)
     return report
 
 
@@ -231,11 +192,6 @@ class LoadedCheckpoint:
 
 def load_checkpoint(model: torch.nn.Module, path: str | os.PathLike | None = None) -> LoadedCheckpoint:
     """Resolve the asset (explicit path or the model directory), hash it, load it strictly into `model`."""
-    resolved = WAVLM_TDNN_ASSET.resolve(path)
-    digest = cached_sha256(Path(resolved))
-    try:
-        checkpoint = torch.load(resolved, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or pickled objects beyond tensors
-        raise AssetError(f"{WAVLM_TDNN_ASSET.name}: cannot read {resolved}: {exc}") from exc
+    resolved, digest, checkpoint = load_asset_file(WAVLM_TDNN_ASSET, path)
     report = load_into(model, extract_model_state(checkpoint))
     return LoadedCheckpoint(path=str(resolved), sha256=digest, report=report)

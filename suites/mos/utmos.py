@@ -20,15 +20,14 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torchaudio.models import wav2vec2_model
 
 from flashspeech.foundation.assets import AssetError, ModelAsset
-from flashspeech.foundation.hashing import cached_sha256
+from flashspeech.foundation.keymap import MappingReport, load_asset_file, load_strict, mapping_problems
 
 CHECKPOINT_NAME = "utmos22_strong_step7459_v1.pt"
 UTMOS_ASSET = ModelAsset(
@@ -144,21 +143,6 @@ class UTMOSCheckpointError(AssetError):
     """The checkpoint does not map exactly onto the model; the message lists every problem."""
 
 
-@dataclass
-class MappingReport:
-    """What a strict mapping did: counts and the ignored keys with why."""
-
-    source_keys: int
-    mapped_targets: int
-    ignored: dict[str, str] = field(default_factory=dict)
-
-
-def _listing(title: str, keys: list[str], limit: int = 20) -> str:
-    shown = "\n    ".join(keys[:limit])
-    more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
-    return f"  {title} ({len(keys)}):\n    {shown}{more}"
-
-
 def map_state_dict(
     source: Mapping[str, Tensor], target_shapes: Mapping[str, torch.Size]
 ) -> tuple[dict[str, Tensor], MappingReport]:
@@ -180,24 +164,7 @@ def map_state_dict(
                 break
         else:
             unmapped.append(key)
-    missing = sorted(set(target_shapes) - set(mapped))
-    unexpected = sorted(f"{origin[k]} -> {k}" for k in set(mapped) - set(target_shapes))
-    shapes = sorted(
-        f"{origin[k]} -> {k}: checkpoint {tuple(v.shape)}, model {tuple(target_shapes[k])}"
-        for k, v in mapped.items()
-        if k in target_shapes and tuple(v.shape) != tuple(target_shapes[k])
-    )
-    problems = [
-        _listing(title, keys)
-        for title, keys in (
-            ("checkpoint keys no rule maps", sorted(unmapped)),
-            ("model keys the checkpoint does not fill", missing),
-            ("mapped keys the model does not have", unexpected),
-            ("shape mismatches", shapes),
-            ("keys mapped twice", duplicates),
-        )
-        if keys
-    ]
+    problems = mapping_problems(mapped, origin, target_shapes, unmapped, duplicates)
     if problems:
         listed = "\n".join(problems)
         raise UTMOSCheckpointError(f"UTMOS22 strong checkpoint does not match the model exactly:\n{listed}")
@@ -219,16 +186,10 @@ def extract_state(checkpoint: object) -> Mapping[str, Tensor]:
 
 
 def load_into(model: UTMOS22Strong, source: Mapping[str, Tensor]) -> MappingReport:
-    """Map `source` onto `model` and load it with `strict=True` (a model built on the meta device gets the
-    checkpoint's tensors assigned)."""
+    """Map `source` onto `model` and load it strictly (a model built on the meta device gets the checkpoint's
+    tensors assigned)."""
     mapped, report = map_state_dict(source, {k: v.shape for k, v in model.state_dict().items()})
-    on_meta = any(t.is_meta for t in (*model.parameters(), *model.buffers()))
-    model.load_state_dict(mapped, strict=True, assign=on_meta)
-    if on_meta:
-        left = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
-        if left:
-            raise UTMOSCheckpointError(f"tensors left uninitialised after loading: {left[:10]}")
-        model.float()
+    load_strict(model, mapped, UTMOSCheckpointError)
     return report
 
 
@@ -243,14 +204,7 @@ class LoadedUTMOS:
 def load_utmos(path: str | os.PathLike | None = None, config: UTMOSConfig | None = None) -> LoadedUTMOS:
     """Resolve the checkpoint (explicit path or the model directory), hash it and load it strictly into a model
     built on the meta device (no random init). Missing or unreadable: `AssetError` naming the file."""
-    resolved = UTMOS_ASSET.resolve(path)
-    if not resolved.is_file():
-        raise AssetError(f"{UTMOS_ASSET.name}: {resolved} is not a file")
-    digest = cached_sha256(Path(resolved))
-    try:
-        checkpoint = torch.load(resolved, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt file, or pickled objects beyond tensors
-        raise AssetError(f"{UTMOS_ASSET.name}: cannot read {resolved}: {type(exc).__name__}: {exc}") from exc
+    resolved, digest, checkpoint = load_asset_file(UTMOS_ASSET, path)
     with torch.device("meta"):
         model = UTMOS22Strong(config)
     report = load_into(model, extract_state(checkpoint))
