@@ -302,10 +302,10 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
         "systems": {
             f"{t}:{s.name}": {
                 **s.describe(),
+                "steps": None,  # a system that does not sample records no steps; sampling() overrides it
                 **s.sampling(),
                 "name": s.name,
                 "testset": t,
-                "steps": s.sampling().get("steps"),
                 "kind": s.kind,
             }
             for t, _ in testsets
