@@ -144,7 +144,7 @@ def plot_validation_curves(curves: dict[str, list[tuple[int, float]]], out: Path
     return out
 
 
-def render(results_dir: str | Path, testset: str = "smoke", notes: str = "", curves_png: str | None = None) -> str:
+def render(results_dir: str | Path, testset: str = "espeak", notes: str = "", curves_png: str | None = None) -> str:
     results = Results.load(results_dir)
     table, frame = results_table(results, testset)
     data = describe_data("flashspeech-tiny")

@@ -7,6 +7,8 @@ Subcommands:
   compare         regression gate between two runs (results directories or MLflow run ids)
   speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
   data synth      build the synthetic corpus (cached; resumes; deterministic)
+  data natural    build the natural-voice corpus (flite, piper, hibari); --export / --check the committed sets
+  data survey     the instruments on the corpora's ground truth: WER, MOS, speaker separation, alignment
   data list       the embedded test sets with item counts and durations
   data import     turn a local copy of a standard protocol into a manifest
   data validate   check a manifest and list every problem by line and field
@@ -24,9 +26,11 @@ from bench.cli.commands import (
     cmd_import,
     cmd_list,
     cmd_model_card,
+    cmd_natural,
     cmd_phonemize,
     cmd_run,
     cmd_speed,
+    cmd_survey,
     cmd_synth,
     cmd_train,
     cmd_validate,
@@ -122,7 +126,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, default=None, help="default: $FLASHSPEECH_BENCH_CACHE or ~/.cache/flashspeech-bench"
     )
 
-    p = data.add_parser("synth", parents=[cache], help="build the synthetic corpus and the smoke manifest")
+    p = data.add_parser("natural", parents=[cache], help="build the natural-voice corpus (needs flite, [voices])")
+    p.add_argument("--voices", nargs="+", default=None, help="only these voices (default: all)")
+    p.add_argument("--max-sentences", type=int, default=None, help="first N sentences only")
+    p.add_argument("--force", action="store_true", help="rebuild from scratch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--export", action="store_true", help="rewrite the committed test sets from the corpus")
+    what.add_argument("--check", action="store_true", help="exit 1 unless the committed sets match a rebuild")
+    p.set_defaults(func=cmd_natural)
+
+    p = data.add_parser("survey", parents=[cache], help="ground-truth WER, MOS and speaker separation per voice")
+    p.add_argument("--out", type=Path, default=Path("outputs/survey"), help="where SURVEY.md and survey.json go")
+    p.add_argument("--per-voice", type=int, default=20, help="test sentences per voice (default 20 of 40)")
+    p.add_argument("--asr", nargs="+", default=None, help="ASR configurations (default: all of ASR_CONFIGS)")
+    p.set_defaults(func=cmd_survey)
+
+    p = data.add_parser("synth", parents=[cache], help="build the synthetic corpus and the espeak manifest")
     p.add_argument("--voices", nargs="+", default=None, help="only these voices (default: all)")
     p.add_argument("--heldout-only", action="store_true", help="only the held-out voices (what `smoke` needs)")
     p.add_argument("--max-sentences", type=int, default=None, help="first N sentences only")

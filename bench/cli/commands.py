@@ -22,25 +22,87 @@ def cmd_synth(args: argparse.Namespace) -> int:
     n_voices = len({u.voice for u in corpus.utterances})
     print(f"corpus: {len(corpus.utterances)} utterances, {n_voices} voices, {seconds / 3600:.2f} h at {corpus.root}")
     if args.max_sentences is None and args.seed == 0:
-        smoke = EMBEDDED["smoke"].build(args.cache_dir, not args.quiet)
-        print(f"smoke manifest: {smoke}")
+        espeak = EMBEDDED["espeak"].build(args.cache_dir, not args.quiet)
+        print(f"espeak manifest: {espeak}")
+    return 0
+
+
+def cmd_natural(args: argparse.Namespace) -> int:
+    import filecmp
+    import tempfile
+
+    from bench.testsets.natural import NaturalConfig, build_natural_corpus, export_sets, natural_assets_dir
+
+    config = NaturalConfig(max_sentences=args.max_sentences)
+    corpus = build_natural_corpus(config, args.cache_dir, voices=args.voices, force=args.force, progress=not args.quiet)
+    seconds = sum(u.n_samples for u in corpus.utterances) / corpus.sample_rate
+    n_voices = len({u.voice for u in corpus.utterances})
+    print(
+        f"natural corpus: {len(corpus.utterances)} utterances, {n_voices} voices, {seconds / 3600:.2f} h",
+        f"at {corpus.root}",
+    )
+    if args.export:
+        for path in export_sets(corpus):
+            print(f"wrote {path}")
+    elif args.check:
+        committed = natural_assets_dir()
+        with tempfile.TemporaryDirectory() as tmp:
+            export_sets(corpus, Path(tmp))
+            fresh = sorted(p.relative_to(tmp) for p in Path(tmp).rglob("*") if p.is_file())
+            old = sorted(p.relative_to(committed) for p in committed.rglob("*") if p.is_file())
+            differ = [
+                str(p)
+                for p in fresh
+                if not (committed / p).is_file() or not filecmp.cmp(Path(tmp) / p, committed / p, shallow=False)
+            ]
+            extra = [str(p) for p in old if p not in set(fresh)]
+        if differ or extra:
+            print(f"committed natural sets differ from a rebuild: {len(differ)} changed or missing, {len(extra)} extra")
+            for name in (differ + extra)[:20]:
+                print(f"  {name}")
+            return 1
+        print(f"the committed natural sets match a rebuild ({len(fresh)} files)")
+    return 0
+
+
+def cmd_survey(args: argparse.Namespace) -> int:
+    from bench.testsets.survey import ASR_CONFIGS, alignment_check, run_survey, survey_clips, write_survey
+
+    unknown = set(args.asr or ()) - set(ASR_CONFIGS)
+    if unknown:
+        raise SystemExit(f"--asr: unknown {sorted(unknown)}; known: {list(ASR_CONFIGS)}")
+    asr = {k: v for k, v in ASR_CONFIGS.items() if args.asr is None or k in args.asr}
+    survey = run_survey(survey_clips(args.cache_dir, args.per_voice), asr)
+    survey.alignment = alignment_check(args.cache_dir)
+    md, js = write_survey(survey, args.out)
+    print(f"wrote {md} and {js}")
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.testsets.embedded import list_embedded
+    from bench.testsets.embedded import list_embedded, list_tiers
 
+    print("corpus tiers")
+    for tier in list_tiers(args.cache_dir):
+        built = "not built here" if tier.utterances is None else f"{tier.utterances} utterances, {tier.hours:.2f} h"
+        print(f"  {tier.name:8} {tier.description} ({built}; build: {tier.build})")
+        if tier.train_voices:
+            print(f"  {'':8} training voices: {', '.join(tier.train_voices)}")
+        print(f"  {'':8} held-out voices: {', '.join(tier.heldout_voices)}; test sets: {', '.join(tier.test_sets)}")
+        print(f"  {'':8} licence: {tier.licence}")
+    print()
+    print("test sets")
     rows = list_embedded(args.cache_dir)
-    print(f"{'name':8} {'items':>6} {'speakers':>8} {'targets':>9} {'prompts':>9}  description")
+    print(f"  {'name':10} {'items':>6} {'speakers':>8} {'targets':>9} {'prompts':>9}  description")
     for r in rows:
         if not r.built:
-            print(f"{r.name:8} {'-':>6} {'-':>8} {'-':>9} {'-':>9}  {r.description}")
-            print(f"{'':8} not built yet: run `flashspeech-bench data synth` ({r.path})")
+            print(f"  {r.name:10} {'-':>6} {'-':>8} {'-':>9} {'-':>9}  {r.description}")
+            print(f"  {'':10} not built yet: run `flashspeech-bench data synth` ({r.path})")
             continue
         counts = f"{r.items:>6} {r.speakers:>8} {r.target_seconds:>8.1f}s {r.prompt_seconds:>8.1f}s"
-        print(f"{r.name:8} {counts}  {r.description}")
+        print(f"  {r.name:10} {counts}  {r.description}")
         if r.problems:
-            print(f"{'':8} {r.problems} problem(s): run `flashspeech-bench data validate {r.path}`")
+            print(f"  {'':10} {r.problems} problem(s): run `flashspeech-bench data validate {r.path}`")
     return 0
 
 

@@ -1,27 +1,31 @@
 """The embedded test sets that `nox -s bench` and the tests run on, with no downloads.
 
-- ``smoke``: held-out synthetic voices (never trained on) reading test sentences (never trained on),
-  each prompted by another sentence of the same voice: zero-shot, cross-sentence.
+- ``smoke``: unseen natural voices (flite awb, hibari heart; never trained on) reading test sentences
+  (never trained on), each prompted by another sentence of the same voice: zero-shot, cross-sentence.
+- ``smoke-seen``: the natural corpus's training voices reading the test sentences (seen voices, unseen
+  sentences). Both natural sets are committed (``assets/natural``, see `bench.testsets.natural`).
+- ``espeak``: the espeak-ng corpus's held-out voices, the same way (synthesized on first use from the
+  espeakng-loader wheel; what the bundled tiny models were trained on).
 - ``real``: real human speech from Debian's pocketsphinx-testdata (committed under
   ``bench/testsets/assets/real``), prompted by another utterance of the same speaker.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bench.testsets.items import cross_sentence_items
 from bench.testsets.manifest import Manifest, load_manifest, write_manifest
+from bench.testsets.natural import NATURAL_SETS, NaturalSet, natural_assets_dir
 from bench.testsets.synth import HELDOUT, Corpus, CorpusConfig, build_corpus, corpus_root
 from flashspeech.foundation.audio import audio_info
 from suites.item import EvalItem
 
-SMOKE_VERSION = 2  # bump when smoke_items changes what it writes
-SMOKE_ITEMS_PER_VOICE = 8
-SMOKE_PROMPT_RANGE_S = (2.0, 4.5)  # prompts near the protocols' 3 s
+ESPEAK_VERSION = 3  # bump when espeak_items changes what it writes
+ESPEAK_ITEMS_PER_VOICE = 8
 
 
 @dataclass(frozen=True)
@@ -40,73 +44,40 @@ def _build_real(cache_dir: Path | None = None, progress: bool = True) -> Path:
     return _real_manifest_path(cache_dir)
 
 
-def smoke_items(corpus: Corpus, items_per_voice: int = SMOKE_ITEMS_PER_VOICE, seed: int = 0) -> list[EvalItem]:
-    """Cross-sentence items for the held-out voices of a built corpus (deterministic given `seed`).
-
-    Test sentences are dealt out so that voices get disjoint targets where there are enough; each
-    prompt is a non-test sentence of the same voice lasting 2-4.5 s, used at most once per voice.
-    """
-    config = corpus.config
-    rng = random.Random(seed)
-    heldout = [v.name for v in config.voices if config.split_of(v.name) == HELDOUT]
-    tests = sorted({u.sentence_id for u in corpus.utterances if u.test_sentence})
-    rng.shuffle(tests)
-    items = []
-    for k, voice in enumerate(heldout):
-        utts = {u.sentence_id: u for u in corpus.by_voice(voice)}
-        if not utts:
-            raise ValueError(f"held-out voice {voice!r} is not built in {corpus.root}")
-        targets = [tests[(k * items_per_voice + j) % len(tests)] for j in range(min(items_per_voice, len(tests)))]
-        lo, hi = SMOKE_PROMPT_RANGE_S
-        prompts = [u for u in utts.values() if not u.test_sentence and lo <= u.n_samples / config.sample_rate <= hi]
-        prompts.sort(key=lambda u: u.sentence_id)
-        rng.shuffle(prompts)
-        if len(prompts) < len(targets):
-            raise ValueError(
-                f"voice {voice!r} has {len(prompts)} prompt candidates of {lo}-{hi} s for {len(targets)} targets"
-            )
-        for target_id, prompt in zip(targets, prompts, strict=False):
-            target = utts[target_id]
-            items.append(
-                EvalItem(
-                    id=f"smoke-{target.id}",
-                    text=target.text,
-                    prompt_audio=str(corpus.audio_path(prompt)),
-                    prompt_text=prompt.text,
-                    speaker=voice,
-                    target_audio=str(corpus.audio_path(target)),
-                    meta={
-                        "prompt_utt": prompt.id,
-                        "target_utt": target.id,
-                        # the synthesizer's alignment of the ground truth, for phone-level prosody metrics
-                        "target_phonemes": list(target.phonemes),
-                        "target_durations": list(target.durations),
-                    },
-                )
-            )
-    return items
+def espeak_items(corpus: Corpus, items_per_voice: int = ESPEAK_ITEMS_PER_VOICE, seed: int = 0) -> list[EvalItem]:
+    """The `espeak` set: the espeak-ng corpus's held-out voices reading test sentences."""
+    heldout = [v for v in corpus.config.voice_names if corpus.config.split_of(v) == HELDOUT]
+    return cross_sentence_items(corpus, heldout, items_per_voice, prefix="espeak", seed=seed)
 
 
-def _smoke_manifest_path(cache_dir: Path | None = None) -> Path:
-    return corpus_root(CorpusConfig(), cache_dir) / "manifests" / f"smoke-v{SMOKE_VERSION}.jsonl"
+def _espeak_manifest_path(cache_dir: Path | None = None) -> Path:
+    return corpus_root(CorpusConfig(), cache_dir) / "manifests" / f"espeak-v{ESPEAK_VERSION}.jsonl"
 
 
-def _build_smoke(cache_dir: Path | None = None, progress: bool = True) -> Path:
-    path = _smoke_manifest_path(cache_dir)
+def _build_espeak(cache_dir: Path | None = None, progress: bool = True) -> Path:
+    path = _espeak_manifest_path(cache_dir)
     if path.is_file():
         return path
     config = CorpusConfig()
     heldout = [v.name for v in config.voices if config.split_of(v.name) == HELDOUT]
     corpus = build_corpus(config, cache_dir, voices=heldout, progress=progress)
-    return write_manifest(smoke_items(corpus), path)
+    return write_manifest(espeak_items(corpus), path)
+
+
+def _natural(spec: NaturalSet) -> EmbeddedSet:
+    def path(cache_dir: Path | None = None) -> Path:
+        return natural_assets_dir() / f"{spec.name}.jsonl"
+
+    return EmbeddedSet(spec.name, spec.description, manifest_path=path, build=lambda cache, progress=True: path())
 
 
 EMBEDDED: dict[str, EmbeddedSet] = {
-    "smoke": EmbeddedSet(
-        name="smoke",
-        description="held-out synthetic espeak-ng voices, test sentences, cross-sentence prompts",
-        manifest_path=_smoke_manifest_path,
-        build=_build_smoke,
+    **{spec.name: _natural(spec) for spec in NATURAL_SETS},
+    "espeak": EmbeddedSet(
+        name="espeak",
+        description="held-out synthetic espeak-ng voices, test sentences (synthesized on first use)",
+        manifest_path=_espeak_manifest_path,
+        build=_build_espeak,
     ),
     "real": EmbeddedSet(
         name="real",
@@ -118,7 +89,7 @@ EMBEDDED: dict[str, EmbeddedSet] = {
 
 
 def embedded_manifest(name: str, cache_dir: str | Path | None = None, *, progress: bool = True) -> Manifest:
-    """Load an embedded test set, building it first if needed (the smoke set synthesizes its voices)."""
+    """Load an embedded test set, building it first if needed (the espeak set synthesizes its voices)."""
     if name not in EMBEDDED:
         raise KeyError(f"no embedded test set {name!r}; known: {', '.join(EMBEDDED)}")
     cache = Path(cache_dir) if cache_dir else None
@@ -177,4 +148,88 @@ def list_embedded(cache_dir: str | Path | None = None) -> list[TestSetSummary]:
     return rows
 
 
-__all__ = ["EMBEDDED", "TestSetSummary", "embedded_manifest", "list_embedded", "smoke_items"]
+@dataclass(frozen=True)
+class CorpusTier:
+    """A source of speech the embedded sets and training draw on."""
+
+    name: str
+    description: str
+    train_voices: tuple[str, ...]
+    heldout_voices: tuple[str, ...]
+    licence: str
+    test_sets: tuple[str, ...]
+    utterances: int | None = None  # built in the cache (None: not built here)
+    hours: float | None = None
+    build: str = ""  # how to build it
+
+
+ESPEAK_LICENCE = "espeak-ng: GPL-3.0 (espeakng-loader wheel); the audio is generated, from committed sentences"
+REAL_LICENCE = "BSD-2-Clause (Debian pocketsphinx-testdata; see assets/real/PROVENANCE.md)"
+
+
+def _built(corpus: Corpus) -> tuple[int | None, float | None]:
+    if not corpus.utterances:
+        return None, None
+    return len(corpus.utterances), sum(u.n_samples for u in corpus.utterances) / corpus.sample_rate / 3600
+
+
+def _real_built() -> tuple[int, float]:
+    clips = {i.target_audio for i in load_manifest(_real_manifest_path(), name="real").items}
+    return len(clips), sum(audio_info(c).duration for c in clips if c) / 3600
+
+
+def list_tiers(cache_dir: str | Path | None = None) -> list[CorpusTier]:
+    """The corpus tiers with their voices, licences and what is built in the cache (nothing is synthesized)."""
+    from bench.testsets.natural import NaturalConfig, load_natural_corpus
+    from bench.testsets.synth import load_corpus
+
+    espeak = CorpusConfig()
+    natural = NaturalConfig()
+    try:
+        natural_built = _built(load_natural_corpus(natural, cache_dir))
+    except (FileNotFoundError, RuntimeError):  # no flite or no [voices]: the corpus cannot be located here
+        natural_built = (None, None)
+    licences = "; ".join(sorted({v.licence for v in natural.voices}))
+    return [
+        CorpusTier(
+            "natural",
+            "real TTS engines: flite (4 voices), piper joe, hibari heart",
+            tuple(v for v in natural.voice_names if natural.split_of(v) != HELDOUT),
+            natural.heldout,
+            licences,
+            ("smoke", "smoke-seen"),
+            *natural_built,
+            build="flashspeech-bench data natural (needs Debian's flite and the [voices] extra)",
+        ),
+        CorpusTier(
+            "espeak",
+            "espeak-ng en-us variants with jittered prosody",
+            tuple(v.name for v in espeak.voices if espeak.split_of(v.name) != HELDOUT),
+            espeak.heldout,
+            ESPEAK_LICENCE,
+            ("espeak",),
+            *_built(load_corpus(espeak, cache_dir)),
+            build="flashspeech-bench data synth (wheel only)",
+        ),
+        CorpusTier(
+            "real",
+            "real human speech (LibriVox reader, cards, CMU)",
+            (),
+            ("librivox", "cards", "cmu"),
+            REAL_LICENCE,
+            ("real",),
+            *_real_built(),
+            build="committed",
+        ),
+    ]
+
+
+__all__ = [
+    "EMBEDDED",
+    "CorpusTier",
+    "TestSetSummary",
+    "embedded_manifest",
+    "espeak_items",
+    "list_embedded",
+    "list_tiers",
+]

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -124,6 +125,10 @@ class CorpusConfig:
         sentences = load_sentences(self.sentences_path)
         return sentences[: self.max_sentences] if self.max_sentences else sentences
 
+    @property
+    def voice_names(self) -> tuple[str, ...]:
+        return tuple(v.name for v in self.voices)
+
     def split_of(self, voice: str) -> str:
         return HELDOUT if voice in self.heldout else TRAIN
 
@@ -155,10 +160,11 @@ class CorpusUtterance:
     phonemes: tuple[str, ...]  # <s> ... </s>
     durations: tuple[int, ...]  # frames per phoneme; sums to round(n_samples / hop)
     seed: int
-    rate: int
-    pitch: int
-    pitch_range: int
     test_sentence: bool
+    rate: int | None = None  # the espeak-ng prosody it was spoken with (None for other synthesizers)
+    pitch: int | None = None
+    pitch_range: int | None = None
+    durations_method: str = "events"  # "events" (espeak-ng's own), "segments" or "dtw" (bench.testsets.align)
 
     @property
     def n_frames(self) -> int:
@@ -175,12 +181,27 @@ class CorpusUtterance:
         return cls(**{**d, "phonemes": tuple(d["phonemes"]), "durations": tuple(d["durations"])})
 
 
+class CorpusSpec(Protocol):
+    """What every corpus config (espeak-ng here, natural voices in `bench.testsets.natural`) offers."""
+
+    sample_rate: int
+    hop: int
+    seed: int
+
+    @property
+    def voice_names(self) -> tuple[str, ...]: ...
+
+    def split_of(self, voice: str) -> str: ...
+
+    def sentences(self) -> list[Sentence]: ...
+
+
 @dataclass
 class Corpus:
     """A built corpus (possibly a subset of its voices)."""
 
     root: Path
-    config: CorpusConfig
+    config: CorpusSpec
     utterances: list[CorpusUtterance] = field(default_factory=list)
 
     def audio_path(self, utt: CorpusUtterance) -> Path:
@@ -237,8 +258,6 @@ def _jittered(voice: SynthVoice, config: CorpusConfig, seed: int) -> VoiceSettin
 def _synthesize_voice(
     voice: SynthVoice, config: CorpusConfig, root: Path, synth: IsolatedSynthesizer, vocab: PhonemeVocab, bar
 ) -> list[CorpusUtterance]:
-    import soundfile as sf
-
     out_dir = root / voice.name
     out_dir.mkdir(parents=True, exist_ok=True)
     utterances = []
@@ -253,12 +272,7 @@ def _synthesize_voice(
         durations = frame_durations(result.starts, len(audio), result.sample_rate, config.sample_rate, config.hop)
         utt_id = f"{voice.name}-{sentence.id}"
         rel = f"{voice.name}/{utt_id}.flac"
-        tmp, final = atomic_path(root / rel)
-        try:
-            sf.write(str(tmp), audio, config.sample_rate, subtype="PCM_16", format="FLAC")
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_flac(root / rel, audio, config.sample_rate)
         utterances.append(
             CorpusUtterance(
                 id=utt_id,
@@ -284,7 +298,20 @@ def _synthesize_voice(
     return utterances
 
 
-def _read_voice(root: Path, voice: str) -> list[CorpusUtterance] | None:
+def write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write 16-bit FLAC atomically (the corpus's audio format)."""
+    import soundfile as sf
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp, final = atomic_path(path)
+    try:
+        sf.write(str(tmp), audio, sample_rate, subtype="PCM_16", format="FLAC")
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_voice(root: Path, voice: str) -> list[CorpusUtterance] | None:
     path = root / voice / "utterances.jsonl"
     if not path.is_file():
         return None
@@ -317,7 +344,7 @@ def build_corpus(
     if missing_names:
         raise ValueError(f"unknown voices {missing_names}; the corpus has {sorted(by_name)}")
 
-    done = {name: _read_voice(root, name) for name in wanted}
+    done = {name: read_voice(root, name) for name in wanted}
     todo = [name for name, utts in done.items() if utts is None]
     if todo:
         from tqdm.auto import tqdm
@@ -354,7 +381,7 @@ def load_corpus(config: CorpusConfig | None = None, cache_dir: str | Path | None
     root = corpus_root(config, cache_dir)
     utterances = []
     for voice in config.voices:
-        utterances.extend(_read_voice(root, voice.name) or [])
+        utterances.extend(read_voice(root, voice.name) or [])
     return Corpus(root=root, config=config, utterances=utterances)
 
 

@@ -28,7 +28,7 @@ REAL = "bench/testsets/assets/real"
 
 def test_shipped_configs_load_and_overrides_apply():
     smoke = load_config("smoke")
-    assert [t.name for t in smoke.testsets] == ["smoke", "real"]
+    assert [t.name for t in smoke.testsets] == ["smoke", "smoke-seen", "real"]
     assert smoke.systems[0].options.steps == [1, 2, 4, 8] and smoke.systems[0].kind == "flashspeech"
     assert {s.kind for s in smoke.systems} == {"flashspeech", "ground_truth", "codec_resynthesis"}
     paper = load_config("paper")

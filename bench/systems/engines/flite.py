@@ -39,15 +39,33 @@ class FliteEngine(Engine):
         self._dir = Path(tempfile.mkdtemp(prefix="fsb-flite-"))
 
     def synthesize(self, text: str, seed: int) -> tuple[np.ndarray, int]:
+        audio, sample_rate, _ = self._run(text, [])
+        return audio, sample_rate
+
+    def synthesize_segments(self, text: str) -> tuple[np.ndarray, int, list[tuple[str, float]]]:
+        """Audio, its sample rate, and flite's phone segments as (ARPAbet label, end time in s) (`-psdur`)."""
+        audio, sample_rate, stdout = self._run(text, ["-psdur"])
+        segments = []
+        for token in stdout.split():
+            label, sep, end = token.rpartition(":")
+            try:
+                segments.append((label, float(end)))
+            except ValueError:
+                raise RuntimeError(f"flite -psdur printed {token!r}, not label:end_time") from None
+            if not sep or not label:
+                raise RuntimeError(f"flite -psdur printed {token!r}, not label:end_time")
+        return audio, sample_rate, segments
+
+    def _run(self, text: str, options: list[str]) -> tuple[np.ndarray, int, str]:
         wav = self._dir / "out.wav"
         proc = subprocess.run(
-            [*self.argv, "-t", text, "-o", str(wav)], capture_output=True, text=True, timeout=self.timeout_s
+            [*self.argv, *options, "-t", text, "-o", str(wav)], capture_output=True, text=True, timeout=self.timeout_s
         )
         if proc.returncode != 0 or not wav.is_file():
             raise RuntimeError(f"flite exited with status {proc.returncode}: {proc.stderr[-300:]!r}")
         audio, sample_rate = sf.read(str(wav), dtype="float32", always_2d=True)
         wav.unlink()
-        return audio.mean(axis=1), int(sample_rate)
+        return audio.mean(axis=1), int(sample_rate), proc.stdout
 
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)

@@ -46,15 +46,19 @@ def joe_voice() -> tuple[Path, Path]:
 
 
 class PiperEngine(Engine):
-    """One long-lived piper process writing one wav per stdin line into a private directory."""
+    """One long-lived piper process writing one wav per stdin line into a private directory.
 
-    def __init__(self, model: Path, config: Path, timeout_s: float = 120.0):
+    options: more piper command-line options; `("--noise-scale", "0", "--noise-w-scale", "0")` makes its
+    output repeatable (no sampled noise), as the natural-voice corpus needs.
+    """
+
+    def __init__(self, model: Path, config: Path, timeout_s: float = 120.0, options: Sequence[str] = ()):
         if importlib.util.find_spec("piper") is None:  # locates the package without importing it
             raise RuntimeError("piper-tts is not installed: pip install 'flashspeech-bench[voices]'")
         for path in (model, config):
             if not path.is_file():
                 raise FileNotFoundError(f"piper voice file not found: {path}")
-        self.argv = [sys.executable, "-m", "piper", "-m", str(model), "-c", str(config)]
+        self.argv = [sys.executable, "-m", "piper", "-m", str(model), "-c", str(config), *options]
         self.timeout_s = timeout_s
         self._dir = Path(tempfile.mkdtemp(prefix="fsb-piper-"))
         self._log: collections.deque[str] = collections.deque(maxlen=6)

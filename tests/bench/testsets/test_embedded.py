@@ -1,6 +1,9 @@
-"""The embedded smoke set, built for real (the held-out voices of the full corpus, about 40 s)."""
+"""The embedded sets: the espeak set built for real (the held-out voices of the full corpus, about 40 s) and
+the committed natural-voice sets."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -9,19 +12,36 @@ from bench.testsets.synth import HELDOUT_VOICES
 
 
 @pytest.mark.slow
-def test_smoke_set_builds_and_lists(tmp_path):
-    manifest = embedded_manifest("smoke", tmp_path, progress=False)
+def test_espeak_set_builds_and_lists(tmp_path):
+    manifest = embedded_manifest("espeak", tmp_path, progress=False)
     assert manifest.ok and len(manifest) == 40
     assert {i.speaker for i in manifest.items} == set(HELDOUT_VOICES)
     assert len({i.text for i in manifest.items}) == 40  # disjoint targets across voices
     assert all(i.target_audio and i.prompt_text for i in manifest.items)
     rows = {r.name: r for r in list_embedded(tmp_path)}
-    smoke = rows["smoke"]
-    assert smoke.built and smoke.items == 40 and smoke.speakers == 5 and smoke.problems == 0
-    assert 100 < smoke.target_seconds < 300 and 80 < smoke.prompt_seconds < 180
-    assert embedded_manifest("smoke", tmp_path, progress=False).items == manifest.items  # cached, stable
+    espeak = rows["espeak"]
+    assert espeak.built and espeak.items == 40 and espeak.speakers == 5 and espeak.problems == 0
+    assert 100 < espeak.target_seconds < 300 and 80 < espeak.prompt_seconds < 180
+    assert embedded_manifest("espeak", tmp_path, progress=False).items == manifest.items  # cached, stable
 
 
 def test_unknown_embedded_set():
-    with pytest.raises(KeyError, match="known: smoke, real"):
+    with pytest.raises(KeyError, match="known: smoke, smoke-seen, espeak, real"):
         embedded_manifest("nope")
+
+
+def test_natural_sets_are_committed_and_split_by_voice():
+    from bench.testsets.natural import NATURAL_HELDOUT, NATURAL_VOICES
+
+    unseen = embedded_manifest("smoke", progress=False)
+    seen = embedded_manifest("smoke-seen", progress=False)
+    assert unseen.ok and seen.ok and len(unseen) == 16 and len(seen) == 16
+    assert {i.speaker for i in unseen.items} == set(NATURAL_HELDOUT)
+    assert {i.speaker for i in seen.items} == {v.name for v in NATURAL_VOICES} - set(NATURAL_HELDOUT)
+    for item in [*unseen.items, *seen.items]:
+        assert item.prompt_audio != item.target_audio and item.prompt_text != item.text
+        assert Path(item.target_audio).is_file() and Path(item.prompt_audio).is_file()
+        assert item.meta["durations_method"] in ("segments", "dtw")
+        assert len(item.meta["target_phonemes"]) == len(item.meta["target_durations"])
+    rows = {r.name: r for r in list_embedded()}
+    assert rows["smoke"].built and rows["smoke"].speakers == 2 and rows["smoke-seen"].speakers == 4

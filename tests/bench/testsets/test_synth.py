@@ -1,4 +1,4 @@
-"""The synthetic corpus: alignments, determinism, caching, splits, and the smoke items built on it."""
+"""The synthetic corpus: alignments, determinism, caching, splits, and the espeak items built on it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.testsets.embedded import smoke_items
+from bench.testsets.embedded import espeak_items
 from bench.testsets.synth import (
     HELDOUT,
     TRAIN,
@@ -150,8 +150,8 @@ def test_frame_durations_edges():
     assert frame_durations([], 400, 16000, 16000, 200) == [2, 0]
 
 
-def test_smoke_items_are_zero_shot_cross_sentence(small_corpus):
-    items = smoke_items(small_corpus, items_per_voice=4)
+def test_espeak_items_are_zero_shot_cross_sentence(small_corpus):
+    items = espeak_items(small_corpus, items_per_voice=4)
     assert len(items) == 8
     by_path = {str(small_corpus.audio_path(u)): u for u in small_corpus.utterances}
     for item in items:
@@ -161,4 +161,4 @@ def test_smoke_items_are_zero_shot_cross_sentence(small_corpus):
         assert prompt.sentence_id != target.sentence_id and not prompt.test_sentence
         assert item.text == target.text and item.prompt_text == prompt.text
         assert 2.0 <= prompt.n_samples / 16000 <= 4.5
-    assert smoke_items(small_corpus, items_per_voice=4) == items  # deterministic
+    assert espeak_items(small_corpus, items_per_voice=4) == items  # deterministic
