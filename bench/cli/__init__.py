@@ -133,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     what = p.add_mutually_exclusive_group()
     what.add_argument("--export", action="store_true", help="rewrite the committed test sets from the corpus")
-    what.add_argument("--check", action="store_true", help="exit 1 unless the committed sets match a rebuild")
+    what.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 unless the committed sets match the corpus (--force: resynthesized)",
+    )
     p.set_defaults(func=cmd_natural)
 
     p = data.add_parser("survey", parents=[cache], help="ground-truth WER, MOS and speaker separation per voice")

@@ -11,7 +11,7 @@ carried over by one of two methods, and every utterance records which one it got
   phonemes aligned to no segment share their left neighbour's span equally. Leading silence is ``<s>``.
 - ``dtw``: the synthesizer reports nothing (piper through its command line, hibari). The frontend's voice
   renders the same text with its phoneme events, and dynamic time warping of the two renderings' MFCCs
-  (cepstral-mean normalised, cosine distance) maps each event into the natural audio. This is
+  (each coefficient normalised per utterance, cosine distance) maps each event into the natural audio. This is
   alignment by synthesis; its boundary error is measured against the ``segments`` method on the flite
   voices (see ``boundary_error_ms``) and published with the corpus survey.
 """
@@ -187,7 +187,8 @@ def _mfcc(samples: np.ndarray, sample_rate: int, hop: int) -> np.ndarray:
     import librosa
 
     feats = librosa.feature.mfcc(y=samples, sr=sample_rate, n_mfcc=20, n_fft=4 * hop, hop_length=hop, n_mels=40)
-    feats = feats[1:]  # c0 is loudness, which differs between renderings
+    # every coefficient mean/variance normalised per utterance: c0 (energy) then marks speech against
+    # silence without the renderings' loudness (measured on 40 sentences: hibari phonemes over 0.31 s 1.6 % -> 0.6 %)
     return (feats - feats.mean(axis=1, keepdims=True)) / (feats.std(axis=1, keepdims=True) + 1e-5)
 
 

@@ -51,7 +51,7 @@ from flashspeech.foundation.files import write_text_atomic
 from flashspeech.text.espeak import Espeak, IsolatedSynthesizer, VoiceSettings
 from flashspeech.text.phonemes import BOS, EOS, Frontend, PhonemeVocab
 
-NATURAL_FORMAT = 2  # bump when what a build writes changes
+NATURAL_FORMAT = 3  # bump when what a build writes changes
 FLITE_LICENCE = "flite and its cmu_us voices: BSD-style (Carnegie Mellon University), Debian package `flite`"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+SURVEY_FILES = ("SURVEY.md", "survey.json")  # what write_survey writes
 SEPARATION_THRESHOLD = 0.90  # centroid cosine above this: too close to be distinct speakers
 ASR_CONFIGS: dict[str, dict[str, Any]] = {
     "tiny.en greedy": {"model": None, "beam_size": None},
@@ -289,7 +290,7 @@ def write_survey(survey: Survey, out_dir: Path) -> tuple[Path, Path]:
     from flashspeech.foundation.files import write_text_atomic
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "SURVEY.md", out_dir / "survey.json"
+    md, js = (out_dir / name for name in SURVEY_FILES)
     write_text_atomic(js, json.dumps(survey.to_json(), indent=1) + "\n")
     write_text_atomic(md, render_markdown(survey))
     return md, js
@@ -297,6 +298,7 @@ def write_survey(survey: Survey, out_dir: Path) -> tuple[Path, Path]:
 
 __all__ = [
     "ASR_CONFIGS",
+    "SURVEY_FILES",
     "Clip",
     "Survey",
     "alignment_check",

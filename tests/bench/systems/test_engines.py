@@ -146,3 +146,16 @@ def test_fixed_voice_is_recorded_and_prompted_systems_are_unchanged():
     assert prompted.describe() == {"kind": "external", "command": ["tts", "{input}"], "sample_rate": 16_000}
     with pytest.raises(SystemConfigError, match="prompted: must be true or false"):
         SystemConfig.from_dict({"kind": "external", "command": ["tts"], "prompted": "no"})
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason=FLITE_MISSING)
+def test_flite_segments_cover_its_audio():
+    engine = FliteEngine("rms")
+    try:
+        audio, rate, segments = engine.synthesize_segments("Go forward ten meters.")
+    finally:
+        engine.close()
+    labels = [label for label, _ in segments]
+    assert labels[0] == labels[-1] == "pau" and {"g", "f", "t", "n", "m"} <= set(labels)
+    ends = [end for _, end in segments]
+    assert ends == sorted(ends) and abs(ends[-1] - len(audio) / rate) < 0.05

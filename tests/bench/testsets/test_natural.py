@@ -50,7 +50,7 @@ def test_rebuild_writes_the_same_bytes(built):
 def test_export_needs_enough_prompt_candidates(tmp_path):
     class Empty:
         config = NaturalConfig()
-        utterances: list = []
+        utterances = ()
         root = tmp_path
 
         def by_voice(self, voice):
