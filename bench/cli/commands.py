@@ -59,7 +59,8 @@ def cmd_natural(args: argparse.Namespace) -> int:
             extra = [str(p) for p in old if p not in set(fresh) and p.name not in SURVEY_FILES]
         if differ or extra:
             print(
-                f"committed natural sets differ from an export of {corpus.root}: {len(differ)} changed or missing, {len(extra)} extra"
+                f"committed natural sets differ from an export of {corpus.root}:",
+                f"{len(differ)} changed or missing, {len(extra)} extra",
             )
             for name in (differ + extra)[:20]:
                 print(f"  {name}")
