@@ -24,12 +24,17 @@ def test_python_dash_m_bench_version():
     assert out.stdout.startswith("flashspeech-bench ")
 
 
-def test_data_list_shows_real_set_and_unbuilt_smoke(tmp_path, capsys):
+def test_data_list_shows_tiers_licences_and_sets(tmp_path, capsys):
     assert main(["data", "list", "--cache-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    real = next(line for line in out.splitlines() if line.startswith("real"))
-    assert real.split()[1:3] == ["12", "3"]  # items, speakers
-    assert "not built yet" in out and "data synth" in out
+    lines = [line.strip() for line in out.splitlines()]
+    sets = {line.split()[0]: line.split() for line in lines[lines.index("test sets") + 2 :] if line}
+    assert sets["real"][1:3] == ["12", "3"] and sets["smoke"][1:3] == ["16", "2"]  # items, speakers
+    assert sets["smoke-seen"][1:3] == ["16", "4"]
+    assert "not built yet" in out and "data synth" in out  # the espeak set, in an empty cache
+    for tier in ("natural", "espeak", "real"):
+        assert any(line.startswith(f"{tier} ") for line in lines), tier
+    assert "held-out voices: flite-awb, hibari-heart" in out and "Apache-2.0" in out and "BSD-2-Clause" in out
 
 
 def test_data_validate_reports_problems_with_lines(tmp_path, capsys):
