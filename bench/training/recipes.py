@@ -43,10 +43,12 @@ class Recipe:
     name: str
     preset: str = "tiny"
     seed: int = 0
-    data: str = "synthetic"  # "synthetic" (the corpus's training voices) or "libritts:<dir>"
+    # "synthetic" (the espeak-ng corpus's training voices), "natural" (the natural-voice corpus's), both
+    # joined with "+" ("synthetic+natural"), or "libritts:<dir>"
+    data: str = "synthetic"
     stages: tuple[StageSpec, ...] = ()
     export: str | None = None  # copy the last stage's checkpoint here, weights in float16
-    # Held-out validation data for stages with `validate_every`: "auto" (for "synthetic": the training
+    # Held-out validation data for stages with `validate_every`: "auto" (for the corpora: the training
     # voices' test sentences, never trained on; other sources: none), "none", or a data source string.
     validation: str = "auto"
     validation_items: int = 64  # at most this many, spread evenly over the source's sorted ids
@@ -83,21 +85,36 @@ def load_recipe(source: str | Path, overrides: list[str] = ()) -> Recipe:
     return Recipe.from_dict(load_toml(source, overrides, what="training recipe", group="train")[0])
 
 
+CORPUS_SOURCES = ("synthetic", "natural")
+
+
+def corpus_utterances(source: str, sentences: str, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
+    """The training voices' utterances of a corpus source ("synthetic" or "natural")."""
+    from bench.training.sources import natural_utterances, synthetic_utterances
+
+    load = {"synthetic": synthetic_utterances, "natural": natural_utterances}[source]
+    return load("train", sentences=sentences, cache_dir=cache_dir)
+
+
 def training_items(data: str, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
     """Feature items for a recipe's data source, and the problems met while building them."""
     from bench.training.featurize import build_features
 
-    if data == "synthetic":
-        from bench.training.sources import synthetic_utterances
+    utterances, problems = [], []
+    for part in data.split("+"):
+        if part in CORPUS_SOURCES:
+            utterances.extend(corpus_utterances(part, "train", cache_dir))
+        elif part.startswith("libritts:"):
+            from bench.training.libritts import libritts_utterances
 
-        utterances = synthetic_utterances("train", cache_dir=cache_dir)
-        problems: list[str] = []
-    elif data.startswith("libritts:"):
-        from bench.training.libritts import libritts_utterances
-
-        utterances, problems = libritts_utterances(data.split(":", 1)[1])
-    else:
-        raise ConfigError(f"unknown data source {data!r}; use 'synthetic' or 'libritts:<dir>'")
+            found, found_problems = libritts_utterances(part.split(":", 1)[1])
+            utterances.extend(found)
+            problems.extend(found_problems)
+        else:
+            raise ConfigError(
+                f"unknown data source {part!r} in {data!r}; use 'synthetic', 'natural', 'libritts:<dir>' or "
+                "several joined with '+'"
+            )
     features = build_features(utterances, codec, cache_dir)
     return features, problems + features.problems
 
@@ -107,12 +124,11 @@ def validation_items(recipe: Recipe, codec, cache_dir: str | Path | None = None)
     from bench.training.featurize import build_features
 
     source = recipe.validation
-    if source == "none" or (source == "auto" and recipe.data != "synthetic"):
+    corpora = [part for part in recipe.data.split("+") if part in CORPUS_SOURCES]
+    if source == "none" or (source == "auto" and not corpora):
         return []
-    if source == "auto":
-        from bench.training.sources import synthetic_utterances
-
-        utterances = synthetic_utterances("train", sentences="test", cache_dir=cache_dir)
+    if source == "auto":  # the training voices' test sentences of every corpus the recipe trains on
+        utterances = [u for part in corpora for u in corpus_utterances(part, "test", cache_dir)]
         items = build_features(utterances, codec, cache_dir).items
     else:
         items, _ = training_items(source, codec, cache_dir)

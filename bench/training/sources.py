@@ -1,8 +1,9 @@
 """Training data sources: anything that yields `TrainingUtterance`s (audio + aligned phonemes).
 
 A source only lists utterances; `bench.training.featurize` turns them into cached codec latents and F0.
-Sources: the synthetic corpus (durations from the synthesizer's own phoneme events) and LibriTTS-style
-directories with TextGrid alignments (`bench.training.libritts`).
+Sources: the espeak-ng corpus (durations from the synthesizer's own phoneme events), the natural-voice
+corpus (flite segments or DTW, see `bench.testsets.align`) and LibriTTS-style directories with TextGrid
+alignments (`bench.training.libritts`).
 """
 
 from __future__ import annotations
@@ -33,19 +34,12 @@ class TrainingUtterance:
             raise ValueError(f"{self.id}: negative phoneme duration in {self.durations}")
 
 
-def synthetic_utterances(
-    split: str = "train", *, sentences: str = "train", cache_dir: str | Path | None = None
-) -> list[TrainingUtterance]:
-    """The synthetic corpus's utterances of one voice split (built on demand). `sentences`: "train" (the
-    test sentences left out: what training sees), "test" (only the test sentences) or "all"."""
-    from bench.testsets.synth import CorpusConfig, build_corpus
-
+def _check_sentences(sentences: str) -> None:
     if sentences not in ("train", "test", "all"):
         raise ValueError(f"sentences must be 'train', 'test' or 'all', got {sentences!r}")
 
-    config = CorpusConfig()
-    voices = [v.name for v in config.voices if config.split_of(v.name) == split]
-    corpus = build_corpus(config, cache_dir, voices=voices, progress=True)
+
+def _from_corpus(corpus, sentences: str) -> list[TrainingUtterance]:  # type: ignore[no-untyped-def]
     return [
         TrainingUtterance(
             id=u.id,
@@ -58,3 +52,29 @@ def synthetic_utterances(
         for u in corpus.utterances
         if sentences == "all" or u.test_sentence == (sentences == "test")
     ]
+
+
+def natural_utterances(
+    split: str = "train", *, sentences: str = "train", cache_dir: str | Path | None = None
+) -> list[TrainingUtterance]:
+    """The natural-voice corpus's utterances of one voice split (built on demand: needs flite and the
+    [voices] extra); `sentences` as for `synthetic_utterances`."""
+    from bench.testsets.natural import NaturalConfig, build_natural_corpus
+
+    _check_sentences(sentences)
+    config = NaturalConfig()
+    voices = [v for v in config.voice_names if config.split_of(v) == split]
+    return _from_corpus(build_natural_corpus(config, cache_dir, voices=voices, progress=True), sentences)
+
+
+def synthetic_utterances(
+    split: str = "train", *, sentences: str = "train", cache_dir: str | Path | None = None
+) -> list[TrainingUtterance]:
+    """The synthetic corpus's utterances of one voice split (built on demand). `sentences`: "train" (the
+    test sentences left out: what training sees), "test" (only the test sentences) or "all"."""
+    from bench.testsets.synth import CorpusConfig, build_corpus
+
+    _check_sentences(sentences)
+    config = CorpusConfig()
+    voices = [v.name for v in config.voices if config.split_of(v.name) == split]
+    return _from_corpus(build_corpus(config, cache_dir, voices=voices, progress=True), sentences)

@@ -177,3 +177,38 @@ def test_synthetic_sentence_selection_is_checked():
 
     with pytest.raises(ValueError, match="sentences must be"):
         synthetic_utterances("train", sentences="held-out")
+
+
+def test_natural_sentence_selection_is_checked():
+    from bench.training.sources import natural_utterances
+
+    with pytest.raises(ValueError, match="sentences must be"):
+        natural_utterances("train", sentences="held-out")
+
+
+def test_data_sources_join_with_plus_and_validate_on_each_corpus(monkeypatch):
+    from bench.config import ConfigError
+    from bench.training import recipes as run_mod
+
+    calls = []
+
+    def fake(source, sentences, cache_dir=None):
+        calls.append((source, sentences))
+        return []
+
+    monkeypatch.setattr(run_mod, "corpus_utterances", fake)
+    monkeypatch.setattr("bench.training.featurize.build_features", lambda utts, codec, cache_dir=None: _Built())
+    run_mod.training_items("synthetic+natural", codec=None)
+    assert calls == [("synthetic", "train"), ("natural", "train")]
+    calls.clear()
+    recipe = run_mod.Recipe.from_dict({"name": "toy", "data": "natural+synthetic", "stages": [{"name": "ct"}]})
+    assert run_mod.validation_items(recipe, codec=None) == []
+    assert calls == [("natural", "test"), ("synthetic", "test")]
+    with pytest.raises(ConfigError, match="unknown data source 'espeak'"):
+        run_mod.training_items("synthetic+espeak", codec=None)
+
+
+class _Built:
+    def __init__(self) -> None:
+        self.items: list = []
+        self.problems: list[str] = []
