@@ -42,8 +42,9 @@ from bench.testsets.synth import (
     frame_durations,
     load_sentences,
     read_voice,
+    save_utterance,
     utterance_seed,
-    write_flac,
+    write_voice,
 )
 from flashspeech.foundation import hashing
 from flashspeech.foundation.audio import resample
@@ -242,22 +243,16 @@ def _build_voice(voice: NaturalVoice, config: NaturalConfig, root: Path, bar) ->
             symbols = (BOS, *phonemes, EOS)
             vocab.encode(symbols)
             durations = frame_durations(starts, len(audio), config.sample_rate, config.sample_rate, config.hop)
-            utt_id = f"{voice.name}-{sentence.id}"
-            rel = f"{voice.name}/{utt_id}.flac"
-            write_flac(root / rel, audio, config.sample_rate)
             utterances.append(
-                CorpusUtterance(
-                    id=utt_id,
-                    voice=voice.name,
-                    split=config.split_of(voice.name),
-                    sentence_id=sentence.id,
-                    text=sentence.text,
-                    audio=rel,
-                    n_samples=len(audio),
-                    phonemes=symbols,
-                    durations=tuple(durations),
-                    seed=seed,
-                    test_sentence=config.is_test_sentence(sentence),
+                save_utterance(
+                    root,
+                    config,
+                    voice.name,
+                    sentence,
+                    seed,
+                    audio,
+                    symbols,
+                    durations,
                     durations_method=voice.durations_method,
                 )
             )
@@ -265,8 +260,7 @@ def _build_voice(voice: NaturalVoice, config: NaturalConfig, root: Path, bar) ->
                 bar.update(1)
     finally:
         renderer.close()
-    lines = "".join(json.dumps(u.to_json(), ensure_ascii=False) + "\n" for u in utterances)
-    write_text_atomic(root / voice.name / "utterances.jsonl", lines)
+    write_voice(root, voice.name, utterances)
     return utterances
 
 

@@ -193,6 +193,8 @@ class CorpusSpec(Protocol):
 
     def split_of(self, voice: str) -> str: ...
 
+    def is_test_sentence(self, sentence: Sentence) -> bool: ...
+
     def sentences(self) -> list[Sentence]: ...
 
 
@@ -270,32 +272,62 @@ def _synthesize_voice(
         phonemes = (BOS, *result.phonemes, EOS)
         vocab.encode(phonemes)  # a symbol outside the vocabulary is a corpus bug: fail loudly here
         durations = frame_durations(result.starts, len(audio), result.sample_rate, config.sample_rate, config.hop)
-        utt_id = f"{voice.name}-{sentence.id}"
-        rel = f"{voice.name}/{utt_id}.flac"
-        write_flac(root / rel, audio, config.sample_rate)
         utterances.append(
-            CorpusUtterance(
-                id=utt_id,
-                voice=voice.name,
-                split=config.split_of(voice.name),
-                sentence_id=sentence.id,
-                text=sentence.text,
-                audio=rel,
-                n_samples=len(audio),
-                phonemes=phonemes,
-                durations=tuple(durations),
-                seed=seed,
+            save_utterance(
+                root,
+                config,
+                voice.name,
+                sentence,
+                seed,
+                audio,
+                phonemes,
+                durations,
                 rate=settings.rate,
                 pitch=settings.pitch,
                 pitch_range=settings.pitch_range,
-                test_sentence=config.is_test_sentence(sentence),
             )
         )
         if bar is not None:
             bar.update(1)
-    lines = "".join(json.dumps(u.to_json(), ensure_ascii=False) + "\n" for u in utterances)
-    write_text_atomic(out_dir / "utterances.jsonl", lines)
+    write_voice(root, voice.name, utterances)
     return utterances
+
+
+def save_utterance(
+    root: Path,
+    config: CorpusSpec,
+    voice: str,
+    sentence: Sentence,
+    seed: int,
+    audio: np.ndarray,
+    phonemes: tuple[str, ...],
+    durations: Sequence[int],
+    **extra: object,
+) -> CorpusUtterance:
+    """Write one utterance's audio under `root` and describe it (`extra`: the optional fields)."""
+    utt_id = f"{voice}-{sentence.id}"
+    rel = f"{voice}/{utt_id}.flac"
+    write_flac(root / rel, audio, config.sample_rate)
+    return CorpusUtterance(
+        id=utt_id,
+        voice=voice,
+        split=config.split_of(voice),
+        sentence_id=sentence.id,
+        text=sentence.text,
+        audio=rel,
+        n_samples=len(audio),
+        phonemes=phonemes,
+        durations=tuple(durations),
+        seed=seed,
+        test_sentence=config.is_test_sentence(sentence),
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def write_voice(root: Path, voice: str, utterances: Sequence[CorpusUtterance]) -> None:
+    """Write a voice's utterances.jsonl: written last, it marks the voice complete."""
+    lines = "".join(json.dumps(u.to_json(), ensure_ascii=False) + "\n" for u in utterances)
+    write_text_atomic(root / voice / "utterances.jsonl", lines)
 
 
 def write_flac(path: Path, audio: np.ndarray, sample_rate: int) -> None:
