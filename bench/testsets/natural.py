@@ -310,11 +310,6 @@ def load_natural_corpus(config: NaturalConfig | None = None, cache_dir: str | Pa
     return Corpus(root=root, config=config, utterances=utterances)
 
 
-def licences(config: NaturalConfig | None = None) -> dict[str, str]:
-    """Each voice's licence line."""
-    return {v.name: v.licence for v in (config or NaturalConfig()).voices}
-
-
 @dataclass(frozen=True)
 class NaturalSet:
     """A committed test set drawn from the natural-voice corpus."""
@@ -391,7 +386,6 @@ __all__ = [
     "build_natural_corpus",
     "engine_versions",
     "export_sets",
-    "licences",
     "load_natural_corpus",
     "natural_root",
 ]
