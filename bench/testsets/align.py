@@ -9,9 +9,10 @@ carried over by one of two methods, and every utterance records which one it got
   global alignment (Needleman-Wunsch); a frontend phoneme spans the segments aligned to it. Segments
   aligned to no phoneme join the phoneme before them (espeak's r-coloured "ɑːɹ" takes flite's "aa" and "r");
   phonemes aligned to no segment share their left neighbour's span equally. Leading silence is ``<s>``.
-- ``dtw``: the synthesizer reports nothing (piper through its command line, hibari). The frontend's voice
-  renders the same text with its phoneme events, and dynamic time warping of the two renderings' MFCCs
-  (each coefficient normalised per utterance, cosine distance) maps each event into the natural audio. This is
+- ``dtw``: the synthesizer reports nothing (piper through its command line, hibari). An espeak-ng voice of
+  the same sex (en-us or en-us+f3: the phonemes do not depend on the variant) renders the same text with its
+  phoneme events, and dynamic time warping of the two renderings' MFCCs (each coefficient normalised per
+  utterance, cosine distance) maps each event into the natural audio. This is
   alignment by synthesis; its boundary error is measured against the ``segments`` method on the flite
   voices (see ``boundary_error_ms``) and published with the corpus survey.
 """
