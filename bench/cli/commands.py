@@ -77,7 +77,7 @@ def cmd_survey(args: argparse.Namespace) -> int:
         raise SystemExit(f"--asr: unknown {sorted(unknown)}; known: {list(ASR_CONFIGS)}")
     asr = {k: v for k, v in ASR_CONFIGS.items() if args.asr is None or k in args.asr}
     survey = run_survey(survey_clips(args.cache_dir, args.per_voice), asr)
-    survey.alignment = alignment_check(args.cache_dir)
+    survey.alignment = alignment_check()
     md, js = write_survey(survey, args.out)
     print(f"wrote {md} and {js}")
     return 0

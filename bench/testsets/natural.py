@@ -174,12 +174,16 @@ def engine_versions(voices: Iterable[NaturalVoice]) -> dict[str, str]:
     return versions
 
 
-def natural_root(config: NaturalConfig, cache_dir: str | Path | None = None) -> Path:
-    return Path(cache_dir or default_cache_dir()) / "natural" / config.fingerprint(engine_versions(config.voices))
+def natural_root(
+    config: NaturalConfig, cache_dir: str | Path | None = None, engines: dict[str, str] | None = None
+) -> Path:
+    """The cache folder of `config` (`engines`: `engine_versions(config.voices)` when already known)."""
+    engines = engine_versions(config.voices) if engines is None else engines
+    return Path(cache_dir or default_cache_dir()) / "natural" / config.fingerprint(engines)
 
 
-class _Renderer:
-    """One voice's engine, loaded once; renders text to (16 kHz audio, phoneme start samples, method)."""
+class Renderer:
+    """One voice's engine, loaded once; renders text to 16 kHz audio with the frontend phonemes' starts."""
 
     def __init__(self, voice: NaturalVoice, sample_rate: int):
         self.voice, self.sample_rate = voice, sample_rate
@@ -200,38 +204,49 @@ class _Renderer:
             raise ValueError(f"voice {voice.name!r}: unknown engine {voice.engine!r}")
         self.frontend = Frontend()
         self.reference = VoiceSettings(name="en-us+f3" if voice.female else "en-us", rate=175)
-        # espeak-ng's audio depends on what the process spoke before: a fresh fork per reference keeps the
-        # DTW durations independent of build order
-        self.isolated = IsolatedSynthesizer() if voice.durations_method == "dtw" else None
+        self._isolated: IsolatedSynthesizer | None = None
 
     def render(self, text: str, seed: int) -> tuple[np.ndarray, list[str], list[int]]:
-        phonemes = self.frontend.phonemize(text)
+        """Audio (clipped to [-1, 1]), the frontend's phonemes and their start samples, by the voice's method."""
         if self.voice.durations_method == "segments":
-            audio, rate, raw = self.engine.synthesize_segments(text)  # type: ignore[attr-defined]
-            audio = resample(audio, rate, self.sample_rate)
-            seconds = starts_from_segments(phonemes, [Segment(label, end) for label, end in raw])
+            audio, phonemes, seconds = self.render_segments(text)
             starts = [round(s * self.sample_rate) for s in seconds]
         else:
             audio, rate = self.engine.synthesize(text, seed)
             audio = resample(audio, rate, self.sample_rate)
-            assert self.isolated is not None
-            ref = self.isolated.synthesize(text, self.reference, seed=0)
-            if list(ref.phonemes) != phonemes:
-                raise RuntimeError(f"the DTW reference voice phonemizes {text!r} unlike the frontend")
-            ref_audio = resample(ref.samples, ref.sample_rate, self.sample_rate)
-            ref_starts = [round(s * self.sample_rate / ref.sample_rate) for s in ref.starts]
-            starts = starts_by_dtw(ref_audio, ref_starts, audio, self.sample_rate)
+            phonemes = self.frontend.phonemize(text)
+            starts = self.dtw_starts(text, phonemes, audio)
         return np.clip(audio, -1.0, 1.0), phonemes, starts
+
+    def render_segments(self, text: str) -> tuple[np.ndarray, list[str], list[float]]:
+        """flite only: audio, the frontend's phonemes and their start times (s) from flite's own segments."""
+        audio, rate, raw = self.engine.synthesize_segments(text)  # type: ignore[attr-defined]
+        phonemes = self.frontend.phonemize(text)
+        seconds = starts_from_segments(phonemes, [Segment(label, end) for label, end in raw])
+        return resample(audio, rate, self.sample_rate), phonemes, seconds
+
+    def dtw_starts(self, text: str, phonemes: list[str], audio: np.ndarray) -> list[int]:
+        """Start samples of `phonemes` in `audio` by alignment with the espeak-ng reference rendering."""
+        if self._isolated is None:
+            # espeak-ng's audio depends on what the process spoke before: a fresh fork per reference keeps
+            # the DTW durations independent of build order
+            self._isolated = IsolatedSynthesizer()
+        ref = self._isolated.synthesize(text, self.reference, seed=0)
+        if list(ref.phonemes) != phonemes:
+            raise RuntimeError(f"the DTW reference voice phonemizes {text!r} unlike the frontend")
+        ref_audio = resample(ref.samples, ref.sample_rate, self.sample_rate)
+        ref_starts = [round(s * self.sample_rate / ref.sample_rate) for s in ref.starts]
+        return starts_by_dtw(ref_audio, ref_starts, audio, self.sample_rate)
 
     def close(self) -> None:
         self.engine.close()
-        if self.isolated is not None:
-            self.isolated.close()
+        if self._isolated is not None:
+            self._isolated.close()
 
 
 def _build_voice(voice: NaturalVoice, config: NaturalConfig, root: Path, bar) -> list[CorpusUtterance]:  # type: ignore[no-untyped-def]
     vocab = PhonemeVocab.load()
-    renderer = _Renderer(voice, config.sample_rate)
+    renderer = Renderer(voice, config.sample_rate)
     utterances = []
     try:
         for sentence in config.sentences():
@@ -279,7 +294,8 @@ def build_natural_corpus(
     wanted = list(config.voice_names) if voices is None else list(voices)
     for name in wanted:
         config.voice(name)
-    root = natural_root(config, cache_dir)
+    engines = engine_versions(config.voices)
+    root = natural_root(config, cache_dir, engines)
     if force and root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -293,7 +309,7 @@ def build_natural_corpus(
     info = {
         "format": NATURAL_FORMAT,
         "fingerprint": root.name,
-        "engines": engine_versions(config.voices),
+        "engines": engines,
         "espeak_ng": Espeak.get().version,
         "config": asdict(config),
         "voices_built": {n: (root / n / "utterances.jsonl").is_file() for n in config.voice_names},
@@ -383,6 +399,7 @@ __all__ = [
     "NATURAL_VOICES",
     "NaturalConfig",
     "NaturalVoice",
+    "Renderer",
     "build_natural_corpus",
     "engine_versions",
     "export_sets",

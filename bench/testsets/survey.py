@@ -84,11 +84,10 @@ def survey_clips(cache_dir: str | Path | None = None, per_voice: int | None = 20
 
 def _corpus_wer(rows: Sequence[tuple[str, str]]) -> float:
     from suites.wer.normalize import get_normalizer
-    from suites.wer.scoring import count_words
+    from suites.wer.scoring import count_words, summarize
 
     norm = get_normalizer("whisper")
-    counts = [count_words(norm(ref), norm(hyp)) for ref, hyp in rows]
-    return sum(c.errors for c in counts) / sum(c.ref_words for c in counts)
+    return summarize(count_words(norm(ref), norm(hyp)).as_metrics() for ref, hyp in rows)["wer_corpus"]
 
 
 def _group(clips: Sequence[Clip], key: Callable[[Clip], str]) -> dict[str, list[int]]:
@@ -122,38 +121,27 @@ def separation(embeddings: np.ndarray, voices: Sequence[str]) -> dict[str, Any]:
     }
 
 
-def alignment_check(cache_dir: str | Path | None = None, sentences: int = 20) -> dict[str, float]:
+def alignment_check(sentences: int = 20) -> dict[str, float]:
     """Median boundary error (ms) of the DTW method against flite's segments, per flite voice."""
     import shutil
 
-    from bench.systems.engines.flite import FliteEngine
-    from bench.testsets.align import Segment, boundary_error_ms, starts_by_dtw, starts_from_segments
-    from bench.testsets.natural import NaturalConfig
-    from flashspeech.foundation.audio import resample
-    from flashspeech.text.espeak import IsolatedSynthesizer, VoiceSettings
-    from flashspeech.text.phonemes import Frontend
+    from bench.testsets.align import boundary_error_ms
+    from bench.testsets.natural import NaturalConfig, Renderer
 
     if shutil.which("flite") is None:
         raise FileNotFoundError("the alignment check needs Debian's `flite` program")
-    config, frontend, out = NaturalConfig(), Frontend(), {}
+    config, out = NaturalConfig(), {}
     texts = [s.text for s in config.sentences() if config.is_test_sentence(s)][:sentences]
     for voice in (v for v in config.voices if v.engine == "flite"):
-        engine, isolated = FliteEngine(voice.voice), IsolatedSynthesizer()
+        renderer = Renderer(voice, 16_000)
         errors = []
         try:
             for text in texts:
-                audio, rate, raw = engine.synthesize_segments(text)
-                audio = resample(audio, rate, 16_000)
-                truth = starts_from_segments(frontend.phonemize(text), [Segment(a, b) for a, b in raw])
-                reference = VoiceSettings(name="en-us+f3" if voice.female else "en-us")
-                ref = isolated.synthesize(text, reference, seed=0)
-                ref_audio = resample(ref.samples, ref.sample_rate, 16_000)
-                ref_starts = [round(s * 16_000 / ref.sample_rate) for s in ref.starts]
-                found = starts_by_dtw(ref_audio, ref_starts, audio, 16_000)
+                audio, phonemes, truth = renderer.render_segments(text)
+                found = renderer.dtw_starts(text, phonemes, audio)
                 errors.append(boundary_error_ms(truth, [s / 16_000 for s in found]))
         finally:
-            engine.close()
-            isolated.close()
+            renderer.close()
         out[voice.name] = float(np.median(errors))
     return out
 
