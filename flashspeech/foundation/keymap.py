@@ -21,6 +21,28 @@ from flashspeech.foundation.assets import AssetError, ModelAsset
 from flashspeech.foundation.hashing import cached_sha256
 
 
+def wav2vec2_encoder_rules(src: str, dst: str) -> tuple[tuple[str, str], ...]:
+    r"""Key rules that fairseq-style wav2vec 2.0 and WavLM checkpoints share with torchaudio's `Wav2Vec2Model`:
+    feature projection, positional convolution (weight norm g/v), encoder norm, and each layer's norms and
+    feed-forward. `src` is the checkpoint's regex prefix of the model (r"wav2vec2\."), `dst` the target
+    module's prefix ("ssl."); templates use `{i}` for the regex groups (the layer index is group 0)."""
+    p = r"(weight|bias)"
+    layer, dst_layer = src + r"encoder\.layers\.(\d+)\.", dst + "encoder.transformer.layers.{0}."
+    pos_conv = dst + "encoder.transformer.pos_conv_embed.conv."
+    return (
+        (src + r"layer_norm\." + p, dst + "encoder.feature_projection.layer_norm.{0}"),
+        (src + r"post_extract_proj\." + p, dst + "encoder.feature_projection.projection.{0}"),
+        (src + r"encoder\.pos_conv\.0\.bias", pos_conv + "bias"),
+        (src + r"encoder\.pos_conv\.0\.weight_g", pos_conv + "parametrizations.weight.original0"),
+        (src + r"encoder\.pos_conv\.0\.weight_v", pos_conv + "parametrizations.weight.original1"),
+        (src + r"encoder\.layer_norm\." + p, dst + "encoder.transformer.layer_norm.{0}"),
+        (layer + r"self_attn_layer_norm\." + p, dst_layer + "layer_norm.{1}"),
+        (layer + r"fc1\." + p, dst_layer + "feed_forward.intermediate_dense.{1}"),
+        (layer + r"fc2\." + p, dst_layer + "feed_forward.output_dense.{1}"),
+        (layer + r"final_layer_norm\." + p, dst_layer + "final_layer_norm.{1}"),
+    )
+
+
 @dataclass
 class MappingReport:
     """What a strict mapping did: counts and the ignored keys with why."""

@@ -25,7 +25,13 @@ import torch
 from torch import Tensor
 
 from flashspeech.foundation.assets import AssetError, ModelAsset
-from flashspeech.foundation.keymap import MappingReport, load_asset_file, load_strict, mapping_problems
+from flashspeech.foundation.keymap import (
+    MappingReport,
+    load_asset_file,
+    load_strict,
+    mapping_problems,
+    wav2vec2_encoder_rules,
+)
 
 WAVLM_TDNN_ASSET = ModelAsset(
     name="UniSpeech WavLM-TDNN (wavlm_large_finetune.pth)",
@@ -57,26 +63,11 @@ MAPPING_RULES: tuple[tuple[str, str], ...] = (
         BACKBONE + r"feature_extractor\.conv_layers\.(\d+)\.2\.1\." + P,
         "wavlm.feature_extractor.conv_layers.{0}.layer_norm.{1}",
     ),
-    (BACKBONE + r"layer_norm\." + P, "wavlm.encoder.feature_projection.layer_norm.{0}"),
-    (BACKBONE + r"post_extract_proj\." + P, "wavlm.encoder.feature_projection.projection.{0}"),
-    (BACKBONE + r"encoder\.pos_conv\.0\.bias", "wavlm.encoder.transformer.pos_conv_embed.conv.bias"),
-    (
-        BACKBONE + r"encoder\.pos_conv\.0\.weight_g",
-        "wavlm.encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original0",
-    ),
-    (
-        BACKBONE + r"encoder\.pos_conv\.0\.weight_v",
-        "wavlm.encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original1",
-    ),
-    (BACKBONE + r"encoder\.layer_norm\." + P, "wavlm.encoder.transformer.layer_norm.{0}"),
+    *wav2vec2_encoder_rules(BACKBONE, "wavlm."),
     (LAYER + r"self_attn\.out_proj\." + P, TARGET_LAYER + "attention.attention.out_proj.{1}"),
     (LAYER + r"self_attn\.relative_attention_bias\.weight", TARGET_LAYER + "attention.rel_attn_embed.weight"),
     (LAYER + r"self_attn\.grep_linear\." + P, TARGET_LAYER + "attention.gru_rel_pos_linear.{1}"),
     (LAYER + r"self_attn\.grep_a", TARGET_LAYER + "attention.gru_rel_pos_const"),
-    (LAYER + r"self_attn_layer_norm\." + P, TARGET_LAYER + "layer_norm.{1}"),
-    (LAYER + r"fc1\." + P, TARGET_LAYER + "feed_forward.intermediate_dense.{1}"),
-    (LAYER + r"fc2\." + P, TARGET_LAYER + "feed_forward.output_dense.{1}"),
-    (LAYER + r"final_layer_norm\." + P, TARGET_LAYER + "final_layer_norm.{1}"),
     # ECAPA-TDNN head (UniSpeech names -> ecapa.py names); UniSpeech's layer2..4 are our blocks 0..2
     (r"feature_weight", "layer_weights"),
     (r"layer1\.conv\." + P, "head.stem.conv.{0}"),

@@ -27,7 +27,13 @@ from torch import Tensor, nn
 from torchaudio.models import wav2vec2_model
 
 from flashspeech.foundation.assets import AssetError, ModelAsset
-from flashspeech.foundation.keymap import MappingReport, load_asset_file, load_strict, mapping_problems
+from flashspeech.foundation.keymap import (
+    MappingReport,
+    load_asset_file,
+    load_strict,
+    mapping_problems,
+    wav2vec2_encoder_rules,
+)
 
 CHECKPOINT_NAME = "utmos22_strong_step7459_v1.pt"
 UTMOS_ASSET = ModelAsset(
@@ -114,23 +120,8 @@ LSTM = r"((?:weight|bias)_(?:ih|hh)_l0(?:_reverse)?)"
 MAPPING_RULES: tuple[tuple[str, str], ...] = (
     (SRC + r"feature_extractor\.conv_layers\.(\d+)\.0\.weight", "ssl.feature_extractor.conv_layers.{0}.conv.weight"),
     (SRC + r"feature_extractor\.conv_layers\.0\.2\." + P, "ssl.feature_extractor.conv_layers.0.layer_norm.{0}"),
-    (SRC + r"layer_norm\." + P, "ssl.encoder.feature_projection.layer_norm.{0}"),
-    (SRC + r"post_extract_proj\." + P, "ssl.encoder.feature_projection.projection.{0}"),
-    (SRC + r"encoder\.pos_conv\.0\.bias", "ssl.encoder.transformer.pos_conv_embed.conv.bias"),
-    (
-        SRC + r"encoder\.pos_conv\.0\.weight_g",
-        "ssl.encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original0",
-    ),
-    (
-        SRC + r"encoder\.pos_conv\.0\.weight_v",
-        "ssl.encoder.transformer.pos_conv_embed.conv.parametrizations.weight.original1",
-    ),
-    (SRC + r"encoder\.layer_norm\." + P, "ssl.encoder.transformer.layer_norm.{0}"),
+    *wav2vec2_encoder_rules(SRC, "ssl."),
     (LAYER + r"self_attn\.([qkv]_proj|out_proj)\." + P, DST_LAYER + "attention.{1}.{2}"),
-    (LAYER + r"self_attn_layer_norm\." + P, DST_LAYER + "layer_norm.{1}"),
-    (LAYER + r"fc1\." + P, DST_LAYER + "feed_forward.intermediate_dense.{1}"),
-    (LAYER + r"fc2\." + P, DST_LAYER + "feed_forward.output_dense.{1}"),
-    (LAYER + r"final_layer_norm\." + P, DST_LAYER + "final_layer_norm.{1}"),
     (r"(domain_emb|judge_emb)", "{0}"),
     (r"blstm\." + LSTM, "blstm.{0}"),
     (r"projection\.([02])\." + P, "projection.{0}.{1}"),
