@@ -38,6 +38,19 @@ from bench.cli.commands import (
 from flashspeech import __version__
 
 
+def _add_gate_options(p: argparse.ArgumentParser, when: str = "") -> None:
+    """The regression gate's options (`run --gate` and `compare`); `when` prefixes the help of those that
+    only apply with a gate."""
+    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
+    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
+    p.add_argument(
+        "--allow-evaluator-change",
+        action="store_true",
+        help=f"{when}compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
+    )
+    p.add_argument("--rtf-noise", default=None, help=f"{when}RTF margin from a calibrate-rtf result (rtf-noise.json)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashspeech-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"flashspeech-bench {__version__}")
@@ -55,14 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--retime", action="store_true", help="regenerate cached generations so every timing (RTF) is this run's"
     )
     p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
-    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
-    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
-    p.add_argument(
-        "--allow-evaluator-change",
-        action="store_true",
-        help="with --gate: compare a suite's metrics although its evaluator changed",
-    )
-    p.add_argument("--rtf-noise", default=None, help="with --gate: RTF margin from a calibrate-rtf result")
+    _add_gate_options(p, when="with --gate: ")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
 
@@ -95,14 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("baseline", help="results directory or MLflow run id")
     p.add_argument("candidate", help="results directory or MLflow run id")
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None)
-    p.add_argument("--gate-config", default=None, help="TOML with a [gate] table (thresholds, tests)")
-    p.add_argument("--gate-report", default=None, help="append the gate's Markdown to this file")
-    p.add_argument(
-        "--allow-evaluator-change",
-        action="store_true",
-        help="compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
-    )
-    p.add_argument("--rtf-noise", default=None, help="RTF margin from a calibrate-rtf result (rtf-noise.json)")
+    _add_gate_options(p)
     p.set_defaults(func=cmd_compare)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
