@@ -50,11 +50,30 @@ class WaveNetConfig:
     attn_dropout: float = 0.1
     noise_embed_dim: int = 512
     noise_mlp_hidden: int = 2048
+    # Initialisation of the FiLM gain and bias projections: "default" (PyTorch's) or "zero" (each FiLM
+    # starts as the identity, so the prompt cannot saturate the gated units before training has shaped it).
+    film_init: str = "default"
+
+    def __post_init__(self) -> None:
+        if self.film_init not in ("default", "zero"):
+            raise ValueError(f"film_init must be 'default' or 'zero', got {self.film_init!r}")
+
+
+PARAMETRISATIONS = ("edm", "anchored")
 
 
 @dataclass(frozen=True)
 class ConsistencyConfig:
-    """EDM / consistency-model constants."""
+    """EDM / consistency-model constants and the denoiser's preconditioning.
+
+    `parametrisation` picks what c_skip / c_out / c_in are centred and scaled on:
+    - "edm" (the paper): zero and the constant `sigma_data`, the right gain only when the noisy input is the
+      sole information about the latent;
+    - "anchored": a conditional Gaussian estimate of the latent, mean mu(c) and per-element std s(c) from a
+      small head on the frame condition (`flashspeech.modules.anchor`), trained by its own likelihood loss.
+      c_skip = s^2 / ((sigma - sigma_min)^2 + s^2) is then the Wiener gain of the part of the latent the
+      conditioning does not explain, whatever its strength; the network F learns the rest.
+    """
 
     sigma_min: float = 0.002
     sigma_max: float = 80.0
@@ -63,6 +82,16 @@ class ConsistencyConfig:
     # The paper rescales the sinusoidal noise embedding by 1000 (consistency-model convention);
     # the official code feeds ln(sigma)/4 unscaled (scale 1).
     noise_embed_scale: float = 1000.0
+    parametrisation: str = "edm"
+    anchor_layers: int = 3  # "anchored": residual conv layers of the anchor head
+    anchor_kernel: int = 5
+    anchor_min_scale: float = 0.02  # floor of s(c), in normalised latent units
+
+    def __post_init__(self) -> None:
+        if self.parametrisation not in PARAMETRISATIONS:
+            raise ValueError(
+                f"parametrisation must be one of {', '.join(map(repr, PARAMETRISATIONS))}, got {self.parametrisation!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -129,6 +158,21 @@ class FlashSpeechConfig:
         return _build(cls, data)
 
 
+def with_overrides(cfg: FlashSpeechConfig, overrides: dict[str, Any]) -> FlashSpeechConfig:
+    """`cfg` with nested values replaced, e.g. {"consistency": {"parametrisation": "edm"}}; unknown keys are
+    an error."""
+
+    def merge(base: dict[str, Any], new: dict[str, Any], where: str) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in new.items():
+            if key not in base:
+                raise ValueError(f"unknown config key {where}{key!r}")
+            out[key] = merge(base[key], value, f"{where}{key}.") if isinstance(base[key], dict) else value
+        return out
+
+    return FlashSpeechConfig.from_dict(merge(cfg.to_dict(), overrides, ""))
+
+
 def _build(cls: type, data: dict[str, Any]) -> Any:
     """Rebuild nested frozen dataclasses from a dict; unknown keys are an error."""
     known = {f.name: f for f in fields(cls)}
@@ -163,7 +207,8 @@ def tiny(latent_dim: int = 100, vocab_size: int = 133) -> FlashSpeechConfig:
         prompt_encoder=EncoderConfig(layers=2, hidden=h, heads=2, ffn_hidden=256, ffn_kernel=5, dropout=0.1),
         duration_predictor=PredictorConfig(layers=6, hidden=h, kernel=3, heads=2, dropout=0.2, attn_dropout=0.1),
         pitch_predictor=PredictorConfig(layers=6, hidden=h, kernel=5, heads=2, dropout=0.2, attn_dropout=0.1),
-        wavenet=WaveNetConfig(layers=12, hidden=h, heads=2, noise_embed_dim=h, noise_mlp_hidden=256),
+        wavenet=WaveNetConfig(layers=12, hidden=h, heads=2, noise_embed_dim=h, noise_mlp_hidden=256, film_init="zero"),
+        consistency=ConsistencyConfig(parametrisation="anchored"),
         prosody=ProsodyConfig(
             refine=WaveNetConfig(layers=6, hidden=64, attn_every=0, noise_embed_dim=64, noise_mlp_hidden=128)
         ),

@@ -10,8 +10,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from flashspeech.consistency import SIGMA_DATA
-
 P_MEAN = -1.2  # EDM training sigma distribution: ln(sigma) ~ N(P_MEAN, P_STD^2)
 P_STD = 1.2
 
@@ -22,8 +20,3 @@ def edm_training_sigmas(
     """(batch,) float32 log-normal noise levels: sigma = exp(p_mean + p_std * n), n ~ N(0, 1)."""
     n = torch.randn(batch, generator=generator, dtype=torch.float32)
     return torch.exp(p_mean + p_std * n)
-
-
-def edm_loss_weight(sigma: Tensor, sigma_data: float = SIGMA_DATA) -> Tensor:
-    """lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma * sigma_data)^2: unit-variance loss at every sigma."""
-    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2

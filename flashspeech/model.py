@@ -15,10 +15,13 @@ from torch import Tensor, nn
 
 from flashspeech import consistency as cm
 from flashspeech.config import FlashSpeechConfig
+from flashspeech.modules.anchor import AnchorHead
 from flashspeech.modules.common import length_regulate, masked_mean
 from flashspeech.modules.encoder import TransformerEncoder
 from flashspeech.modules.predictor import ProsodyPredictor
 from flashspeech.modules.wavenet import WaveNet
+
+Anchor = tuple[Tensor, Tensor]  # (mu, s) of the "anchored" parametrisation, each (B, D, T)
 
 
 def pitch_bin_edges(cfg: FlashSpeechConfig) -> Tensor:
@@ -48,6 +51,12 @@ class FlashSpeechModel(nn.Module):
         self.pitch_predictor = ProsodyPredictor(cfg.pitch_predictor)
         self.pitch_embedding = nn.Embedding(cfg.prosody.pitch_bins, h)
         self.lcm = WaveNet(cfg.wavenet, cfg.latent_dim, cond_dim=h, noise_scale=noise_scale)
+        c = cfg.consistency
+        self.anchor = (
+            AnchorHead(h, cfg.latent_dim, c.anchor_layers, c.anchor_kernel, c.sigma_data, c.anchor_min_scale)
+            if c.parametrisation == "anchored"
+            else None
+        )
         self.duration_refiner = WaveNet(cfg.prosody.refine, 1, cond_dim=h, noise_scale=noise_scale)
         self.pitch_refiner = WaveNet(cfg.prosody.refine, 1, cond_dim=h, noise_scale=noise_scale)
         self.register_buffer("pitch_edges", pitch_bin_edges(cfg), persistent=False)
@@ -69,6 +78,10 @@ class FlashSpeechModel(nn.Module):
         return frames + self.pitch_embedding(torch.bucketize(f0, self.pitch_edges))
 
     # -- consistency functions ----------------------------------------------------------------------
+    def latent_anchor(self, cond: Tensor, mask: Tensor) -> Anchor | None:
+        """(mu, s) of the "anchored" parametrisation for a frame condition, or None for "edm"."""
+        return None if self.anchor is None else self.anchor(cond, mask)
+
     def _consistency(
         self,
         net: WaveNet,
@@ -78,22 +91,39 @@ class FlashSpeechModel(nn.Module):
         mask: Tensor,
         tokens: Tensor | None = None,
         sigma_min: float | None = None,
+        anchor: Anchor | None = None,
     ) -> Tensor:
         c = self.cfg.consistency
         sigma_min = c.sigma_min if sigma_min is None else sigma_min
         s = sigma.view(-1, *([1] * (x.dim() - 1)))
-        F = net(cm.c_in(s, c.sigma_data) * x, cm.c_noise(sigma), cond, mask, tokens)
-        return cm.c_skip(s, c.sigma_data, sigma_min) * x + cm.c_out(s, c.sigma_data, sigma_min) * F
+        if anchor is None:
+            mean, scale = 0.0, c.sigma_data
+        else:  # detached: the anchor learns from its own loss only, so the preconditioning holds still for F
+            mean, scale = anchor[0].detach(), anchor[1].detach()
+        y = x - mean
+        F = net(cm.c_in(s, scale) * y, cm.c_noise(sigma), cond, mask, tokens)
+        return mean + cm.c_skip(s, scale, sigma_min) * y + cm.c_out(s, scale, sigma_min) * F
 
     @property
     def denoiser_sigma_min(self) -> float:
         """The sigma_min of `denoise`'s preconditioning: the config's for a consistency model, 0 for diffusion."""
         return 0.0 if self.cfg.objective == "diffusion" else self.cfg.consistency.sigma_min
 
-    def denoise(self, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor, tokens: Tensor) -> Tensor:
+    def denoise(
+        self,
+        x: Tensor,
+        sigma: Tensor,
+        cond: Tensor,
+        mask: Tensor,
+        tokens: Tensor,
+        anchor: Anchor | None = None,
+    ) -> Tensor:
         """f_theta(x, sigma): the latent consistency model, or for objective "diffusion" the EDM denoiser
-        D(x, sigma) (the same preconditioning with sigma_min = 0). x (B, D, T), sigma (B,)."""
-        return self._consistency(self.lcm, x, sigma, cond, mask, tokens, self.denoiser_sigma_min)
+        D(x, sigma) (the same preconditioning with sigma_min = 0). x (B, D, T), sigma (B,). `anchor` is
+        `latent_anchor(cond, mask)` computed once by a caller that denoises the same condition repeatedly."""
+        if anchor is None and self.anchor is not None:
+            anchor = self.latent_anchor(cond, mask)
+        return self._consistency(self.lcm, x, sigma, cond, mask, tokens, self.denoiser_sigma_min, anchor)
 
     def refine(self, which: str, x: Tensor, sigma: Tensor, cond: Tensor, mask: Tensor) -> Tensor:
         """The prosody refinement consistency model on the residual (B, 1, L); `which` is duration or pitch."""

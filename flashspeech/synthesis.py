@@ -272,10 +272,11 @@ class FlashSpeech:
 
         with timer.stage("sampling", device):
             batch = len(texts)
+            anchor = model.latent_anchor(cond, frame_mask)  # once per sample, not once per step
 
             def denoise(x: Tensor, sigma: float) -> Tensor:
                 s = torch.full((batch,), sigma, device=device, dtype=dtype)
-                return model.denoise(x, s, cond, frame_mask, tokens)
+                return model.denoise(x, s, cond, frame_mask, tokens, anchor)
 
             start = None
             if start_latents is not None:

@@ -42,6 +42,9 @@ class StageSpec:
 class Recipe:
     name: str
     preset: str = "tiny"
+    # Overrides of the preset's model config for stages trained from scratch, nested as in
+    # FlashSpeechConfig, e.g. `[model.consistency] parametrisation = "edm"`.
+    model: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     # "synthetic" (the espeak-ng corpus's training voices), "natural" (the natural-voice corpus's), both
     # joined with "+" ("synthetic+natural"), or "libritts:<dir>"
@@ -163,6 +166,7 @@ class _MlflowCurves:
         for key, value in {
             "recipe": recipe.name,
             "preset": recipe.preset,
+            "model": recipe.model,
             "data": recipe.data,
             **stage.train.to_dict(),
         }.items():
@@ -192,7 +196,7 @@ def run_recipe(
 ) -> Path:
     """Run the recipe's stages in order (or only `only`); returns the last exported checkpoint."""
     from flashspeech.codecs.mel import MelCodec
-    from flashspeech.config import preset
+    from flashspeech.config import preset, with_overrides
     from flashspeech.synthesis import FlashSpeech
 
     out = Path(out)
@@ -229,6 +233,10 @@ def run_recipe(
         else:
             diffusion = spec.train.stage == "diffusion"
             cfg = preset(f"{recipe.preset}-diffusion" if diffusion else recipe.preset)
+            try:
+                cfg = with_overrides(cfg, recipe.model)
+            except ValueError as exc:
+                raise ConfigError(f"recipe {recipe.name!r}: model: {exc}") from exc
             tts = FlashSpeech.from_config(cfg, codec, seed=recipe.seed)
         tts.to(device)
         curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves else None

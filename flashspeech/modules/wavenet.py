@@ -32,17 +32,30 @@ class NoiseEmbedding(nn.Module):
 class QueryFiLM(nn.Module):
     """LN -> MHA(query = layer input, key/value = prompt query tokens) -> FiLM gain and bias."""
 
-    def __init__(self, hidden: int, heads: int, dropout: float):
+    def __init__(self, hidden: int, heads: int, dropout: float, zero_init: bool = False):
         super().__init__()
         self.norm = nn.LayerNorm(hidden)
         self.attn = nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
         self.gain = nn.Linear(hidden, 2 * hidden)
         self.bias = nn.Linear(hidden, 2 * hidden)
+        if zero_init:  # start as the identity (gain 1, bias 0)
+            for proj in (self.gain, self.bias):
+                nn.init.zeros_(proj.weight)
+                nn.init.zeros_(proj.bias)
 
     def forward(self, x: Tensor, tokens: Tensor) -> tuple[Tensor, Tensor]:
         q = self.norm(x.transpose(1, 2))
         a, _ = self.attn(q, tokens, tokens, need_weights=False)
         return self.gain(a).transpose(1, 2), self.bias(a).transpose(1, 2)
+
+
+class GatedTanh(nn.Module):
+    """tanh(first half) * sigmoid(second half) over channels; a module so that hooks can watch its input
+    (the validation's gate-saturation statistic)."""
+
+    def forward(self, y: Tensor) -> Tensor:
+        gate, filt = y.chunk(2, dim=1)
+        return torch.tanh(gate) * torch.sigmoid(filt)
 
 
 class ResidualLayer(nn.Module):
@@ -52,7 +65,8 @@ class ResidualLayer(nn.Module):
         self.noise_proj = nn.Linear(h, h)
         self.dilated = nn.Conv1d(h, 2 * h, cfg.kernel, padding=dilation * (cfg.kernel // 2), dilation=dilation)
         self.cond_proj = nn.Conv1d(cond_dim, 2 * h, 1)
-        self.film = QueryFiLM(h, cfg.heads, cfg.attn_dropout) if film else None
+        self.film = QueryFiLM(h, cfg.heads, cfg.attn_dropout, cfg.film_init == "zero") if film else None
+        self.gated = GatedTanh()
         self.out_proj = nn.Conv1d(h, 2 * h, 1)
 
     def forward(self, x: Tensor, noise: Tensor, cond: Tensor, mask: Tensor, tokens: Tensor | None):
@@ -61,8 +75,7 @@ class ResidualLayer(nn.Module):
         if self.film is not None:
             gain, bias = self.film(x, tokens)
             y = y * (1.0 + gain) + bias
-        gate, filt = y.chunk(2, dim=1)
-        y = torch.tanh(gate) * torch.sigmoid(filt)
+        y = self.gated(y)
         residual, skip = self.out_proj(y).chunk(2, dim=1)
         return (x + residual) / math.sqrt(2.0) * mask, skip * mask
 

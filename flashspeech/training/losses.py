@@ -1,11 +1,13 @@
 """One training step's forward pass and losses, per objective.
 
 - `conditioning`: prompt and phoneme encoders, duration and pitch regression (teacher-forced with the
-  ground-truth durations and F0) and their masked L1 losses on log(1 + value).
+  ground-truth durations and F0) and their masked L1 losses on log(1 + value); for the "anchored"
+  parametrisation also the anchor (mu, s) and its loss (`flashspeech.modules.anchor`).
 - `consistency_loss`: Eq. 10 with the iCT discretisation: student at sigma_{i+1}, stop-gradient teacher
   (the same network, no EMA) at sigma_i, the same noise for both, weight 1 / (sigma_{i+1} - sigma_i),
   pseudo-Huber distance over valid frames only. The teacher's dropout draws repeat the student's.
-- `diffusion_loss`: the EDM denoising objective of the diffusion baseline.
+- `diffusion_loss`: the EDM denoising objective of the diffusion baseline (weighted by 1 / c_out^2 per
+  element, which is EDM's lambda(sigma) for a constant sigma_data).
 - `refinement_loss`: the prosody refinement consistency models on the residual ground truth minus
   regression, conditioned on the predictor's pre-projection feature (stage 3).
 """
@@ -17,7 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from flashspeech.model import FlashSpeechModel, length_regulate
+from flashspeech.consistency import c_out
+from flashspeech.model import Anchor, FlashSpeechModel, length_regulate
+from flashspeech.modules.anchor import anchor_loss
 from flashspeech.training.batch import Batch
 from flashspeech.training.ct import ct_sigmas, loss_weight, pseudo_huber, sample_intervals
 
@@ -35,6 +39,14 @@ class Conditioning:
     f0_feature: Tensor  # (B, T, H)
     loss_duration: Tensor
     loss_pitch: Tensor
+    anchor: Anchor | None = None  # (mu, s) of the "anchored" parametrisation
+    loss_anchor: Tensor | None = None
+
+    @property
+    def loss(self) -> Tensor:
+        """The conditioning's own losses: duration + pitch regression (+ the anchor's)."""
+        total = self.loss_duration + self.loss_pitch
+        return total if self.loss_anchor is None else total + self.loss_anchor
 
 
 def masked_l1(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
@@ -53,6 +65,10 @@ def conditioning(model: FlashSpeechModel, batch: Batch) -> Conditioning:
     cond = model.frame_condition(frames, batch.f0)
     target_dur = torch.log1p(batch.durations.float())
     target_f0 = torch.log1p(batch.f0)
+    anchor = model.latent_anchor(cond, frame_mask)
+    loss_anchor = None
+    if anchor is not None:
+        loss_anchor = anchor_loss(*anchor, batch.latent, frame_mask, model.cfg.consistency.sigma_data)
     return Conditioning(
         cond=cond,
         tokens=tokens,
@@ -63,6 +79,8 @@ def conditioning(model: FlashSpeechModel, batch: Batch) -> Conditioning:
         f0_feature=f0_feat,
         loss_duration=masked_l1(log_dur, target_dur, batch.phone_mask),
         loss_pitch=masked_l1(log_f0, target_f0, frame_mask),
+        anchor=anchor,
+        loss_anchor=loss_anchor,
     )
 
 
@@ -108,7 +126,7 @@ def consistency_loss(
     cc = model.cfg.consistency
 
     def denoise(x: Tensor, sigma: Tensor) -> Tensor:
-        return model.denoise(x, sigma, c.cond, c.frame_mask, c.tokens)
+        return model.denoise(x, sigma, c.cond, c.frame_mask, c.tokens, c.anchor)
 
     return _teacher_student(
         denoise, batch.latent, c.frame_mask, n_sigmas, generator, cc.sigma_min, cc.sigma_max, cc.rho
@@ -116,16 +134,22 @@ def consistency_loss(
 
 
 def diffusion_loss(model: FlashSpeechModel, batch: Batch, c: Conditioning, generator: torch.Generator) -> Tensor:
-    """EDM: E[lambda(sigma) * ||D(x + sigma n, sigma) - x||^2] over valid elements, sigma log-normal."""
-    from flashspeech.diffusion import edm_loss_weight, edm_training_sigmas
+    """EDM: E[||(D(x + sigma n, sigma) - x) / c_out(sigma)||^2] over valid elements, sigma log-normal.
+
+    1 / c_out^2 = (sigma^2 + s^2) / (sigma s)^2 is EDM's lambda(sigma): the network's target has unit
+    variance at every sigma. s is sigma_data, or per element the anchor's scale."""
+    from flashspeech.diffusion import edm_training_sigmas
 
     x0 = batch.latent
     sigma = edm_training_sigmas(x0.shape[0], generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device) * c.frame_mask[:, None, :]
-    denoised = model.denoise(x0 + sigma.view(-1, 1, 1) * noise, sigma, c.cond, c.frame_mask, c.tokens)
+    level = sigma.view(-1, 1, 1)
+    denoised = model.denoise(x0 + level * noise, sigma, c.cond, c.frame_mask, c.tokens, c.anchor)
+    scale = model.cfg.consistency.sigma_data if c.anchor is None else c.anchor[1].detach()
+    weight = c_out(level, scale, 0.0) ** -2
     m = c.frame_mask[:, None, :].expand_as(x0).to(x0.dtype)
-    per_item = (((denoised - x0) ** 2) * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
-    return (edm_loss_weight(sigma, model.cfg.consistency.sigma_data) * per_item).mean()
+    per_item = ((weight * (denoised - x0) ** 2) * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1.0)
+    return per_item.mean()
 
 
 def refinement_loss(

@@ -214,8 +214,10 @@ class Trainer:
         else:
             model.train()
             c = conditioning(model, batch)
-            loss = c.loss_duration + c.loss_pitch
+            loss = c.loss
             metrics.update(loss_duration=c.loss_duration.item(), loss_pitch=c.loss_pitch.item())
+            if c.loss_anchor is not None:
+                metrics["loss_anchor"] = c.loss_anchor.item()
             if cfg.stage == "diffusion":
                 l_diff = diffusion_loss(model, batch, c, gen)
                 loss = loss + l_diff

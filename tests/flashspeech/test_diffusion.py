@@ -14,18 +14,51 @@ from flashspeech import diffusion as dm
 from flashspeech import sampling as sm
 from flashspeech.checkpoint import CONFIG
 from flashspeech.codecs import MelCodec
-from flashspeech.config import PRESETS, FlashSpeechConfig, paper_diffusion, preset, tiny, tiny_diffusion
+from flashspeech.config import (
+    PRESETS,
+    FlashSpeechConfig,
+    paper_diffusion,
+    preset,
+    tiny,
+    tiny_diffusion,
+    with_overrides,
+)
 from flashspeech.foundation.audio import read_audio
 from flashspeech.synthesis import FlashSpeech
 
 # -- training objective --------------------------------------------------------------------------------
 
 
-def test_loss_weight_values_and_unit_output_variance():
-    sigma = torch.tensor([0.5, 1.0, 80.0])
-    torch.testing.assert_close(dm.edm_loss_weight(sigma), torch.tensor([8.0, 5.0, (6400.25) / (1600.0)]))
-    # lambda(sigma) * c_out(sigma)^2 = 1 with the EDM (sigma_min = 0) preconditioning
-    torch.testing.assert_close(dm.edm_loss_weight(sigma) * cm.c_out(sigma, sigma_min=0.0) ** 2, torch.ones(3))
+def test_diffusion_loss_is_edm_weighted_mse_for_both_parametrisations():
+    """lambda(sigma) = (sigma^2 + s^2) / (sigma s)^2 = 1 / c_out^2: the network's target has unit variance.
+    With the EDM preconditioning s is sigma_data; with the anchored one it is the anchor's scale per element."""
+    from types import SimpleNamespace
+
+    from flashspeech.model import FlashSpeechModel
+    from flashspeech.training.losses import Conditioning, diffusion_loss
+
+    for parametrisation in ("edm", "anchored"):
+        cfg = with_overrides(tiny_diffusion(latent_dim=6), {"consistency": {"parametrisation": parametrisation}})
+        torch.manual_seed(0)
+        model = FlashSpeechModel(cfg).eval()
+        x0 = torch.randn(2, 6, 20)
+        mask = torch.ones(2, 20, dtype=torch.bool)
+        mask[1, 15:] = False
+        x0 = x0 * mask[:, None]
+        cond, tokens, z = torch.randn(2, 20, cfg.hidden), torch.randn(2, cfg.query_tokens, cfg.hidden), torch.zeros(1)
+        anchor = model.latent_anchor(cond, mask)
+        c = Conditioning(cond, tokens, mask, z, z, z, z, z, z, anchor, None)
+        loss = diffusion_loss(model, SimpleNamespace(latent=x0), c, torch.Generator().manual_seed(3))
+        g = torch.Generator().manual_seed(3)  # the same draws, by hand
+        sigma = dm.edm_training_sigmas(2, g)
+        noise = torch.randn(x0.shape, generator=g) * mask[:, None]
+        d = model.denoise(x0 + sigma.view(-1, 1, 1) * noise, sigma, cond, mask, tokens, anchor)
+        s = 0.5 if anchor is None else anchor[1]
+        lam = (sigma.view(-1, 1, 1) ** 2 + s**2) / (sigma.view(-1, 1, 1) * s) ** 2
+        m = mask[:, None].expand_as(x0).float()
+        expected = ((lam * (d - x0) ** 2 * m).sum((1, 2)) / m.sum((1, 2))).mean()
+        torch.testing.assert_close(loss, expected)
+        assert (anchor is None) == (parametrisation == "edm")
 
 
 def test_training_sigmas_are_log_normal():

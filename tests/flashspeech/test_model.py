@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from flashspeech.config import FlashSpeechConfig, paper, preset, tiny
+from flashspeech.config import FlashSpeechConfig, paper, preset, tiny, with_overrides
 from flashspeech.model import FlashSpeechModel, durations_from_log, pitch_bin_edges
 from flashspeech.modules.common import length_regulate, lengths_to_mask
 
@@ -53,7 +53,38 @@ def test_tiny_preset_is_small_and_shares_the_architecture(paper_model):
     def shape_free(m: torch.nn.Module) -> set[str]:  # parameter names with layer indices wildcarded
         return {re.sub(r"\.\d+\.", ".*.", n) for n, _ in m.named_parameters()}
 
-    assert shape_free(model) == shape_free(paper_model)
+    # the same network, plus the anchor head of the "anchored" parametrisation (the paper's is "edm")
+    assert shape_free(model) - shape_free(paper_model) == {
+        f"anchor.{n}" for n in ("norm.weight", "norm.bias", "convs.*.weight", "convs.*.bias", "out.weight", "out.bias")
+    }
+    assert shape_free(paper_model) <= shape_free(model)
+    assert paper_model.anchor is None and paper().consistency.parametrisation == "edm"
+    edm = FlashSpeechModel(with_overrides(tiny(), {"consistency": {"parametrisation": "edm"}}))
+    assert shape_free(edm) == shape_free(paper_model)
+
+
+def test_anchored_denoiser_starts_as_the_edm_one_and_keeps_the_boundary_condition():
+    """At init the anchor is (0, sigma_data), so both parametrisations give the same function; f(x, sigma_min)
+    = x holds for any anchor."""
+    torch.manual_seed(0)
+    anchored = FlashSpeechModel(tiny(latent_dim=6)).eval()
+    edm = FlashSpeechModel(with_overrides(tiny(latent_dim=6), {"consistency": {"parametrisation": "edm"}})).eval()
+    state = {k: v for k, v in anchored.state_dict().items() if not k.startswith("anchor.")}
+    edm.load_state_dict(state, strict=True)
+    torch.nn.init.normal_(anchored.lcm.out_proj.weight, std=0.1)  # F != 0
+    edm.lcm.out_proj.weight.data.copy_(anchored.lcm.out_proj.weight)
+    x, cond = torch.randn(2, 6, 30), torch.randn(2, 30, 128)
+    tokens, mask = torch.randn(2, 8, 128), torch.ones(2, 30, dtype=torch.bool)
+    sigma = torch.tensor([0.3, 5.0])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            anchored.denoise(x, sigma, cond, mask, tokens), edm.denoise(x, sigma, cond, mask, tokens)
+        )
+        torch.nn.init.normal_(anchored.anchor.out.weight, std=0.5)  # a trained-looking anchor
+        mean, scale = anchored.latent_anchor(cond, mask)
+        assert mean.abs().mean() > 0.1 and not torch.allclose(scale, torch.full_like(scale, 0.5))
+        at_min = anchored.denoise(x, torch.full((2,), 0.002), cond, mask, tokens)
+        torch.testing.assert_close(at_min, x)
 
 
 def test_config_dict_round_trip_and_unknown_keys():
