@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,30 @@ from flashspeech.checkpoint import read_description, resolve_checkpoint
 
 COLUMNS = [
     ("wer", "wer_corpus", "WER", "{:.3f}"),
+    ("mos", "mos", "DistillMOS", "{:.2f}"),
     ("similarity", "sim_o", "SIM-o", "{:.3f}"),
     ("similarity", "spk_id_acc", "speaker ID", "{:.2f}"),
     ("prosody", "pitch_jsd", "pitch JSD", "{:.3f}"),
     ("rtf", "rtf", "RTF (CPU)", "{:.3f}"),
 ]
+
+
+@dataclass(frozen=True)
+class CardSet:
+    """A test set of the card and the targets that apply to it."""
+
+    name: str
+    what: str
+    wer_margin: float  # FlashSpeech@2 corpus WER <= ground truth + this
+    speaker_id: float  # FlashSpeech@2 prompt speaker nearest in at least this share of items
+
+
+CARD_SETS = (
+    CardSet("smoke-seen", "training voices reading sentences never trained on", 0.05, 0.90),
+    CardSet("smoke", "voices never trained on (zero-shot)", 0.10, 0.80),
+)
+MOS_MARGIN = 0.3  # FlashSpeech@2 DistillMOS >= codec resynthesis - this
+SPEEDUP = 25.0  # FlashSpeech@2 at least this much faster than the quality-matched diffusion baseline
 
 
 def _rows(frame: pd.DataFrame, system: str, suite: str, metric: str) -> pd.DataFrame:
@@ -58,18 +78,85 @@ def results_table(results: Results, testset: str) -> tuple[str, pd.DataFrame]:
     return "\n".join(lines), frame
 
 
-def targets(frame: pd.DataFrame, testset: str, system: str = "flashspeech@2") -> list[str]:
-    """The card's targets for FlashSpeech at 2 steps: WER <= ground truth + 0.10, SIM-o >= 0.75, speaker ID >= 0.80."""
-    name = f"{testset}:{system}"
-    wer = _value(frame, name, "wer", "wer_corpus")
-    gt_wer = _value(frame, f"{testset}:ground_truth", "wer", "wer_corpus")
-    sim, spk = _value(frame, name, "similarity", "sim_o"), _value(frame, name, "similarity", "spk_id_acc")
-    checks = [
-        (f"corpus WER <= ground truth + 0.10 ({gt_wer:.3f} + 0.10)", wer, wer <= gt_wer + 0.10),
-        ("SIM-o >= 0.75", sim, sim >= 0.75),
-        ("prompt speaker nearest in >= 80 % of items", spk, spk >= 0.80),
+def _steps(frame: pd.DataFrame, testset: str, series: str) -> list[int]:
+    """The step counts of a system series (e.g. diffusion-heun) present in the results, ascending."""
+    found = set()
+    for system in frame.system.unique():
+        name = system.split(":", 1)[1]
+        if name.startswith(f"{series}@"):
+            found.add(int(name.split("@", 1)[1]))
+    return sorted(found)
+
+
+def _check(what: str, value: float, ok: bool, fmt: str = "{:.3f}") -> str:
+    shown = fmt.format(value) if math.isfinite(value) else "not measured"
+    return f"| {what} | {shown} | {'met' if ok and math.isfinite(value) else '**missed**'} |"
+
+
+def targets(
+    frame: pd.DataFrame, card: CardSet, fs: str = "flashspeech", diffusion: str = "diffusion-heun"
+) -> list[str]:
+    """Issue 16's targets on one test set, each as a Markdown table row (what, measured, met / missed)."""
+    t = card.name
+
+    def v(system: str, suite: str, metric: str) -> float:
+        return _value(frame, f"{t}:{system}", suite, metric)
+
+    wer2, gt_wer = v(f"{fs}@2", "wer", "wer_corpus"), v("ground_truth", "wer", "wer_corpus")
+    mos2, codec_mos = v(f"{fs}@2", "mos", "mos"), v("codec_resynthesis", "mos", "mos")
+    spk = v(f"{fs}@2", "similarity", "spk_id_acc")
+    rows = [
+        _check(
+            f"{fs}@2 corpus WER <= ground truth + {card.wer_margin:.2f} ({gt_wer:.3f})",
+            wer2,
+            wer2 <= gt_wer + card.wer_margin,
+        ),
+        _check(
+            f"{fs}@2 DistillMOS >= codec resynthesis - {MOS_MARGIN} ({codec_mos:.2f})",
+            mos2,
+            mos2 >= codec_mos - MOS_MARGIN,
+            "{:.2f}",
+        ),
+        _check(
+            f"{fs}@2 prompt speaker nearest in >= {card.speaker_id:.0%} of items", spk, spk >= card.speaker_id, "{:.2f}"
+        ),
     ]
-    return [f"| {what} | {value:.3f} | {'met' if ok else '**missed**'} |" for what, value, ok in checks]
+    wer1, mos1 = v(f"{fs}@1", "wer", "wer_corpus"), v(f"{fs}@1", "mos", "mos")
+    for steps in [s for s in _steps(frame, t, diffusion) if 16 <= s <= 32]:
+        d_wer, d_mos = v(f"{diffusion}@{steps}", "wer", "wer_corpus"), v(f"{diffusion}@{steps}", "mos", "mos")
+        rows.append(_check(f"{diffusion}@{steps} WER <= {fs}@1's ({wer1:.3f})", d_wer, d_wer <= wer1))
+        rows.append(_check(f"{diffusion}@{steps} DistillMOS >= {fs}@1's ({mos1:.2f})", d_mos, d_mos >= mos1, "{:.2f}"))
+    matched = quality_matched_steps(frame, t, f"{fs}@2", diffusion)
+    if matched is not None:
+        steps, how = matched
+        ratio = v(f"{diffusion}@{steps}", "rtf", "rtf") / v(f"{fs}@2", "rtf", "rtf")
+        rows.append(
+            _check(
+                f"{fs}@2 >= {SPEEDUP:g}x faster end to end than {diffusion}@{steps} ({how})",
+                ratio,
+                ratio >= SPEEDUP,
+                "{:.1f}x",
+            )
+        )
+    return rows
+
+
+def quality_matched_steps(frame: pd.DataFrame, testset: str, reference: str, series: str) -> tuple[int, str] | None:
+    """The fewest steps of `series` whose WER and DistillMOS are both at least as good as `reference`'s, or,
+    when no step count gets there, the one with the lowest WER (the returned text says which)."""
+    steps = _steps(frame, testset, series)
+    if not steps:
+        return None
+
+    def v(system: str, suite: str, metric: str) -> float:
+        return _value(frame, f"{testset}:{system}", suite, metric)
+
+    ref_wer, ref_mos = v(reference, "wer", "wer_corpus"), v(reference, "mos", "mos")
+    for n in steps:
+        if v(f"{series}@{n}", "wer", "wer_corpus") <= ref_wer and v(f"{series}@{n}", "mos", "mos") >= ref_mos:
+            return n, "the fewest steps at least as good on WER and MOS"
+    best = min(steps, key=lambda n: v(f"{series}@{n}", "wer", "wer_corpus"))
+    return best, "no step count matched its quality: the baseline's best WER"
 
 
 def training_rows(name: str) -> list[str]:
@@ -78,12 +165,23 @@ def training_rows(name: str) -> list[str]:
     for h in description["metadata"].get("training", []):
         enc = h.get("speech_encoder", "-")
         wall = h.get("train_wall_s", h.get("wall_s_this_session", math.nan))
-        val = h.get("validation", {}).get("val_mse_sigma80")
-        mse = f"{val:.3f}" if val is not None else "-"
+        val = h.get("validation", {})
+
+        def fmt(key: str, val=val) -> str:
+            return f"{val[key]:.3f}" if key in val else "-"
+
+        gain = f"{fmt('val_gain_sigma0.5')} ({fmt('val_wiener_gain_sigma0.5')})"
         rows.append(
-            f"| {h['stage']} | {h['objective']} | {h['steps']} | {wall / 60:.1f} min | {h['machine']} | {enc} | {mse} |"
+            f"| {h['stage']} | {h['objective']} | {h['steps']} | {wall / 60:.1f} min | {h['machine']} | {enc} | "
+            f"{fmt('val_mse_sigma80')} | {fmt('val_mse_sigma0.5')} | {gain if 'val_gain_sigma0.5' in val else '-'} |"
         )
     return rows
+
+
+STAGE_HEADER = (
+    "| stage | objective | steps | training wall time | machine | speech encoder | held-out MSE, sigma 80 | "
+    "MSE, sigma 0.5 | gain at sigma 0.5 (Wiener) |\n|---|---|---|---|---|---|---|---|---|"
+)
 
 
 def describe_data(name: str) -> dict[str, Any]:
@@ -92,70 +190,62 @@ def describe_data(name: str) -> dict[str, Any]:
 
 
 CURVES_PNG = "training_curves.png"
+CHECKPOINTS = ("flashspeech-tiny", "diffusion-tiny")
+CURVE_METRICS = (("val_mse_sigma80", "one-step error, sigma 80"), ("val_mse_sigma0.5", "denoising error, sigma 0.5"))
 
 
-def metric_rows(stage_dir: str | Path) -> list[dict[str, Any]]:
-    """The rows of a stage run's metrics.jsonl (none when it has no such file)."""
-    path = Path(stage_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def last_step(stage_dir: str | Path) -> int:
-    """The last step a stage run logged (0 when it logged none)."""
-    return max((int(r.get("step", 0)) for r in metric_rows(stage_dir)), default=0)
-
-
-def validation_curves(runs: dict[str, Path | tuple[Path, int]]) -> dict[str, list[tuple[int, float]]]:
-    """(step, held-out one-step MSE at sigma 80) per run directory's metrics.jsonl; runs without one are left out.
-
-    A run given as (directory, offset) has its steps shifted by offset: a stage that starts from another
-    run's weights is drawn where that run ended.
-    """
-    curves = {}
-    for label, run in runs.items():
-        directory, offset = run if isinstance(run, tuple) else (run, 0)
-        points = [
-            (offset + int(r["step"]), float(r["val_mse_sigma80"]))
-            for r in metric_rows(directory)
-            if "val_mse_sigma80" in r
-        ]
-        if points:
-            curves[label] = points
+def checkpoint_curves(checkpoints: dict[str, str] | None = None) -> dict[str, list[dict[str, float]]]:
+    """Held-out validation rows per "<label>: <stage>" (label -> checkpoint; default: the shipped ones),
+    from the `validation-<stage>.jsonl` files a recipe exports next to the weights. Steps count from the
+    start of the checkpoint's first stage (a stage that started from another checkpoint's weights is drawn
+    where that one ended); refinement stages, which leave the latent network alone, are left out, and so is
+    a stage already drawn for an earlier checkpoint."""
+    checkpoints = checkpoints or {name: f"pretrained:{name}" for name in CHECKPOINTS}
+    curves: dict[str, list[dict[str, float]]] = {}
+    drawn: set[tuple[str, int]] = set()
+    for name, where in checkpoints.items():
+        directory = resolve_checkpoint(where)
+        offset = 0
+        for entry in read_description(directory)["metadata"].get("training", []):
+            stage, steps = entry["stage"], int(entry["steps"])
+            path = directory / f"validation-{stage}.jsonl"
+            if entry["objective"] != "refinement" and path.is_file() and (stage, offset) not in drawn:
+                rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+                curves[f"{name}: {stage}"] = [{**r, "step": offset + int(r["step"])} for r in rows]
+                drawn.add((stage, offset))
+            offset += steps
     return curves
 
 
-def plot_validation_curves(curves: dict[str, list[tuple[int, float]]], out: Path) -> Path:
+def plot_validation_curves(curves: dict[str, list[dict[str, float]]], out: Path) -> Path:
     from matplotlib.figure import Figure
 
     from reports.plots import figure_png
 
-    fig = Figure(figsize=(6.4, 3.6))
-    ax = fig.add_subplot()
-    for label, points in curves.items():
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, label=label)
-    ax.set_xlabel("training step")
-    ax.set_ylabel("held-out one-step MSE, sigma 80")
-    ax.set_title("Validation: one-step denoising error (latent variance ~0.18)")
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig = Figure(figsize=(10, 3.6))
+    for i, (key, title) in enumerate(CURVE_METRICS):
+        ax = fig.add_subplot(1, len(CURVE_METRICS), i + 1)
+        for label, rows in curves.items():
+            points = [(r["step"], r[key]) for r in rows if key in r]
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", ms=3, label=label)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("held-out MSE")
+        ax.set_title(f"Validation: {title}")
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize=8)
+    fig.tight_layout()
     out.write_bytes(figure_png(fig))
     return out
 
 
-def render(results_dir: str | Path, testset: str = "espeak", notes: str = "", curves_png: str | None = None) -> str:
+def render(results_dir: str | Path, notes: str = "", curves_png: str | None = None) -> str:
     results = Results.load(results_dir)
-    table, frame = results_table(results, testset)
     data = describe_data("flashspeech-tiny")
     sizes = {
         name: (resolve_checkpoint(f"pretrained:{name}") / "model.safetensors").stat().st_size / 1e6
-        for name in ("flashspeech-tiny", "diffusion-tiny")
+        for name in CHECKPOINTS
     }
-    stage_header = (
-        "| stage | objective | steps | training wall time | machine | speech encoder | held-out MSE, sigma 80 |\n"
-        "|---|---|---|---|---|---|---|"
-    )
+    speakers = data.get("speakers", [])
     parts = [
         "# Shipped checkpoints: model card",
         "",
@@ -165,76 +255,70 @@ def render(results_dir: str | Path, testset: str = "espeak", notes: str = "", cu
         "",
         "| checkpoint | what | file |",
         "|---|---|---|",
-        f"| `flashspeech-tiny` | FlashSpeech, `tiny` preset (5.6 M + 2 x 0.34 M refiners), all three stages | "
+        f"| `flashspeech-tiny` | FlashSpeech, `tiny` preset, anchored parametrisation, all three stages | "
         f"{sizes['flashspeech-tiny']:.1f} MB float16 |",
-        f"| `diffusion-tiny` | NaturalSpeech 2-style EDM latent diffusion, same network (`tiny-diffusion`) | "
+        f"| `diffusion-tiny` | NaturalSpeech 2-style latent diffusion, the same network (`tiny-diffusion`) | "
         f"{sizes['diffusion-tiny']:.1f} MB float16 |",
         "",
         "## Data",
         "",
-        f"{data.get('utterances', '?')} utterances, {data.get('hours', math.nan):.2f} h, "
-        f"{len(data.get('speakers', []))} synthetic espeak-ng voices ({', '.join(data.get('speakers', []))}); "
-        "test sentences (every 10th) excluded; 64 of the training voices' test sentences are the validation "
-        "set (the last column of the training tables: one-step denoising MSE at sigma 80 at the end of the stage; "
-        "the normalised latent's variance is about 0.18). The 5 held-out voices (f5, m8, klatt4, annie, "
-        "travis) and the test sentences are never trained on. Codec: the built-in MelCodec (100 log-mels, 80 frames/s, "
-        "Griffin-Lim). These models only know 12 synthetic voices: on real speech prompts they are out of "
-        "domain.",
+        f"`{data.get('data', '?')}`: {data.get('utterances', '?')} utterances, {data.get('hours', math.nan):.2f} h, "
+        f"{len(speakers)} training voices ({', '.join(speakers)}); test sentences (every 10th) are never trained "
+        "on, and 64 of the training voices' test sentences are the validation set of the training tables "
+        "(held-out one-step denoising MSE at sigma 80 and 0.5 at the end of each stage, and the input gain dD/dx "
+        "at sigma 0.5 against the Wiener gain: docs/training.md). Voices never trained on: the espeak-ng "
+        "corpus's 5 held-out voices and the natural tier's flite awb and hibari heart. Codec: the built-in "
+        "MelCodec (100 log-mels, 80 frames/s, Griffin-Lim).",
         "",
         "## Training",
         "",
         "`flashspeech-tiny` (`flashspeech-bench train --config tiny`):",
         "",
-        stage_header,
+        STAGE_HEADER,
         *training_rows("flashspeech-tiny"),
         "",
         "`diffusion-tiny` (`flashspeech-bench train --config tiny-diffusion`):",
         "",
-        stage_header,
+        STAGE_HEADER,
         *training_rows("diffusion-tiny"),
         "",
         *([f"![held-out validation curves]({curves_png})", ""] if curves_png else []),
-        f"## Measured on the held-out voices (`{testset}` set)",
+        "## Measured",
         "",
-        "Offline suites: Whisper tiny.en corpus WER (whisper normaliser), resemblyzer SIM-o and speaker "
-        "identification (the prompt's speaker is the nearest of the 5 held-out speakers' prompt centroids), "
+        "Offline suites: Whisper base corpus WER (greedy, whisper normaliser), DistillMOS, resemblyzer SIM-o and "
+        "speaker identification (the prompt's speaker is the nearest of the set's speakers' prompt centroids), "
         "pitch JSD against ground truth; 95 % bootstrap CIs over items; seeds "
         f"{results.metadata.get('config', {}).get('seeds', '?')}. The diffusion baseline runs without prosody "
-        "refinement (alpha 0). RTF is batch-1 on the CPU that ran the benchmark "
+        "refinement (alpha 0). RTF is batch-1, end to end, on the CPU that ran the benchmark "
         f"({results.metadata.get('environment', {}).get('device', 'cpu')}); when other jobs share that CPU it "
         "is not a speed figure (`flashspeech-bench speed` is).",
         "",
-        table,
-        "",
-        "Targets (FlashSpeech at 2 steps):",
-        "",
-        "| target | measured | |",
-        "|---|---|---|",
-        *targets(frame, testset),
-        "",
     ]
+    for card in CARD_SETS:
+        table, frame = results_table(results, card.name)
+        if frame.empty:
+            parts += [f"### `{card.name}`: not in these results", ""]
+            continue
+        parts += [
+            f"### `{card.name}`: {card.what}",
+            "",
+            table,
+            "",
+            "| target | measured | |",
+            "|---|---|---|",
+            *targets(frame, card),
+            "",
+        ]
     if notes:
         parts += ["## Notes", "", notes.strip(), ""]
     return "\n".join(parts)
 
 
-def write_card(
-    results_dir: str | Path,
-    out: str | Path,
-    notes_file: str | Path | None = None,
-    runs: dict[str, Path | tuple[Path, int]] | None = None,
-) -> Path:
-    """Write the card to `out`; with `runs` (label -> stage run directory) also draw their validation curves
-    next to it (a run without validation rows is left out of the figure, and said so)."""
+def write_card(results_dir: str | Path, out: str | Path, notes_file: str | Path | None = None) -> Path:
+    """Write the card to `out`, with the shipped checkpoints' validation curves drawn next to it."""
     notes = Path(notes_file).read_text(encoding="utf-8") if notes_file else ""
     out = Path(out)
-    curves_png = None
-    if runs:
-        curves = validation_curves(runs)
-        missing = sorted(set(runs) - set(curves))
-        if missing:
-            print(f"no validation curves for {', '.join(missing)} (no val_* rows in their metrics.jsonl)")
-        if curves:
-            curves_png = plot_validation_curves(curves, out.parent / CURVES_PNG).name
+    curves = checkpoint_curves()
+    curves_png = plot_validation_curves(curves, out.parent / CURVES_PNG).name if curves else None
     out.write_text(render(results_dir, notes=notes, curves_png=curves_png), encoding="utf-8")
     return out

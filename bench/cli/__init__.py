@@ -94,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--notes", default="docs/model-card-notes.md", help="a Markdown file appended as the card's Notes section"
     )
-    p.add_argument("--runs", default="runs/train", help="training runs to draw validation curves from ('' for none)")
     p.set_defaults(func=cmd_model_card)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")

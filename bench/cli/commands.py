@@ -322,16 +322,9 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:
-    from reports.model_card import last_step, write_card
+    from reports.model_card import write_card
 
-    root = Path(args.runs)
-    diffusion_steps = last_step(root / "tiny-diffusion" / "diffusion")
-    runs: dict[str, Path | tuple[Path, int]] = {
-        "diffusion-tiny": root / "tiny-diffusion" / "diffusion",
-        "flashspeech-tiny (adversarial stage, from diffusion-tiny)": (root / "tiny" / "adversarial", diffusion_steps),
-        "tiny-paper consistency from scratch (not shipped)": root / "tiny-paper" / "consistency",
-    }
-    print(f"wrote {write_card(args.results, args.out, args.notes, runs if args.runs else None)}")
+    print(f"wrote {write_card(args.results, args.out, args.notes)}")
     return 0
 
 

@@ -33,6 +33,8 @@ class FlashSpeechOptions:
     steps: list[int] = field(default_factory=list)
     checkpoint: str = "random:tiny"
     alpha: float | None = None  # default: the checkpoint's config (0.2)
+    alpha_duration: float | None = None  # override alpha for the duration refinement only (paper Table 5)
+    alpha_pitch: float | None = None  # override alpha for the pitch refinement only (paper Table 4)
     sampler: str | None = None  # a diffusion checkpoint's ODE sampler (euler, heun; default heun)
 
     def validate(self, where: str) -> None:
@@ -54,10 +56,13 @@ class FlashSpeechSystem(System):
     kind = "flashspeech"
     Options = FlashSpeechOptions
 
-    def __init__(self, tts: Any, plan: Any, series: str, checkpoint: str, checkpoint_sha: str, alpha: float | None):
+    def __init__(
+        self, tts: Any, plan: Any, series: str, checkpoint: str, checkpoint_sha: str, opts: FlashSpeechOptions
+    ):
         self.tts, self.plan = tts, plan
         self.series, self.name = series, f"{series}@{plan.steps}"  # series: the config entry the steps curve joins
-        self.checkpoint, self.checkpoint_sha, self.alpha = checkpoint, checkpoint_sha, alpha
+        self.checkpoint, self.checkpoint_sha = checkpoint, checkpoint_sha
+        self.alpha, self.alpha_duration, self.alpha_pitch = opts.alpha, opts.alpha_duration, opts.alpha_pitch
         self.sample_rate = tts.sample_rate
 
     @classmethod
@@ -80,7 +85,7 @@ class FlashSpeechSystem(System):
         tts.to(device)
         plans = [tts.plan(steps=steps, sampler=opts.sampler) for steps in opts.steps]
         base = config.name or default_series(plans[0])
-        return [cls(tts, plan, base, opts.checkpoint, sha, opts.alpha) for plan in plans]
+        return [cls(tts, plan, base, opts.checkpoint, sha, opts) for plan in plans]
 
     def sampling(self) -> dict[str, Any]:
         plan = self.plan
@@ -100,11 +105,20 @@ class FlashSpeechSystem(System):
             "checkpoint_sha256": self.checkpoint_sha,
             "trained": not self.checkpoint.startswith(RANDOM),
             "preset": self.tts.config.name,
-            "alpha": self.alpha if self.alpha is not None else self.tts.config.prosody.alpha,
+            **self._alphas(),
             "codec": self.tts.codec.describe(),
             "batch_size": self.batch_size,
             "device": str(self.tts.device),
         }
+
+    def _alphas(self) -> dict[str, float]:
+        """The refinement scales this system samples with: alpha, and per stream where they differ."""
+        alpha = self.alpha if self.alpha is not None else self.tts.config.prosody.alpha
+        out = {"alpha": alpha}
+        for key in ("alpha_duration", "alpha_pitch"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     def _synthesize(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> Any:
         prompts = [prompt_clip(i, self.sample_rate) for i in items]
@@ -114,6 +128,8 @@ class FlashSpeechSystem(System):
             plan=self.plan,
             seed=list(seeds),
             alpha=self.alpha,
+            alpha_duration=self.alpha_duration,
+            alpha_pitch=self.alpha_pitch,
             timer=StageTimer(sync=True),
         )
 

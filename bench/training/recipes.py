@@ -13,6 +13,7 @@ A finished stage (its checkpoint exists) is skipped; an interrupted one resumes 
 
 from __future__ import annotations
 
+import json
 import platform
 import shutil
 import time
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 
 from bench.config import ConfigError, load_toml
-from flashspeech.training.trainer import TrainConfig, Trainer
+from flashspeech.training.trainer import METRICS, TrainConfig, Trainer
 from flashspeech.training.validation import validation_batches
 
 
@@ -285,10 +286,25 @@ def run_recipe(
         if dest.exists():
             shutil.rmtree(dest)
         export_checkpoint(last, dest, torch.float16)
-        print(f"exported {last} -> {dest} (float16 weights)")
+        for spec in recipe.stages:  # the held-out curves travel with the weights (the model card draws them)
+            rows = [r for r in _metric_rows(out / spec.name) if any(k.startswith("val_") for k in r)]
+            if rows:
+                text = "".join(json.dumps(r) + "\n" for r in rows)
+                (dest / f"{VALIDATION_PREFIX}{spec.name}.jsonl").write_text(text, encoding="utf-8")
+        print(f"exported {last} -> {dest} (float16 weights, validation curves)")
     if last is None:
         raise ConfigError("no stage ran or finished")
     return last
+
+
+VALIDATION_PREFIX = "validation-"  # <export>/validation-<stage>.jsonl: a stage's val_* rows
+
+
+def _metric_rows(stage_dir: Path) -> list[dict[str, Any]]:
+    path = stage_dir / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _stage_entry(recipe: Recipe, spec: StageSpec, steps: int) -> dict[str, Any]:

@@ -1,22 +1,94 @@
-"""The model card: validation curves drawn from training runs."""
+"""The model card: validation curves from the checkpoints, and the targets checked against results."""
 
 from __future__ import annotations
 
 import json
+import math
+
+import pandas as pd
+
+from reports.model_card import CARD_SETS, checkpoint_curves, plot_validation_curves, quality_matched_steps, targets
 
 
-def test_model_card_draws_the_validation_curves_of_runs_that_have_them(tmp_path):
-    from reports.model_card import plot_validation_curves, validation_curves
+def _checkpoint(path, history, curves):
+    path.mkdir()
+    (path / "config.json").write_text(
+        json.dumps({"format": "flashspeech-bench/checkpoint-v1", "metadata": {"training": history}})
+    )
+    for stage, rows in curves.items():
+        (path / f"validation-{stage}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_curves_come_from_the_checkpoints_with_stages_placed_where_their_weights_started(tmp_path):
     from tests.fixtures.images import is_png
 
-    run = tmp_path / "ct"
-    run.mkdir()
-    rows = [{"step": 0, "val_mse_sigma80": 0.25}, {"step": 10, "loss": 1.0}, {"step": 250, "val_mse_sigma80": 0.1}]
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp_path / "no-val").mkdir()
-    (tmp_path / "no-val" / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
-    curves = validation_curves({"ct": run, "no-val": tmp_path / "no-val", "absent": tmp_path / "nowhere"})
-    assert curves == {"ct": [(0, 0.25), (250, 0.1)]}
-    assert validation_curves({"tuned": (run, 3500)}) == {"tuned": [(3500, 0.25), (3750, 0.1)]}
-    out = plot_validation_curves(curves, tmp_path / "curves.png")
-    assert is_png(out.read_bytes())
+    diffusion = [{"stage": "diffusion", "objective": "diffusion", "steps": 100}]
+    _checkpoint(
+        tmp_path / "dm",
+        diffusion,
+        {"diffusion": [{"step": 0, "val_mse_sigma80": 0.25}, {"step": 100, "val_mse_sigma80": 0.1}]},
+    )
+    fs_history = [*diffusion, {"stage": "adversarial", "objective": "adversarial", "steps": 50}]
+    fs_history.append({"stage": "refinement", "objective": "refinement", "steps": 10})
+    adversarial = [{"step": 0, "val_mse_sigma80": 0.1, "val_mse_sigma0.5": 0.03}, {"step": 50, "val_mse_sigma80": 0.09}]
+    refinement = [{"step": 0, "val_mse_sigma80": 0.09}]
+    _checkpoint(tmp_path / "fs", fs_history, {"adversarial": adversarial, "refinement": refinement})
+    curves = checkpoint_curves({"diffusion-tiny": str(tmp_path / "dm"), "flashspeech-tiny": str(tmp_path / "fs")})
+    assert list(curves) == ["diffusion-tiny: diffusion", "flashspeech-tiny: adversarial"]  # refinement: LCM frozen
+    assert [r["step"] for r in curves["flashspeech-tiny: adversarial"]] == [100, 150]
+    assert is_png(plot_validation_curves(curves, tmp_path / "curves.png").read_bytes())
+
+
+def _frame(testset: str, values: dict[str, dict[str, float]]) -> pd.DataFrame:
+    suites = {"wer_corpus": "wer", "mos": "mos", "spk_id_acc": "similarity", "rtf": "rtf"}
+    rows = [
+        {
+            "system": f"{testset}:{system}",
+            "suite": suites[metric],
+            "metric": metric,
+            "value": value,
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+        }
+        for system, metrics in values.items()
+        for metric, value in metrics.items()
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_targets_and_the_quality_matched_speedup():
+    seen = CARD_SETS[0]
+    frame = _frame(
+        seen.name,
+        {
+            "ground_truth": {"wer_corpus": 0.08},
+            "codec_resynthesis": {"wer_corpus": 0.09, "mos": 3.4},
+            "flashspeech@1": {"wer_corpus": 0.20, "mos": 3.0, "rtf": 0.03},
+            "flashspeech@2": {"wer_corpus": 0.12, "mos": 3.2, "spk_id_acc": 0.95, "rtf": 0.04},
+            "diffusion-heun@8": {"wer_corpus": 0.30, "mos": 2.9, "rtf": 0.3},
+            "diffusion-heun@16": {"wer_corpus": 0.11, "mos": 3.25, "rtf": 0.6},
+            "diffusion-heun@32": {"wer_corpus": 0.10, "mos": 3.3, "rtf": 1.2},
+        },
+    )
+    assert quality_matched_steps(frame, seen.name, "flashspeech@2", "diffusion-heun") == (
+        16,
+        "the fewest steps at least as good on WER and MOS",
+    )
+    rows = targets(frame, seen)
+    verdict = {row.split(" | ")[0].lstrip("| "): row.rstrip(" |").split(" | ")[-1] for row in rows}
+    assert verdict["flashspeech@2 corpus WER <= ground truth + 0.05 (0.080)"] == "met"  # 0.12 <= 0.13
+    assert verdict["flashspeech@2 DistillMOS >= codec resynthesis - 0.3 (3.40)"] == "met"
+    assert verdict["flashspeech@2 prompt speaker nearest in >= 90% of items"] == "met"
+    assert verdict["diffusion-heun@16 WER <= flashspeech@1's (0.200)"] == "met"
+    assert "diffusion-heun@8 WER" not in " ".join(verdict)  # only 16-32 steps are held to FlashSpeech@1
+    speed = [row for row in rows if "faster" in row]
+    assert speed == [
+        "| flashspeech@2 >= 25x faster end to end than diffusion-heun@16 (the fewest steps at least as "
+        "good on WER and MOS) | 15.0x | **missed** |"
+    ]
+    # nothing matches FlashSpeech@2: the baseline's best WER is used, and said so
+    worse = frame.copy()
+    worse.loc[worse.metric == "mos", "value"] = worse.loc[worse.metric == "mos", "value"].where(
+        ~worse.system.str.contains("diffusion"), 1.0
+    )
+    assert quality_matched_steps(worse, seen.name, "flashspeech@2", "diffusion-heun")[0] == 32

@@ -212,3 +212,32 @@ class _Built:
     def __init__(self) -> None:
         self.items: list = []
         self.problems: list[str] = []
+
+
+def test_recipe_model_overrides_and_exported_validation_curves(tmp_path, monkeypatch):
+    from bench.config import ConfigError
+    from bench.training import recipes as run_mod
+    from bench.training.featurize import FeatureSet
+    from bench.training.recipes import Recipe
+    from flashspeech.synthesis import FlashSpeech
+
+    features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    stage = {"name": "ct", "stage": "consistency", "steps": 2, "batch_frames": 400, "warmup": 0, "validate_every": 1}
+    recipe = Recipe.from_dict(
+        {
+            "name": "toy",
+            "validation": "libritts:held-out",  # any source: training_items is replaced above
+            "export": str(tmp_path / "shipped"),
+            "model": {"consistency": {"parametrisation": "edm"}},
+            "stages": [stage],
+        }
+    )
+    run_mod.run_recipe(recipe, tmp_path / "out", mlflow_curves=False)
+    shipped = FlashSpeech.from_pretrained(tmp_path / "shipped")
+    assert shipped.model.cfg.consistency.parametrisation == "edm" and shipped.model.anchor is None
+    rows = [json.loads(line) for line in (tmp_path / "shipped" / "validation-ct.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [0, 1, 2] and all("val_mse_sigma80" in r for r in rows)
+    bad = Recipe.from_dict({"name": "bad", "model": {"consistency": {"sigma_dta": 0.2}}, "stages": [stage]})
+    with pytest.raises(ConfigError, match="sigma_dta"):
+        run_mod.run_recipe(bad, tmp_path / "bad", mlflow_curves=False)
