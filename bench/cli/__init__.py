@@ -3,6 +3,7 @@
 Subcommands:
   run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
   model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
+  shapes          the paper's ablation shapes (Tables 2-5) checked on benchmark runs, as Markdown
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
   compare         regression gate between two runs (results directories or MLflow run ids)
   speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
@@ -29,6 +30,7 @@ from bench.cli.commands import (
     cmd_natural,
     cmd_phonemize,
     cmd_run,
+    cmd_shapes,
     cmd_speed,
     cmd_survey,
     cmd_synth,
@@ -95,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--notes", default="docs/model-card-notes.md", help="a Markdown file appended as the card's Notes section"
     )
     p.set_defaults(func=cmd_model_card)
+
+    p = commands.add_parser("shapes", help="the paper's ablation shapes (Tables 2-5) checked on benchmark runs")
+    p.add_argument("--results", nargs="+", required=True, help="results directories (model-card, ablation-alpha, ...)")
+    p.add_argument("--out", default="docs/paper-shapes.md")
+    p.set_defaults(func=cmd_shapes)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
     p.add_argument("baseline", help="results directory or MLflow run id")

@@ -328,6 +328,26 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_shapes(args: argparse.Namespace) -> int:
+    from bench.results import Results
+    from reports.shapes import render_shapes
+
+    lines = [
+        "# The paper's ablation shapes at our scale",
+        "",
+        "Written by `flashspeech-bench shapes --results " + " ".join(args.results) + "`; see reports/shapes.py for",
+        "what each shape claims and how it is checked. Do not edit the numbers by hand.",
+        "",
+    ]
+    for directory in args.results:
+        found = render_shapes(Results.load(directory))
+        lines += [f"## `{directory}`", ""] + (found or ["No shape's systems are in this run.", ""])
+    out = Path(args.out)
+    out.write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {out}")
+    return 0
+
+
 def _stage_override(recipe, stage: str, steps: int) -> list[str]:  # type: ignore[no-untyped-def]
     names = [s.name for s in recipe.stages]
     if stage not in names:
