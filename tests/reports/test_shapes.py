@@ -48,4 +48,4 @@ def test_alpha_shape_shows_the_floor_and_checks_jsd_and_wer():
     text = "\n".join(render_shapes(_results(rows)))
     assert "| alpha 1 | 0.0500 [no CI] (0.0200) | 0.140 [0.110, 0.170] |" in text
     assert "Here: reproduced (pitch_jsd 0.0800 -> 0.0500 (floor 0.0200); WER 0.100 -> 0.140)" in text
-    assert [s.name for s in SHAPES] == ["steps", "adversarial", "alpha-pitch", "alpha-duration"]
+    assert [s.name for s in SHAPES] == ["steps", "adversarial", "diffusion-steps", "alpha-pitch", "alpha-duration"]
