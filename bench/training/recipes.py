@@ -286,11 +286,7 @@ def run_recipe(
         if dest.exists():
             shutil.rmtree(dest)
         export_checkpoint(last, dest, torch.float16)
-        for spec in recipe.stages:  # the held-out curves travel with the weights (the model card draws them)
-            rows = [r for r in _metric_rows(out / spec.name) if any(k.startswith("val_") for k in r)]
-            if rows:
-                text = "".join(json.dumps(r) + "\n" for r in rows)
-                (dest / f"{VALIDATION_PREFIX}{spec.name}.jsonl").write_text(text, encoding="utf-8")
+        export_validation_curves(recipe, out, dest)
         print(f"exported {last} -> {dest} (float16 weights, validation curves)")
     if last is None:
         raise ConfigError("no stage ran or finished")
@@ -298,6 +294,19 @@ def run_recipe(
 
 
 VALIDATION_PREFIX = "validation-"  # <export>/validation-<stage>.jsonl: a stage's val_* rows
+
+
+def export_validation_curves(recipe: Recipe, out: Path, dest: Path) -> list[Path]:
+    """Write each stage's held-out validation rows (`val_*`) from its run under `out` next to the exported
+    weights in `dest`, as `validation-<stage>.jsonl`: the model card draws them from there."""
+    written = []
+    for spec in recipe.stages:
+        rows = [r for r in _metric_rows(out / spec.name) if any(k.startswith("val_") for k in r)]
+        if rows:
+            path = dest / f"{VALIDATION_PREFIX}{spec.name}.jsonl"
+            path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+            written.append(path)
+    return written
 
 
 def _metric_rows(stage_dir: Path) -> list[dict[str, Any]]:
