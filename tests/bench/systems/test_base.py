@@ -62,6 +62,8 @@ def test_config_round_trips_through_its_flat_tables():
         "steps": [1, 4],
         "checkpoint": "random:tiny",
         "alpha": 0.0,
+        "alpha_duration": None,
+        "alpha_pitch": None,
         "sampler": None,
     }
     assert flat["systems"][1] == {"kind": "ground_truth", "name": None, "batch_size": 1}
