@@ -153,7 +153,10 @@ def _ranked(suite: MosSuite, conditions: dict[str, list[np.ndarray]]) -> dict[st
     assert (mos["clean"] > mos["noisy"]).all() and (mos["clean"] > mos["espeak"]).all(), mos
     assert all(((m >= 1) & (m <= 5)).all() for m in mos.values())
     again = suite.score(samples[:2])
-    assert [r.metrics for r in again] == [r.metrics for r in rows[:2]]  # deterministic
+    # deterministic up to float summation order: scored alone, a clip's crops are batched differently (measured
+    # differences ~5e-7 on 2 CPU threads)
+    for a, b in zip(again, rows[:2], strict=True):
+        assert a.metrics == pytest.approx(b.metrics, rel=1e-6, abs=1e-5)
     return scores
 
 
