@@ -140,7 +140,7 @@ def validate(
     model.eval()
     device = next(model.parameters()).device
     health = DenoiserHealth(sigmas, gain_sigmas, seed)
-    phones = frames = elements = 0
+    phones = frames = 0
     duration = pitch = anchor_error = anchor_scale = 0.0
     watch = _GateWatch(model.lcm)
     try:
@@ -159,7 +159,6 @@ def validate(
             health.add(denoise, batch.latent, c.frame_mask)
             if c.anchor is not None:
                 mask = c.frame_mask[:, None, :].to(batch.latent.dtype)
-                elements += int(mask.expand_as(batch.latent).sum())
                 mean, scale = c.anchor
                 anchor_error += float((((mean - batch.latent) ** 2) * mask).sum())
                 anchor_scale += float(((scale**2) * mask).sum())
@@ -169,8 +168,9 @@ def validate(
     metrics = health.metrics()
     metrics["val_gate_saturation"] = saturation
     if model.anchor is not None:
-        metrics["val_anchor_mse"] = anchor_error / max(1, elements)
-        metrics["val_anchor_scale"] = (anchor_scale / max(1, elements)) ** 0.5
+        elements = max(1, health.elements)  # the same valid latent elements the denoiser metrics count
+        metrics["val_anchor_mse"] = anchor_error / elements
+        metrics["val_anchor_scale"] = (anchor_scale / elements) ** 0.5
     metrics["val_loss_duration"] = duration / max(1, phones)
     metrics["val_loss_pitch"] = pitch / max(1, frames)
     return metrics
