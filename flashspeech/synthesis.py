@@ -162,11 +162,19 @@ class FlashSpeech:
     def save_pretrained(self, path: str | Path, **metadata: object) -> Path:
         return save_checkpoint(self.model, self.codec, self.vocab, path, **metadata)
 
-    def plan(self, steps: int = 2, sampler: str | None = None, sigmas: Sequence[float] | None = None) -> SamplingPlan:
+    def plan(
+        self,
+        steps: int = 2,
+        sampler: str | None = None,
+        sigmas: Sequence[float] | None = None,
+        sigma_min: float | None = None,
+    ) -> SamplingPlan:
         """How this model is sampled at `steps` (or explicit `sigmas`, which override steps) with `sampler`,
-        within the config's sigma range: see `flashspeech.sampling.plan_sampling`."""
+        within the config's sigma range (`sigma_min` overrides the grid's lowest sigma): see
+        `flashspeech.sampling.plan_sampling`."""
         c = self.config.consistency
-        return plan_sampling(self.config.objective, steps, sampler, sigmas, c.sigma_min, c.sigma_max, c.rho)
+        low = c.sigma_min if sigma_min is None else sigma_min
+        return plan_sampling(self.config.objective, steps, sampler, sigmas, low, c.sigma_max, c.rho)
 
     # -- the pipeline ----------------------------------------------------------------------------------
     def prompt_latents(self, prompts: Sequence[Tensor | np.ndarray]) -> tuple[Tensor, Tensor]:

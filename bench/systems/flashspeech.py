@@ -36,12 +36,17 @@ class FlashSpeechOptions:
     alpha_duration: float | None = None  # override alpha for the duration refinement only (paper Table 5)
     alpha_pitch: float | None = None  # override alpha for the pitch refinement only (paper Table 4)
     sampler: str | None = None  # a diffusion checkpoint's ODE sampler (euler, heun; default heun)
+    # The grid's lowest sigma before the final 0 (default: the checkpoint's, 0.002). For a diffusion model the
+    # last step jumps from it to D(x, sigma_min): a larger value skips the smallest noise levels.
+    sigma_min: float | None = None
 
     def validate(self, where: str) -> None:
         if not self.steps or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.steps):
             raise SystemConfigError(
                 f"{where}.steps: a flashspeech system needs a list of step counts >= 1, got {self.steps!r}"
             )
+        if self.sigma_min is not None and (isinstance(self.sigma_min, bool) or not self.sigma_min > 0):
+            raise SystemConfigError(f"{where}.sigma_min: expected a number > 0, got {self.sigma_min!r}")
 
 
 def default_series(plan: Any) -> str:
@@ -83,7 +88,7 @@ class FlashSpeechSystem(System):
             tts = FlashSpeech.from_pretrained(opts.checkpoint)
             sha = read_description(opts.checkpoint)["weights_sha256"]
         tts.to(device)
-        plans = [tts.plan(steps=steps, sampler=opts.sampler) for steps in opts.steps]
+        plans = [tts.plan(steps=steps, sampler=opts.sampler, sigma_min=opts.sigma_min) for steps in opts.steps]
         base = config.name or default_series(plans[0])
         return [cls(tts, plan, base, opts.checkpoint, sha, opts) for plan in plans]
 

@@ -48,3 +48,14 @@ def test_consistency_systems_describe_their_sampler_and_reject_another():
     assert described["checkpoint_sha256"] == fingerprint(config)
     with pytest.raises(ValueError, match="sampler 'heun' needs a diffusion model"):
         build_systems([_system_config("random:tiny", [2], "heun")], "cpu")
+
+
+def test_sigma_min_option_moves_the_grids_lowest_sigma_and_the_description():
+    table = {"kind": "flashspeech", "checkpoint": "random:tiny-diffusion", "steps": [4], "name": "low"}
+    (default,) = build_systems([SystemConfig.from_dict(table)], "cpu")
+    (raised,) = build_systems([SystemConfig.from_dict({**table, "sigma_min": 0.3})], "cpu")
+    assert default.plan.sigmas[-2] == pytest.approx(0.002) and raised.plan.sigmas[-2] == pytest.approx(0.3)
+    assert raised.plan.sigmas[0] == default.plan.sigmas[0] and raised.plan.sigmas[-1] == 0.0
+    assert raised.describe()["sampling"]["sigmas"] != default.describe()["sampling"]["sigmas"]  # a new cache key
+    with pytest.raises(ValueError, match="sigma_min: expected a number > 0"):
+        build_systems([SystemConfig.from_dict({**table, "sigma_min": 0})], "cpu")
