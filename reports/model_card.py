@@ -138,6 +138,13 @@ def targets(
                 "{:.1f}x",
             )
         )
+
+        def sampling(system: str) -> float:
+            return v(system, "rtf", "rtf") * v(system, "rtf", "share_sampling")
+
+        stage = sampling(f"{diffusion}@{steps}") / sampling(f"{fs}@2")
+        shown = f"{stage:.1f}x" if math.isfinite(stage) else "not measured"
+        rows.append(f"| the same, latent sampling stage only (context: the rest is shared) | {shown} | - |")
     return rows
 
 
@@ -238,6 +245,16 @@ def plot_validation_curves(curves: dict[str, list[dict[str, float]]], out: Path)
     return out
 
 
+def _baseline_grid(metadata: dict[str, Any], series: str = "diffusion-heun") -> str:
+    """Where the baseline's Heun grid stops before its final jump to 0, as a clause ("" when not run)."""
+    for name, described in metadata.get("systems", {}).items():
+        if name.split(":", 1)[-1].startswith(f"{series}@"):
+            low = described.get("sampling", {}).get("sigmas", [])[-2:-1]
+            if low:
+                return f"; its Heun grid stops at sigma {low[0]:g} and jumps from there to D(x, {low[0]:g})"
+    return ""
+
+
 def render(results_dir: str | Path, notes: str = "", curves_png: str | None = None) -> str:
     results = Results.load(results_dir)
     data = describe_data("flashspeech-tiny")
@@ -289,7 +306,8 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
         "speaker identification (the prompt's speaker is the nearest of the set's speakers' prompt centroids), "
         "pitch JSD against ground truth; 95 % bootstrap CIs over items; seeds "
         f"{results.metadata.get('config', {}).get('seeds', '?')}. The diffusion baseline runs without prosody "
-        "refinement (alpha 0). RTF is batch-1, end to end, on the CPU that ran the benchmark "
+        f"refinement (alpha 0){_baseline_grid(results.metadata)}. RTF is batch-1, end to end, on the CPU that "
+        "ran the benchmark "
         f"({results.metadata.get('environment', {}).get('device', 'cpu')}); when other jobs share that CPU it "
         "is not a speed figure (`flashspeech-bench speed` is).",
         "",

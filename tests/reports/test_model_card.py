@@ -7,7 +7,14 @@ import math
 
 import pandas as pd
 
-from reports.model_card import CARD_SETS, checkpoint_curves, plot_validation_curves, quality_matched_steps, targets
+from reports.model_card import (
+    CARD_SETS,
+    _baseline_grid,
+    checkpoint_curves,
+    plot_validation_curves,
+    quality_matched_steps,
+    targets,
+)
 
 
 def _checkpoint(path, history, curves):
@@ -40,7 +47,7 @@ def test_curves_come_from_the_checkpoints_with_stages_placed_where_their_weights
 
 
 def _frame(testset: str, values: dict[str, dict[str, float]]) -> pd.DataFrame:
-    suites = {"wer_corpus": "wer", "mos": "mos", "spk_id_acc": "similarity", "rtf": "rtf"}
+    suites = {"wer_corpus": "wer", "mos": "mos", "spk_id_acc": "similarity", "rtf": "rtf", "share_sampling": "rtf"}
     rows = [
         {
             "system": f"{testset}:{system}",
@@ -64,9 +71,9 @@ def test_targets_and_the_quality_matched_speedup():
             "ground_truth": {"wer_corpus": 0.08},
             "codec_resynthesis": {"wer_corpus": 0.09, "mos": 3.4},
             "flashspeech@1": {"wer_corpus": 0.20, "mos": 3.0, "rtf": 0.03},
-            "flashspeech@2": {"wer_corpus": 0.12, "mos": 3.2, "spk_id_acc": 0.95, "rtf": 0.04},
+            "flashspeech@2": {"wer_corpus": 0.12, "mos": 3.2, "spk_id_acc": 0.95, "rtf": 0.04, "share_sampling": 0.25},
             "diffusion-heun@8": {"wer_corpus": 0.30, "mos": 2.9, "rtf": 0.3},
-            "diffusion-heun@16": {"wer_corpus": 0.11, "mos": 3.25, "rtf": 0.6},
+            "diffusion-heun@16": {"wer_corpus": 0.11, "mos": 3.25, "rtf": 0.6, "share_sampling": 0.8},
             "diffusion-heun@32": {"wer_corpus": 0.10, "mos": 3.3, "rtf": 1.2},
         },
     )
@@ -86,9 +93,19 @@ def test_targets_and_the_quality_matched_speedup():
         "| flashspeech@2 >= 25x faster end to end than diffusion-heun@16 (the fewest steps at least as "
         "good on WER and MOS) | 15.0x | **missed** |"
     ]
+    stage = [row for row in rows if "sampling stage only" in row]  # 0.6 * 0.8 / (0.04 * 0.25)
+    assert stage == ["| the same, latent sampling stage only (context: the rest is shared) | 48.0x | - |"]
     # nothing matches FlashSpeech@2: the baseline's best WER is used, and said so
     worse = frame.copy()
     worse.loc[worse.metric == "mos", "value"] = worse.loc[worse.metric == "mos", "value"].where(
         ~worse.system.str.contains("diffusion"), 1.0
     )
     assert quality_matched_steps(worse, seen.name, "flashspeech@2", "diffusion-heun")[0] == 32
+
+
+def test_the_card_says_where_the_baselines_grid_stops():
+    described = {"sampling": {"sigmas": [80.0, 5.0, 0.3, 0.0]}}
+    metadata = {"systems": {"smoke:flashspeech@2": {"sampling": {"sigmas": [80.0, 2.0, 0.0]}}}}
+    assert _baseline_grid(metadata) == ""
+    metadata["systems"]["smoke:diffusion-heun@16"] = described
+    assert _baseline_grid(metadata) == "; its Heun grid stops at sigma 0.3 and jumps from there to D(x, 0.3)"
