@@ -197,7 +197,7 @@ def describe_data(name: str) -> dict[str, Any]:
 
 
 CURVES_PNG = "training_curves.png"
-CHECKPOINTS = ("flashspeech-tiny", "diffusion-tiny")
+CHECKPOINTS = ("flashspeech-tiny", "diffusion-tiny", "consistency-only-tiny")
 CURVE_METRICS = (("val_mse_sigma80", "one-step error, sigma 80"), ("val_mse_sigma0.5", "denoising error, sigma 0.5"))
 
 
@@ -276,6 +276,8 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
         f"{sizes['flashspeech-tiny']:.1f} MB float16 |",
         f"| `diffusion-tiny` | NaturalSpeech 2-style latent diffusion, the same network (`tiny-diffusion`) | "
         f"{sizes['diffusion-tiny']:.1f} MB float16 |",
+        f"| `consistency-only-tiny` | the paper's Table 2 ablation: `flashspeech-tiny`'s adversarial stage without "
+        f"the adversarial loss (`ablation-adversarial.toml`) | {sizes['consistency-only-tiny']:.1f} MB float16 |",
         "",
         "## Data",
         "",
@@ -298,6 +300,12 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
         "",
         STAGE_HEADER,
         *training_rows("diffusion-tiny"),
+        "",
+        "`consistency-only-tiny` (`flashspeech-bench train --config tiny-consistency-only`; its first row is "
+        "`diffusion-tiny`'s own training):",
+        "",
+        STAGE_HEADER,
+        *training_rows("consistency-only-tiny"),
         "",
         *([f"![held-out validation curves]({curves_png})", ""] if curves_png else []),
         "## Measured",

@@ -3,11 +3,11 @@
 Items: the held-out voices f5 and klatt4 of the small test corpus (their audio is byte-identical to the
 full corpus's), prompted with one sentence and asked to say a test sentence (s0010, s0020, s0030: never
 trained on by any voice). Both checkpoints predict each utterance's length within 25 % of the ground
-truth's (random weights: off by 38 %). FlashSpeech at 2 steps is understood and clones the prompt's voice:
-measured (2026-11-25) Whisper tiny.en corpus WER 0.57 against 1.0 for random weights (which Whisper hears
-as silence), resemblyzer SIM-o 0.65-0.77 per item, and every sample nearer its own prompt's voice than the
-other held-out voice's by 0.13-0.21. The diffusion baseline's Heun samples are not intelligible yet
-(docs/training.md says why), so only its prosody is asserted.
+truth's (random weights: off by 38 %). Both are understood and clone the prompt's voice; measured
+(2026-12-02, the anchored retraining) with Whisper tiny.en, corpus WER against 1.0 for random weights (which
+Whisper hears as silence), and resemblyzer SIM-o: FlashSpeech at 2 steps 0.35 and 0.69, the diffusion
+baseline at 16 Heun steps stopped at sigma 0.3 (the model card's setting) 0.55 and 0.69; every sample is
+nearer its own prompt's voice than the other held-out voice's. The bounds sit well inside those numbers.
 """
 
 from __future__ import annotations
@@ -76,8 +76,19 @@ def _corpus_wer(out, items, asr) -> float:
     return errors / words
 
 
+# (checkpoint, random preset, (steps, sampler, sigma_min), other options, WER bound, SIM-o bound); the
+# diffusion baseline as the model card samples it: Heun, the ODE stopped at sigma 0.3, no prosody refinement
+UNDERSTOOD = [
+    ("flashspeech-tiny", "tiny", (2, None, None), {}, 0.6, 0.6),
+    ("diffusion-tiny", "tiny-diffusion", (16, "heun", 0.3), {"alpha": 0.0}, 0.8, 0.6),
+]
+
+
 @pytest.mark.slow
-def test_shipped_flashspeech_is_understood_and_sounds_like_the_prompt(heldout_items):
+@pytest.mark.parametrize(("name", "random_preset", "sampling", "options", "max_wer", "min_sim"), UNDERSTOOD)
+def test_shipped_checkpoint_is_understood_and_sounds_like_the_prompt(
+    name, random_preset, sampling, options, max_wer, min_sim, heldout_items
+):
     pytest.importorskip("resemblyzer")
     from suites.similarity.backends import ResemblyzerBackend
     from suites.wer.whisper_backend import WhisperBackend
@@ -85,9 +96,16 @@ def test_shipped_flashspeech_is_understood_and_sounds_like_the_prompt(heldout_it
     asr = WhisperBackend()
     asr.load()
     texts, prompts = [t for t, _, _ in heldout_items], [p for _, p, _ in heldout_items]
-    trained = FlashSpeech.from_pretrained("pretrained:flashspeech-tiny").synthesize(texts, prompts, seed=0, steps=2)
-    random = FlashSpeech.from_config(preset("tiny"), MelCodec(), seed=0).synthesize(texts, prompts, seed=0, steps=2)
-    wer = {"trained": _corpus_wer(trained, heldout_items, asr), "random": _corpus_wer(random, heldout_items, asr)}
+    steps, sampler, sigma_min = sampling
+    out = {}
+    for label, tts in (
+        ("trained", FlashSpeech.from_pretrained(f"pretrained:{name}")),
+        ("random", FlashSpeech.from_config(preset(random_preset), MelCodec(), seed=0)),
+    ):
+        plan = tts.plan(steps, sampler, sigma_min=sigma_min)
+        out[label] = tts.synthesize(texts, prompts, seed=0, plan=plan, **options)
+    trained = out["trained"]
+    wer = {label: _corpus_wer(o, heldout_items, asr) for label, o in out.items()}
 
     encoder = ResemblyzerBackend("cpu")
     generated = encoder.embed([w.numpy() for w in trained.waveforms])
@@ -95,6 +113,6 @@ def test_shipped_flashspeech_is_understood_and_sounds_like_the_prompt(heldout_it
     sims = generated @ voices.T  # (items, voices)
     own = torch.tensor([0] * len(TEST_SENTENCES) + [1] * len(TEST_SENTENCES))
     sim_o = sims[torch.arange(len(own)), own]
-    assert wer["trained"] < 0.8 < wer["random"], wer
-    assert sim_o.mean() > 0.6, sims
+    assert wer["trained"] < max_wer < 0.95 < wer["random"], wer
+    assert sim_o.mean() > min_sim, (float(sim_o.mean()), sims)
     assert bool((sims.argmax(1) == own).all()), sims  # each sample is nearer its own prompt's voice

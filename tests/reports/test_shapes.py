@@ -49,3 +49,8 @@ def test_alpha_shape_shows_the_floor_and_checks_jsd_and_wer():
     assert "| alpha 1 | 0.0500 [no CI] (0.0200) | 0.140 [0.110, 0.170] |" in text
     assert "Here: reproduced (pitch_jsd 0.0800 -> 0.0500 (floor 0.0200); WER 0.100 -> 0.140)" in text
     assert [s.name for s in SHAPES] == ["steps", "adversarial", "diffusion-steps", "alpha-pitch", "alpha-duration"]
+    floored = [(s, suite, m, 0.1 if m.endswith("_floor") else v, lo, hi) for s, suite, m, v, lo, hi in rows]
+    text = "\n".join(render_shapes(_results(floored)))  # every JSD at or below the floor: nothing to fall from
+    assert (
+        "**not reproduced** (pitch_jsd 0.0800 -> 0.0500 (floor 0.1000: alpha 0 is already at the ground-truth" in text
+    )
