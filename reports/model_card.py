@@ -197,7 +197,34 @@ def describe_data(name: str) -> dict[str, Any]:
 
 
 CURVES_PNG = "training_curves.png"
-CHECKPOINTS = ("flashspeech-tiny", "diffusion-tiny", "consistency-only-tiny")
+
+
+@dataclass(frozen=True)
+class Shipped:
+    """A shipped checkpoint as the card lists it: what it is, and the recipe that trained it."""
+
+    name: str
+    what: str
+    recipe: str
+    training_note: str = ""  # appended to the training table's caption
+
+
+SHIPPED = (
+    Shipped("flashspeech-tiny", "FlashSpeech, `tiny` preset, anchored parametrisation, all three stages", "tiny"),
+    Shipped(
+        "diffusion-tiny",
+        "NaturalSpeech 2-style latent diffusion, the same network (`tiny-diffusion`)",
+        "tiny-diffusion",
+    ),
+    Shipped(
+        "consistency-only-tiny",
+        "the paper's Table 2 ablation: `flashspeech-tiny`'s adversarial stage without the adversarial loss "
+        "(`ablation-adversarial.toml`)",
+        "tiny-consistency-only",
+        "; its first row is `diffusion-tiny`'s own training",
+    ),
+)
+CHECKPOINTS = tuple(s.name for s in SHIPPED)
 CURVE_METRICS = (("val_mse_sigma80", "one-step error, sigma 80"), ("val_mse_sigma0.5", "denoising error, sigma 0.5"))
 
 
@@ -272,12 +299,7 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
         "",
         "| checkpoint | what | file |",
         "|---|---|---|",
-        f"| `flashspeech-tiny` | FlashSpeech, `tiny` preset, anchored parametrisation, all three stages | "
-        f"{sizes['flashspeech-tiny']:.1f} MB float16 |",
-        f"| `diffusion-tiny` | NaturalSpeech 2-style latent diffusion, the same network (`tiny-diffusion`) | "
-        f"{sizes['diffusion-tiny']:.1f} MB float16 |",
-        f"| `consistency-only-tiny` | the paper's Table 2 ablation: `flashspeech-tiny`'s adversarial stage without "
-        f"the adversarial loss (`ablation-adversarial.toml`) | {sizes['consistency-only-tiny']:.1f} MB float16 |",
+        *(f"| `{s.name}` | {s.what} | {sizes[s.name]:.1f} MB float16 |" for s in SHIPPED),
         "",
         "## Data",
         "",
@@ -291,22 +313,17 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
         "",
         "## Training",
         "",
-        "`flashspeech-tiny` (`flashspeech-bench train --config tiny`):",
-        "",
-        STAGE_HEADER,
-        *training_rows("flashspeech-tiny"),
-        "",
-        "`diffusion-tiny` (`flashspeech-bench train --config tiny-diffusion`):",
-        "",
-        STAGE_HEADER,
-        *training_rows("diffusion-tiny"),
-        "",
-        "`consistency-only-tiny` (`flashspeech-bench train --config tiny-consistency-only`; its first row is "
-        "`diffusion-tiny`'s own training):",
-        "",
-        STAGE_HEADER,
-        *training_rows("consistency-only-tiny"),
-        "",
+        *(
+            line
+            for s in SHIPPED
+            for line in (
+                f"`{s.name}` (`flashspeech-bench train --config {s.recipe}`{s.training_note}):",
+                "",
+                STAGE_HEADER,
+                *training_rows(s.name),
+                "",
+            )
+        ),
         *([f"![held-out validation curves]({curves_png})", ""] if curves_png else []),
         "## Measured",
         "",
