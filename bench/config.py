@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from bench.execution import ExecutorConfig, ExecutorError
 from bench.systems import SystemConfig, SystemConfigError
 
 if sys.version_info >= (3, 11):
@@ -54,6 +55,7 @@ class BenchConfig:
     reports: bool = True
     bootstrap_resamples: int = 1000
     retime: bool = False  # regenerate cached generations so that every timing (RTF) is this run's
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # where units run: local, or a Ray cluster
 
     def to_dict(self) -> dict[str, Any]:
         """The table `from_dict` reads (systems flat, as in the TOML files)."""
@@ -70,6 +72,14 @@ class BenchConfig:
             data["testsets"] = [TestSetConfig(**t) for t in data.get("testsets", [])]
         except TypeError as exc:
             raise ConfigError(f"bad test set entry: {exc}") from exc
+        executor = data.get("executor", {})
+        if not isinstance(executor, dict):
+            raise ConfigError(f"executor: expected a table, got {executor!r}")
+        unknown = set(executor) - set(ExecutorConfig.__dataclass_fields__)
+        if unknown:
+            known_keys = sorted(ExecutorConfig.__dataclass_fields__)
+            raise ConfigError(f"executor: unknown keys {sorted(unknown)}; known: {known_keys}")
+        data["executor"] = ExecutorConfig(**executor)
         try:
             data["systems"] = [SystemConfig.from_dict(s, f"systems.{i}") for i, s in enumerate(data.get("systems", []))]
         except SystemConfigError as exc:
@@ -85,6 +95,10 @@ class BenchConfig:
             raise ConfigError("no systems: add at least one [[systems]] entry")
         if not self.seeds or any(not isinstance(s, int) for s in self.seeds):
             raise ConfigError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
+        try:
+            self.executor.validate()
+        except ExecutorError as exc:
+            raise ConfigError(str(exc)) from exc
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:

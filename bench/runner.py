@@ -8,7 +8,6 @@ interrupted one resumes. A failed generation or a failed score is recorded with 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import time
@@ -23,6 +22,18 @@ import pandas as pd
 
 from bench.cache import GenerationCache, ScoreCache, default_cache_root, generation_key
 from bench.config import BenchConfig, TestSetConfig
+from bench.execution import (
+    Entry,
+    Executor,
+    GenerationUnit,
+    ScoringUnit,
+    UnitFailure,
+    Worker,
+    build_executor,
+    merge_shards,
+    score_shards,
+)
+from bench.execution.units import ScoredShard, timed_this_run
 from bench.results import (
     AGGREGATE_COLUMNS,
     GenerationRecord,
@@ -36,7 +47,7 @@ from bench.results import (
 from bench.systems import Generated, System, build_systems, prompt_clip
 from bench.testsets.manifest import Manifest, load_manifest
 from flashspeech.foundation.environment import cpu_model, environment, git_commit
-from suites.base import CANNOT_RUN, ItemScore, Need, Sample, Suite, evaluator_fingerprint
+from suites.base import ItemScore, Need, Sample, Suite, evaluator_fingerprint
 from suites.item import EvalItem
 
 PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "openai-whisper", "jiwer", "transformers", "mlflow", "numpy")
@@ -95,67 +106,91 @@ def timed_label(timed: dict[str, Any]) -> str:
     return f"{timed.get('measured_at', '?')} on {timed.get('host', '?')} ({where}) at {commit}"
 
 
-def _generate_all(
+def _generation_units(
     system: System,
     label: str,
     manifest: Manifest,
-    seeds: Sequence[int],
+    config: BenchConfig,
     cache: GenerationCache,
-    batch_size: int,
-    bar: Any,
-    context: dict[str, Any] | None = None,
-    retime: bool = False,
-) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated], int, int]:
-    """Records and audio for every (item, seed), the number of generation attempts and of cache hits.
+    context: dict[str, Any],
+) -> tuple[list[Entry], dict[str, Generated], list[GenerationUnit]]:
+    """Every (item, seed) slot of one system on one test set, the cache hits among them, and units for the rest.
 
-    Every generate() call is timed under a `LoadMonitor`: its samples share a batch id and record where, when
-    and under what load they were timed. A cache hit keeps the timings of the run that generated it, marked as
-    such; `retime` regenerates cache hits so that every timing is this run's."""
-    from bench.contention import LoadMonitor
-
+    A deterministic system generates one entry per item (under seed 0's key) that serves every seed; `retime`
+    counts no hit, so every timing is this run's. Units hold about `shard_items` entries, whole batches each."""
     description = system.describe()
-    deterministic = system.deterministic  # one generation serves every seed
+    slots: list[Entry] = []
+    hits: dict[str, Generated] = {}
+    todo: list[Entry] = []
+    for item in manifest.items:
+        for seed in config.seeds:
+            key = generation_key(description, item, 0 if system.deterministic else seed)
+            slots.append(Entry(item, seed, key))
+            hit = None if config.retime or key in hits else cache.get(key)
+            if hit is not None:
+                hits[key] = hit[0]
+            elif key not in hits and (not system.deterministic or seed == config.seeds[0]):
+                todo.append(Entry(item, seed, key))
+    batch = system.batch_size
+    per_unit = max(1, config.executor.shard_items // batch) * batch
+    units = [
+        GenerationUnit(
+            label=label,
+            config=system.config,
+            system=system.name,
+            device=config.device,
+            entries=todo[start : start + per_unit],
+            first_batch=start // batch,
+            batch_size=batch,
+            context=context,
+            cache_root=str(cache.root),
+            retime=config.retime,
+        )
+        for start in range(0, len(todo), per_unit)
+    ]
+    return slots, hits, units
+
+
+def _collect(
+    system: System,
+    label: str,
+    slots: Sequence[Entry],
+    hits: dict[str, Generated],
+    errors: dict[str, str | None],
+    cache: GenerationCache,
+    run_started: str,
+) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated]]:
+    """Records and audio for every slot, in test-set order (items, then seeds), read back from the cache: what
+    this run generated is timed "this run", an earlier run's entries "cache"; a failed item keeps its error."""
     records: list[GenerationRecord] = []
     audio: dict[tuple[str, int], Generated] = {}
-    todo: list[tuple[EvalItem, int, str]] = []
-    hits = 0
-    for item in manifest.items:
-        for seed in seeds:
-            key = generation_key(description, item, 0 if deterministic else seed)
-            hit = None if retime else cache.get(key)
+    known = dict(hits)  # a deterministic system's entry serves several slots: read it once
+    for entry in slots:
+        path: str | None = None
+        generated = known.get(entry.key)
+        if generated is not None:
+            path = str(cache.paths(entry.key)[0])
+        elif errors.get(entry.key) is not None:
+            generated = Generated(None, system.sample_rate, error=errors[entry.key])
+        else:
+            hit = cache.get(entry.key)
             if hit is None:
-                if not deterministic or seed == seeds[0]:
-                    todo.append((item, seed, key))
-                continue
-            generated, path = hit
-            hits += 1
-            audio[(item.id, seed)] = generated
-            records.append(_record(system, label, item, seed, generated, str(path)))
-            bar.update(1)
-    if todo:
-        with contextlib.suppress(Exception):  # untimed; a failing item is recorded by the real call
-            system.warmup(todo[0][0])
-    for number, start in enumerate(range(0, len(todo), batch_size)):
-        batch = todo[start : start + batch_size]
-        with LoadMonitor() as monitor:
-            results = system.generate([b[0] for b in batch], [b[1] for b in batch])
-        timed = {
-            **(context or {}),
-            "source": "this run",
-            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            # unique across runs: a cache hit keeps the batch id of the run that timed it
-            "batch_id": f"{label}#{number}@{(context or {}).get('run_started', '')}",
-            "load": monitor.report.as_dict() if monitor.report else None,
-        }
-        for (item, seed, key), generated in zip(batch, results, strict=True):
-            generated.timed = timed
-            path = cache.put(key, generated) if generated.error is None else None
-            seeds_here = seeds if deterministic else [seed]
-            for s in seeds_here:
-                audio[(item.id, s)] = generated
-                records.append(_record(system, label, item, s, generated, None if path is None else str(path)))
-                bar.update(1)
-    return records, audio, len(todo), hits
+                generated = Generated(None, system.sample_rate, error=_NOT_IN_CACHE)
+            else:
+                generated, wav = hit
+                path = str(wav)
+                if timed_this_run(generated, run_started):
+                    generated.timed = {**generated.timed, "source": "this run"}
+                known[entry.key] = generated
+        audio[(entry.item.id, entry.seed)] = generated
+        records.append(_record(system, label, entry.item, entry.seed, generated, path))
+    return records, audio
+
+
+_NOT_IN_CACHE = (
+    "generated, but not found in the generation cache (with a multi-node executor, cache_dir must be one "
+    "directory that every node sees)"
+)
 
 
 def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated, path: str | None) -> GenerationRecord:
@@ -185,14 +220,24 @@ def _record(system: System, label: str, item: EvalItem, seed: int, g: Generated,
 
 
 def _score(
-    suites: Sequence[Suite], samples: list[Sample], cache: ScoreCache, progress: bool, timings: dict[str, float]
+    suites: Sequence[tuple[Suite, dict[str, Any]]],
+    samples: list[Sample],
+    cache: ScoreCache,
+    executor: Executor,
+    config: BenchConfig,
+    progress: bool,
+    timings: dict[str, float],
 ) -> dict[str, list[ItemScore]]:
-    """Each suite's rows, scored and cached per (suite, system) as each is done: adding a system to a run scores
-    only that system (unless the suite's `context_key`, what its rows see of the other samples, changes too), and
-    a run killed while scoring keeps every (suite, system) it finished. Suites that read timings (RTF) are
-    rescored every run, never cached: the same audio must not replay another run's speed."""
+    """Each suite's rows, scored and cached per (suite, system): adding a system to a run scores only that system
+    (unless the suite's `context_key`, what its rows see of the other samples, changes too). A system's samples are
+    scored in units (shards at the suite's batch and item boundaries, each cached as soon as it is done, so a run
+    killed while scoring keeps every shard it finished); their merged rows are cached under the system's key.
+    Suites that read timings (RTF) are rescored every run, never cached: the same audio must not replay another
+    run's speed."""
+    from tqdm.auto import tqdm
+
     scores: dict[str, list[ItemScore]] = {}
-    for suite in suites:
+    for suite, options in suites:
         start = time.perf_counter()
         timed = Need.TIMINGS in suite.needs
         mine = [s for s in samples if not timed or s.timings]
@@ -202,19 +247,33 @@ def _score(
         description = {**suite.describe(), "context": suite.context_key(mine)}
         keys = {system: cache.key(description, group) for system, group in by_system.items()}
         rows: dict[str, list[ItemScore]] = {}
-        for system, key in keys.items():
-            cached = None if timed else cache.get(key)
-            if cached is not None:
-                rows[system] = cached
-        for system, group in by_system.items():  # one unit of work each, cached as soon as it is done
-            if system in rows:
-                continue
-            try:
-                rows[system] = suite.score(group, progress=progress, context=mine)
-            except CANNOT_RUN as exc:  # the whole suite cannot run: every sample says why (not cached)
-                rows[system] = [suite.failure(s, exc) for s in group]
-                continue
-            if not timed:
+        units: list[ScoringUnit] = []
+        with tqdm(total=len(mine), desc=f"scoring {suite.name}", unit="item", disable=not progress) as bar:
+            for system, group in by_system.items():
+                cached = None if timed else cache.get(keys[system])
+                if cached is not None:
+                    rows[system] = cached
+                    bar.update(len(group))
+                    continue
+                for shard in score_shards(group, suite.batch_size, config.executor.shard_items):
+                    key = cache.key(description, shard)
+                    units.append(
+                        ScoringUnit(suite.name, options, config.device, system, shard, key, str(cache.root), not timed)
+                    )
+            needs_context = description["context"] is not None
+            outcomes = executor.run(
+                units, context=mine if needs_context else None, on_done=lambda unit, _: bar.update(unit.size)
+            )
+        shards: dict[str, list[ScoredShard]] = {}
+        for unit, outcome in zip(units, outcomes, strict=True):
+            if isinstance(outcome, UnitFailure):
+                error = outcome.message(unit)
+                failed = [ItemScore(suite.name, s.system, s.item.id, s.seed, error=error) for s in unit.samples]
+                outcome = ScoredShard(failed, cannot_run=True)  # not cached: retried next run
+            shards.setdefault(unit.system, []).append(outcome)
+        for system, parts in shards.items():
+            rows[system] = merge_shards([p.rows for p in parts])
+            if not timed and len(parts) > 1 and not any(p.cannot_run for p in parts):
                 cache.put(keys[system], rows[system])
         scores[suite.name] = [r for system in by_system for r in rows[system]]
         timings[f"score_{suite.name}_s"] = time.perf_counter() - start
@@ -233,7 +292,8 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     cache = GenerationCache(Path(config.cache_dir) if config.cache_dir else default_cache_root(out_dir))
     testsets = [(cfg.name, load_testset(cfg)) for cfg in config.testsets]
     systems = build_systems(config.systems, config.device)
-    suites = [build_suite(name, device=config.device, **(options or {})) for name, options in config.suites.items()]
+    suite_options = [(name, dict(options or {})) for name, options in config.suites.items()]
+    suites = [build_suite(name, device=config.device, **options) for name, options in suite_options]
 
     records: list[GenerationRecord] = []
     samples: list[Sample] = []
@@ -243,42 +303,67 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
     needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
     context = {**timing_context(config.device), "run_started": started.isoformat(timespec="seconds")}
-    with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
-        for testset, manifest in testsets:
+    worker = Worker()  # the local executor runs units with the driver's own systems and suites
+    for system in systems:
+        worker.adopt_system(system.config, config.device, system)
+    for (name, options), suite in zip(suite_options, suites, strict=True):
+        worker.adopt_suite(name, options, config.device, suite)
+    with build_executor(config.executor, config.device, worker) as executor:
+        plans = []
+        with tqdm(total=total, desc="generating", unit="sample", disable=not progress) as bar:
+            units: list[GenerationUnit] = []
+            for testset, manifest in testsets:
+                for system in systems:
+                    label = f"{testset}:{system.name}"
+                    slots, hits, todo = _generation_units(system, label, manifest, config, cache, context)
+                    plans.append((testset, manifest, system, label, slots, hits))
+                    units.extend(todo)
+                    generated += sum(u.size for u in todo)
+                    cached += sum(1 for e in slots if e.key in hits)
+                    bar.update(sum(1 for e in slots if e.key in hits))
+            seeds_per_entry = {s.name: len(config.seeds) if s.deterministic else 1 for s in systems}
+            outcomes = executor.run(units, on_done=lambda unit, _: bar.update(unit.size * seeds_per_entry[unit.system]))
+        errors: dict[str, str | None] = {}
+        for unit, outcome in zip(units, outcomes, strict=True):
+            errors.update(unit.failed(outcome.message(unit)) if isinstance(outcome, UnitFailure) else outcome)
+        for testset, manifest, system, label, slots, hits in plans:
             items = {i.id: i for i in manifest.items}
-            for system in systems:
-                label = f"{testset}:{system.name}"
-                recs, audio, n, hits = _generate_all(
-                    system, label, manifest, config.seeds, cache, system.batch_size, bar, context, config.retime
-                )
-                records.extend(recs)
-                generated += n
-                cached += hits
-                reconstructed: dict[str, np.ndarray | None] = {}
-                for rec in recs:
-                    g = audio[(rec.item_id, rec.seed)]
-                    if g.audio is None:
-                        continue
-                    item = items[rec.item_id]
-                    if needs_reconstruction and item.id not in reconstructed:
-                        try:
-                            reconstructed[item.id] = system.reconstruct(prompt_clip(item, system.sample_rate))
-                        except Exception:
-                            reconstructed[item.id] = None
-                    samples.append(
-                        Sample(
-                            item=item,
-                            system=label,
-                            audio=g.audio,
-                            sample_rate=g.sample_rate,
-                            seed=rec.seed,
-                            timings=g.timings,
-                            reconstructed_prompt=reconstructed.get(item.id),
-                            meta={**g.meta, "testset": testset, "timing": g.timed},
-                        )
+            recs, audio = _collect(system, label, slots, hits, errors, cache, context["run_started"])
+            records.extend(recs)
+            reconstructed: dict[str, np.ndarray | None] = {}
+            for rec in recs:
+                g = audio[(rec.item_id, rec.seed)]
+                if g.audio is None:
+                    continue
+                item = items[rec.item_id]
+                if needs_reconstruction and item.id not in reconstructed:
+                    try:
+                        reconstructed[item.id] = system.reconstruct(prompt_clip(item, system.sample_rate))
+                    except Exception:
+                        reconstructed[item.id] = None
+                samples.append(
+                    Sample(
+                        item=item,
+                        system=label,
+                        audio=g.audio,
+                        sample_rate=g.sample_rate,
+                        seed=rec.seed,
+                        timings=g.timings,
+                        reconstructed_prompt=reconstructed.get(item.id),
+                        meta={**g.meta, "testset": testset, "timing": g.timed},
                     )
-    stage_s["generation_s"] = time.perf_counter() - t0
-    scores = _score(suites, samples, ScoreCache(cache.root / "scores"), progress, stage_s)
+                )
+        stage_s["generation_s"] = time.perf_counter() - t0
+        scores = _score(
+            list(zip(suites, [o for _, o in suite_options], strict=True)),
+            samples,
+            ScoreCache(cache.root / "scores"),
+            executor,
+            config,
+            progress,
+            stage_s,
+        )
+        executor_info = executor.describe()
     t0 = time.perf_counter()
     aggregates = aggregates_table(suites, scores, records, resamples=config.bootstrap_resamples)
     aggregates = pd.concat([testset_rows(testsets, systems), aggregates], ignore_index=True)
@@ -293,6 +378,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             "cached": cached,
             "wall_s": stage_s,
             "retime": config.retime,
+            "executor": executor_info,
             "timing_context": context,
         },
         "config": config.to_dict(),

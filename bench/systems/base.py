@@ -106,6 +106,7 @@ class System(ABC):
     name: str
     sample_rate: int = 16_000
     batch_size: int = 1  # items per generate() call
+    config: SystemConfig | None = None  # the entry it was built from (a worker builds it again from this)
 
     @classmethod
     @abstractmethod
@@ -142,7 +143,7 @@ def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:
     for cfg in configs:
         built = SYSTEMS[cfg.kind].build(cfg, device)
         for system in built:
-            system.batch_size = cfg.batch_size
+            system.batch_size, system.config = cfg.batch_size, cfg
         systems.extend(built)
     names = [s.name for s in systems]
     if len(set(names)) != len(names):

@@ -1,0 +1,249 @@
+"""Work units: the pieces a run is cut into, each idempotent through the content-addressed caches.
+
+A `GenerationUnit` is (system, test set, shard of (item, seed) pairs that were missing from the generation
+cache); a `ScoringUnit` is (suite, system, shard of that system's samples). A unit reads and writes the same
+caches as every other unit, so any worker can run it, a retried unit redoes only what its failed attempt did
+not finish, and the driver reads everything back from the caches. A `Worker` runs units; it loads each system
+and suite once and keeps it for the units that follow (an actor of the Ray executor is one `Worker`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.cache import GenerationCache, ScoreCache
+from bench.systems import Generated, System, SystemConfig, build_systems
+from flashspeech.foundation.hashing import canonical_json
+from suites.base import CANNOT_RUN, ItemScore, Sample, Suite
+from suites.item import EvalItem
+
+
+def batch_id(label: str, number: int, run_started: str) -> str:
+    """Unique across runs: a cache hit keeps the batch id, and so the run, that timed it."""
+    return f"{label}#{number}@{run_started}"
+
+
+def timed_this_run(generated: Generated, run_started: str) -> bool:
+    """Whether a cached generation was made (and timed) by the run that started at `run_started`."""
+    return str((generated.timed or {}).get("batch_id", "")).endswith(f"@{run_started}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One generation to make: an item, the seed it is generated with, and its generation-cache key."""
+
+    item: EvalItem
+    seed: int
+    key: str
+
+
+@dataclass
+class GenerationUnit:
+    """Generate `entries` with one system (built from `config`, named `system`), `batch_size` per call.
+
+    `first_batch` numbers the unit's first batch within its (test set, system), so batch ids stay unique
+    however the entries are sharded; `context` is the run's timing context (host, device, commit, start)."""
+
+    label: str  # "<test set>:<system>"
+    config: SystemConfig
+    system: str
+    device: str
+    entries: list[Entry]
+    first_batch: int
+    batch_size: int
+    context: dict[str, Any]
+    cache_root: str
+    retime: bool = False
+
+    @property
+    def pool(self) -> str:
+        return f"system {self.system}"  # one loaded model per actor: units of a system share a pool
+
+    @property
+    def size(self) -> int:
+        return len(self.entries)
+
+    def describe(self) -> str:
+        return f"generation of {self.label}, {self.size} item(s) from batch {self.first_batch}"
+
+    def run(self, worker: Worker, context: Any = None) -> dict[str, str | None]:
+        """key -> None (its audio is in the cache) or the item's error. Entries this run already cached (by an
+        earlier attempt of this unit) are skipped, so a retried unit never generates an item twice."""
+        system = worker.system(self.config, self.system, self.device)
+        cache = GenerationCache(Path(self.cache_root))
+        run_started = str(self.context.get("run_started", ""))
+        outcome: dict[str, str | None] = {}
+        todo: list[tuple[int, list[Entry]]] = []
+        for number, start in enumerate(range(0, len(self.entries), self.batch_size)):
+            batch = []
+            for entry in self.entries[start : start + self.batch_size]:
+                hit = cache.get(entry.key)
+                if hit is not None and (not self.retime or timed_this_run(hit[0], run_started)):
+                    outcome[entry.key] = None
+                else:
+                    batch.append(entry)
+            if batch:
+                todo.append((self.first_batch + number, batch))
+        if todo:
+            worker.warm(system, todo[0][1][0].item)
+        for number, batch in todo:
+            for entry, generated in zip(batch, self._generate(system, number, batch), strict=True):
+                if generated.error is None:
+                    cache.put(entry.key, generated)
+                outcome[entry.key] = generated.error
+        return outcome
+
+    def _generate(self, system: System, number: int, batch: list[Entry]) -> list[Generated]:
+        from bench.contention import LoadMonitor
+
+        with LoadMonitor() as monitor:
+            results = system.generate([e.item for e in batch], [e.seed for e in batch])
+        timed = {
+            **self.context,
+            "source": "this run",
+            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "batch_id": batch_id(self.label, number, str(self.context.get("run_started", ""))),
+            "load": monitor.report.as_dict() if monitor.report else None,
+        }
+        for generated in results:
+            generated.timed = timed
+        return results
+
+    def failed(self, error: str) -> dict[str, str | None]:
+        """Every entry's error when the unit itself failed (after its retries)."""
+        return {entry.key: error for entry in self.entries}
+
+
+@dataclass
+class ScoringUnit:
+    """Score `samples` (one system's, a shard cut at the suite's batch and item boundaries) with one suite.
+
+    `key` is the shard's score-cache key (`ScoreCache.key` over exactly these samples); `cacheable` is False
+    for suites that read timings (RTF), which are rescored every run. The run's samples, which some suites
+    look across (`Suite.context_key`), come as the `context` argument of `run`."""
+
+    suite: str
+    options: dict[str, Any]
+    device: str
+    system: str
+    samples: list[Sample]
+    key: str
+    cache_root: str
+    cacheable: bool = True
+
+    @property
+    def pool(self) -> str:
+        return f"suite {self.suite}"
+
+    @property
+    def size(self) -> int:
+        return len(self.samples)
+
+    def describe(self) -> str:
+        return f"{self.suite} scoring of {self.system}, {self.size} sample(s)"
+
+    def run(self, worker: Worker, context: Sequence[Sample] | None = None) -> ScoredShard:
+        cache = ScoreCache(Path(self.cache_root))
+        cached = cache.get(self.key) if self.cacheable else None
+        if cached is not None:
+            return ScoredShard(cached)
+        suite = worker.suite(self.suite, self.options, self.device)
+        try:
+            rows = suite.score(self.samples, progress=False, context=context)
+        except CANNOT_RUN as exc:  # the whole suite cannot run: every sample says why (not cached)
+            return ScoredShard([suite.failure(s, exc) for s in self.samples], cannot_run=True)
+        if self.cacheable:
+            cache.put(self.key, rows)
+        return ScoredShard(rows)
+
+
+@dataclass
+class ScoredShard:
+    rows: list[ItemScore]
+    cannot_run: bool = False  # the suite could not run at all: the rows are errors, not cached
+
+
+def score_shards(samples: Sequence[Sample], batch_size: int, target: int) -> list[list[Sample]]:
+    """Consecutive shards of about `target` samples, cut only where a suite batch starts (a multiple of
+    `batch_size`) and a new item begins: every batch, and every item's seeds, stay together, so a sharded
+    suite sees the same batches as one that scores the whole list."""
+    shards: list[list[Sample]] = []
+    start = 0
+    for i in range(1, len(samples)):
+        if i - start >= target and i % batch_size == 0 and samples[i].item.id != samples[i - 1].item.id:
+            shards.append(list(samples[start:i]))
+            start = i
+    if start < len(samples):
+        shards.append(list(samples[start:]))
+    return shards
+
+
+def merge_shards(shards: Sequence[Sequence[ItemScore]]) -> list[ItemScore]:
+    """One system's rows from its shards, as one `Suite.score` over all of them returns them: the per-sample
+    rows in order, then the rows over all seeds of an item (seed None) in order."""
+    rows = [r for shard in shards for r in shard]
+    return [r for r in rows if r.seed is not None] + [r for r in rows if r.seed is None]
+
+
+@dataclass
+class Worker:
+    """Runs units; loads each system and suite once. `threads`: torch CPU threads (None: leave as they are);
+    `device`: the device to build on instead of the units' (a Ray actor sees its GPU as "cuda")."""
+
+    threads: int | None = None
+    device: str | None = None
+    _models: dict[str, Any] = field(default_factory=dict)
+    _warm: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        if self.threads:
+            import torch
+
+            torch.set_num_threads(self.threads)
+
+    def run(self, unit: GenerationUnit | ScoringUnit, context: Any = None) -> Any:
+        return unit.run(self, context)
+
+    def _model(self, key: str, build: Callable[[], Any]) -> Any:
+        if key not in self._models:
+            self._models[key] = build()
+        return self._models[key]
+
+    def system(self, config: SystemConfig, name: str, device: str) -> System:
+        device = self.device or device
+
+        def build() -> System:
+            for system in build_systems([config], device):
+                if system.name == name:
+                    return system
+            raise KeyError(f"system config {config.name or config.kind!r} builds no system named {name!r}")
+
+        return self._model(canonical_json(["system", config.to_dict(), name, device]), build)
+
+    def suite(self, name: str, options: dict[str, Any], device: str) -> Suite:
+        from suites import build_suite
+
+        device = self.device or device
+        return self._model(
+            canonical_json(["suite", name, options, device]), lambda: build_suite(name, device=device, **options)
+        )
+
+    def adopt_system(self, config: SystemConfig, device: str, system: System) -> None:
+        """Use an already built system (the local executor shares the driver's) instead of building it again."""
+        self._models[canonical_json(["system", config.to_dict(), system.name, device])] = system
+
+    def adopt_suite(self, name: str, options: dict[str, Any], device: str, suite: Suite) -> None:
+        self._models[canonical_json(["suite", name, options, device])] = suite
+
+    def warm(self, system: System, item: EvalItem) -> None:
+        """Warm a system up once (untimed) before its first timed batch on this worker."""
+        if system.name in self._warm:
+            return
+        self._warm.add(system.name)
+        with contextlib.suppress(Exception):  # a failing item is recorded by the real call
+            system.warmup(item)
