@@ -161,30 +161,34 @@ def _collect(
     run_started: str,
 ) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated]]:
     """Records and audio for every slot, in test-set order (items, then seeds), read back from the cache: what
-    this run generated is timed "this run", an earlier run's entries "cache"; a failed item keeps its error."""
+    this run generated is timed "this run", an earlier run's entries "cache". An item this run generated counts
+    even when its unit failed later (a failed unit's error is kept only for the items it did not finish)."""
     records: list[GenerationRecord] = []
     audio: dict[tuple[str, int], Generated] = {}
     known = dict(hits)  # a deterministic system's entry serves several slots: read it once
     for entry in slots:
-        path: str | None = None
         generated = known.get(entry.key)
-        if generated is not None:
-            path = str(cache.paths(entry.key)[0])
-        elif errors.get(entry.key) is not None:
-            generated = Generated(None, system.sample_rate, error=errors[entry.key])
-        else:
-            hit = cache.get(entry.key)
-            if hit is None:
-                generated = Generated(None, system.sample_rate, error=_NOT_IN_CACHE)
-            else:
-                generated, wav = hit
-                path = str(wav)
-                if timed_this_run(generated, run_started):
-                    generated.timed = {**generated.timed, "source": "this run"}
+        if generated is None:
+            generated = _read_back(entry.key, errors.get(entry.key), cache, run_started, system.sample_rate)
+            if generated.error is None:
                 known[entry.key] = generated
+        path = None if generated.error is not None else str(cache.paths(entry.key)[0])
         audio[(entry.item.id, entry.seed)] = generated
         records.append(_record(system, label, entry.item, entry.seed, generated, path))
     return records, audio
+
+
+def _read_back(key: str, error: str | None, cache: GenerationCache, run_started: str, sample_rate: int) -> Generated:
+    hit = cache.get(key)
+    if hit is not None and timed_this_run(hit[0], run_started):
+        generated = hit[0]
+        generated.timed = {**generated.timed, "source": "this run"}
+        return generated
+    if error is not None:
+        return Generated(None, sample_rate, error=error)
+    if hit is not None:  # cached meanwhile by another run sharing the cache
+        return hit[0]
+    return Generated(None, sample_rate, error=_NOT_IN_CACHE)
 
 
 _NOT_IN_CACHE = (

@@ -123,4 +123,3 @@ class LocalExecutor(Executor):
             if on_done is not None:
                 on_done(unit, result)
         return results
-

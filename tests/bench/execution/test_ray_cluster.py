@@ -1,0 +1,77 @@
+"""The Ray executor on a local cluster with fractional CPUs (the 2-core CI machine): the same numbers and cache
+keys as the local executor, a killed worker loses nothing and repeats nothing, a unit that keeps killing its
+worker becomes failed items with the error."""
+
+from __future__ import annotations
+
+import collections
+import os
+
+import pandas as pd
+import pytest
+
+from bench.runner import run_benchmark
+from tests.bench.execution.test_units import comparable
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+
+RAY = {"kind": "ray", "actors": 2, "cpus_per_actor": 0.5, "shard_items": 2, "max_retries": 2}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local cluster for the module (the executor uses a running one and leaves it running)."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, object_store_memory=200 << 20, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _generated(log) -> collections.Counter:
+    return collections.Counter(log.read_text().splitlines())
+
+
+def test_ray_gives_the_local_numbers_and_cache_keys(make_config, tmp_path, cluster):
+    suites = {"defects": {"batch_size": 2}, "prosody": {"batch_size": 2}, "similarity": {}, "wer": {}}
+    systems = [{"kind": "ground_truth"}, {"kind": "flashspeech", "checkpoint": "random:tiny", "steps": [1]}]
+    names = ["a", "b", "c", "d"]
+    local = run_benchmark(
+        make_config(names, cache="local", suites=suites, systems=systems, executor={"shard_items": 2}), progress=False
+    )
+    remote = run_benchmark(
+        make_config(names, cache="ray", suites=suites, systems=systems, executor=RAY), progress=False
+    )
+    assert remote.results.metadata["run"]["executor"]["kind"] == "ray"
+    assert (local.generated, local.cached) == (remote.generated, remote.cached) == (4 + 8, 0)
+    for a, b in zip(comparable(local.results), comparable(remote.results), strict=True):
+        pd.testing.assert_frame_equal(a, b)
+    assert (remote.results.items["status"] == "ok").all()
+    assert set(remote.results.items["timing_source"]) == {"this run"}
+    for kind in ("[0-9a-f][0-9a-f]/*.json", "scores/*.json"):  # generation entries, score shards and systems
+        keys = {p.name for p in (tmp_path / "local").glob(kind)}
+        assert keys and keys == {p.name for p in (tmp_path / "ray").glob(kind)}
+
+
+def test_a_killed_worker_loses_nothing_and_repeats_nothing(make_config, cluster):
+    # units of two items; "victim" is the second item of the second unit: "c" is cached before the kill
+    config = make_config(["a", "b", "c", "victim", "e"], mode="once", seeds=[0], executor=RAY)
+    outcome = run_benchmark(config, progress=False)
+    table = outcome.results.items
+    assert (table["status"] == "ok").all() and len(table) == 5
+    assert _generated(make_config.log) == {f"{name} 0": 1 for name in ["a", "b", "c", "victim", "e"]}
+    assert (make_config.log.parent / "killed-victim-0").exists()  # the worker was killed once
+    again = run_benchmark(config, progress=False)
+    assert (again.generated, again.cached) == (0, 5)
+
+
+def test_a_unit_that_always_kills_its_worker_becomes_failed_items(make_config, cluster):
+    config = make_config(["a", "victim", "c"], mode="always", seeds=[0], executor={**RAY, "max_retries": 1})
+    results = run_benchmark(config, progress=False).results
+    table = results.items.set_index("item_id")
+    # the unit (a, victim) fails on both attempts; "a" was cached by the first, so only "victim" is lost
+    assert table.loc["victim", "status"] == "failed"
+    assert "failed after 2 attempt(s): worker died" in table.loc["victim", "error"]
+    assert table.loc[["a", "c"], "status"].eq("ok").all()
+    assert _generated(make_config.log) == {"a 0": 1, "c 0": 1}
+    failed = results.aggregates.set_index(["system", "suite", "metric"])["value"][("t:ext", "generation", "failed")]
+    assert failed == 1
