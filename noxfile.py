@@ -134,6 +134,14 @@ def speed(session: nox.Session) -> None:
 
 
 @nox.session
+def scaling(session: nox.Session) -> None:
+    """Scoring throughput against the number of Ray actors, e.g. `nox -s scaling -- --model whisper:base
+    --actors 1 2 --out docs/measurements/ray-scaling-whisper-base-cpu` (a benchmark: run it on a quiet machine)."""
+    _install(session, "-e", ".[ray]")
+    session.run("flashspeech-bench", "scaling", *session.posargs)
+
+
+@nox.session
 def train(session: nox.Session) -> None:
     """Train from a recipe (default: the shipped tiny FlashSpeech, from the diffusion baseline's weights;
     resumes), e.g. `nox -s train -- --config tiny-diffusion`, `nox -s train -- --config tiny-paper` (the

@@ -30,6 +30,7 @@ from bench.cli.commands import (
     cmd_natural,
     cmd_phonemize,
     cmd_run,
+    cmd_scaling,
     cmd_shapes,
     cmd_speed,
     cmd_survey,
@@ -67,12 +68,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow server (default: sqlite)")
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument(
+        "--executor", choices=("local", "ray"), default=None, help="where units run (default: the config's, local)"
+    )
+    p.add_argument(
+        "--ray-address",
+        dest="ray_address",
+        default=None,
+        metavar="ADDRESS",
+        help='with --executor ray: an existing cluster ("auto", "ray://head:10001"); default: start a local one',
+    )
+    p.add_argument(
         "--retime", action="store_true", help="regenerate cached generations so every timing (RTF) is this run's"
     )
     p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
     _add_gate_options(p, when="with --gate: ")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
+
+    p = commands.add_parser("scaling", help="scoring throughput against the number of Ray actors (a benchmark)")
+    p.add_argument("--model", default="whisper:tiny", help="whisper:<size> or wavlm:<tiny|large>, random weights")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--items", type=int, default=32, help="synthetic 4-10 s clips scored per configuration")
+    p.add_argument("--unit-items", dest="unit_items", type=int, default=8, help="clips per unit")
+    p.add_argument("--batch", type=int, default=8, help="clips per model call")
+    p.add_argument("--actors", type=int, nargs="+", default=[1, 2], help="actor counts to time")
+    p.add_argument("--cpus-per-actor", dest="cpus_per_actor", type=float, default=0.5)
+    p.add_argument("--gpus-per-actor", dest="gpus_per_actor", type=float, default=None)
+    p.add_argument("--threads-per-actor", dest="threads_per_actor", type=int, default=1)
+    p.add_argument("--ray-address", dest="ray_address", default=None, help="an existing cluster (default: local)")
+    p.add_argument("--no-local", dest="local", action="store_false", help="skip the local-executor row")
+    p.add_argument("--out", default=None, metavar="PREFIX", help="write PREFIX.json and PREFIX.md")
+    p.set_defaults(func=cmd_scaling)
 
     p = commands.add_parser("train", help="train from a recipe (stages in order; resumes; MLflow curves)")
     p.add_argument(

@@ -166,7 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.runner import run_benchmark
 
     overrides = list(args.set or [])
-    for flag, key in (("device", "device"), ("output_dir", "output_dir"), ("tracking_uri", "tracking_uri")):
+    flags = [("device", "device"), ("output_dir", "output_dir"), ("tracking_uri", "tracking_uri")]
+    flags += [("executor", "executor.kind"), ("ray_address", "executor.address")]
+    for flag, key in flags:
         value = getattr(args, flag)
         if value is not None:
             overrides.append(f"{key}={json.dumps(str(value))}")
@@ -318,6 +320,36 @@ def cmd_speed(args: argparse.Namespace) -> int:
         raise SystemExit(f"speed: {exc}") from exc
     print("\n" + markdown(report))
     print(f"\nresults: {path}")
+    return 0
+
+
+def cmd_scaling(args: argparse.Namespace) -> int:
+    from bench.speed.scaling import ScalingConfig, markdown, measure_scaling
+    from flashspeech.foundation.files import write_text_atomic
+
+    config = ScalingConfig(
+        model=args.model,
+        device=args.device,
+        items=args.items,
+        unit_items=args.unit_items,
+        batch=args.batch,
+        actors=tuple(args.actors),
+        cpus_per_actor=args.cpus_per_actor,
+        gpus_per_actor=args.gpus_per_actor,
+        threads_per_actor=args.threads_per_actor,
+        address=args.ray_address,
+        local=args.local,
+    )
+    try:
+        report = measure_scaling(config)
+    except ValueError as exc:
+        raise SystemExit(f"scaling: {exc}") from exc
+    table = markdown(report)
+    print("\n" + table)
+    if args.out:
+        write_text_atomic(f"{args.out}.json", json.dumps(report, indent=1, default=str) + "\n")
+        write_text_atomic(f"{args.out}.md", table + "\n")
+        print(f"\nwrote {args.out}.json and {args.out}.md")
     return 0
 
 

@@ -209,7 +209,8 @@ class Worker:
     def run(self, unit: GenerationUnit | ScoringUnit, context: Any = None) -> Any:
         return unit.run(self, context)
 
-    def _model(self, key: str, build: Callable[[], Any]) -> Any:
+    def model(self, key: str, build: Callable[[], Any]) -> Any:
+        """The model stored under `key`, built by `build()` the first time."""
         if key not in self._models:
             self._models[key] = build()
         return self._models[key]
@@ -223,13 +224,13 @@ class Worker:
                     return system
             raise KeyError(f"system config {config.name or config.kind!r} builds no system named {name!r}")
 
-        return self._model(canonical_json(["system", config.to_dict(), name, device]), build)
+        return self.model(canonical_json(["system", config.to_dict(), name, device]), build)
 
     def suite(self, name: str, options: dict[str, Any], device: str) -> Suite:
         from suites import build_suite
 
         device = self.device or device
-        return self._model(
+        return self.model(
             canonical_json(["suite", name, options, device]), lambda: build_suite(name, device=device, **options)
         )
 

@@ -181,18 +181,25 @@ def time_whisper(suites: SuiteSpeedConfig, device: str, seed: int) -> dict[str, 
     return result
 
 
-def time_wavlm(suites: SuiteSpeedConfig, config: SpeedConfig) -> dict[str, Any]:
+def build_wavlm(size: str, device: str, seed: int, batch: int) -> Any:
+    """The similarity suite's WavLM-TDNN backend around a random-weight model ("large": WavLM-Large + ECAPA
+    head, the papers' model; "tiny": the test size), without checkpoint loading: same batching and masking."""
     from suites.similarity.backends import WavLMTDNNBackend
     from suites.similarity.wavlm_tdnn import WavLMTDNN
 
-    model_config = WavLMTDNNConfig() if suites.wavlm == "large" else TINY_WAVLM
-    with torch.random.fork_rng(devices=[]), torch.device(config.device):
-        torch.manual_seed(config.seed)
+    model_config = WavLMTDNNConfig() if size == "large" else TINY_WAVLM
+    with torch.random.fork_rng(devices=[]), torch.device(device):
+        torch.manual_seed(seed)
         model = WavLMTDNN(model_config).eval()
-    # The suite's backend without its checkpoint loading: same batching and masking code path.
     backend = WavLMTDNNBackend.__new__(WavLMTDNNBackend)
-    backend.device, backend.batch_size, backend.model = config.device, suites.wavlm_batch, model
+    backend.device, backend.batch_size, backend.model = device, batch, model
     backend.checkpoint = {"path": None, "random_weights": True}
+    return backend
+
+
+def time_wavlm(suites: SuiteSpeedConfig, config: SpeedConfig) -> dict[str, Any]:
+    backend = build_wavlm(suites.wavlm, config.device, config.seed, suites.wavlm_batch)
+    model = backend.model
     clips = synthetic_clips(suites.items, suites.min_seconds, suites.max_seconds, config.seed + 1)
 
     def run(chunk: Sequence[np.ndarray]) -> torch.Tensor:

@@ -80,3 +80,21 @@ def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit) as exc:
         main(["nonsense"])
     assert exc.value.code == 2
+
+
+def test_run_executor_flags_reach_the_config(monkeypatch):
+    import bench.runner
+
+    seen = []
+
+    def stop(config, progress=True):
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench.runner, "run_benchmark", stop)
+    with pytest.raises(SystemExit):
+        main(["run", "--executor", "ray", "--ray-address", "auto", "--quiet"])
+    assert seen[0].executor.kind == "ray" and seen[0].executor.address == "auto"
+    with pytest.raises(SystemExit):
+        main(["run", "--quiet"])
+    assert seen[1].executor.kind == "local" and seen[1].executor.address is None
