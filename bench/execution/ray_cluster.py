@@ -38,6 +38,13 @@ def _import_ray() -> Any:
     return ray
 
 
+def _worker_environment() -> dict[str, str]:
+    """What every worker of the job gets: no usage stats, and this harness's settings (the model directory
+    `FLASHSPEECH_BENCH_MODELS` and the like), so actors on other nodes look for models where the driver does."""
+    ours = {k: v for k, v in os.environ.items() if k.startswith("FLASHSPEECH_BENCH_")}
+    return {**ours, **USAGE_STATS}
+
+
 @dataclass
 class _Pool:
     """The actors of one model and the units waiting for them."""
@@ -69,7 +76,7 @@ class RayExecutor(Executor):
                 "include_dashboard": False,
                 "logging_level": logging.WARNING,
                 "log_to_driver": True,
-                "runtime_env": {"env_vars": dict(USAGE_STATS)},
+                "runtime_env": {"env_vars": _worker_environment()},
             }
             if self.config.address:
                 options["address"] = self.config.address
