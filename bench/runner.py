@@ -30,6 +30,7 @@ from bench.execution import (
     UnitFailure,
     Worker,
     build_executor,
+    by_length,
     merge_shards,
     score_shards,
 )
@@ -117,7 +118,8 @@ def _generation_units(
     """Every (item, seed) slot of one system on one test set, the cache hits among them, and units for the rest.
 
     A deterministic system generates one entry per item (under seed 0's key) that serves every seed; `retime`
-    counts no hit, so every timing is this run's. Units hold about `shard_items` entries, whole batches each."""
+    counts no hit, so every timing is this run's. Units hold about `shard_items` entries, whole batches each, the
+    longest texts first."""
     description = system.describe()
     slots: list[Entry] = []
     hits: dict[str, Generated] = {}
@@ -131,6 +133,7 @@ def _generation_units(
                 hits[key] = hit[0]
             elif key not in hits and (not system.deterministic or seed == config.seeds[0]):
                 todo.append(Entry(item, seed, key))
+    todo.sort(key=lambda e: -len(e.item.text))  # longest texts first: batches of similar length (ties keep order)
     batch = system.batch_size
     per_unit = max(1, config.executor.shard_items // batch) * batch
     units = [
@@ -236,8 +239,9 @@ def _score(
     (unless the suite's `context_key`, what its rows see of the other samples, changes too). A system's samples are
     scored in units (shards at the suite's batch and item boundaries, each cached as soon as it is done, so a run
     killed while scoring keeps every shard it finished); their merged rows are cached under the system's key.
-    Suites that read timings (RTF) are rescored every run, never cached: the same audio must not replay another
-    run's speed."""
+    Shards take the samples longest first (`by_length`), so batches waste little on padding; rows come back in
+    generation order. Suites that read timings (RTF) are rescored every run, never cached: the same audio must not
+    replay another run's speed."""
     from tqdm.auto import tqdm
 
     scores: dict[str, list[ItemScore]] = {}
@@ -259,7 +263,7 @@ def _score(
                     rows[system] = cached
                     bar.update(len(group))
                     continue
-                for shard in score_shards(group, suite.batch_size, config.executor.shard_items):
+                for shard in score_shards(by_length(group), suite.batch_size, config.executor.shard_items):
                     key = cache.key(description, shard)
                     units.append(
                         ScoringUnit(suite.name, options, config.device, system, shard, key, str(cache.root), not timed)
@@ -276,7 +280,7 @@ def _score(
                 outcome = ScoredShard(failed, cannot_run=True)  # not cached: retried next run
             shards.setdefault(unit.system, []).append(outcome)
         for system, parts in shards.items():
-            rows[system] = merge_shards([p.rows for p in parts])
+            rows[system] = merge_shards([p.rows for p in parts], by_system[system])
             if not timed and len(parts) > 1 and not any(p.cannot_run for p in parts):
                 cache.put(keys[system], rows[system])
         scores[suite.name] = [r for system in by_system for r in rows[system]]

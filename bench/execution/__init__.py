@@ -8,7 +8,7 @@ from bench.execution.executor import (
     LocalExecutor,
     UnitFailure,
 )
-from bench.execution.units import Entry, GenerationUnit, ScoringUnit, Worker, merge_shards, score_shards
+from bench.execution.units import Entry, GenerationUnit, ScoringUnit, Worker, by_length, merge_shards, score_shards
 
 __all__ = [
     "Entry",
@@ -21,6 +21,7 @@ __all__ = [
     "UnitFailure",
     "Worker",
     "build_executor",
+    "by_length",
     "merge_shards",
     "score_shards",
 ]

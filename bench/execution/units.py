@@ -183,11 +183,27 @@ def score_shards(samples: Sequence[Sample], batch_size: int, target: int) -> lis
     return shards
 
 
-def merge_shards(shards: Sequence[Sequence[ItemScore]]) -> list[ItemScore]:
-    """One system's rows from its shards, as one `Suite.score` over all of them returns them: the per-sample
-    rows in order, then the rows over all seeds of an item (seed None) in order."""
+def by_length(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples with their items ordered by their longest sample, longest first (an item's seeds stay together,
+    in order; ties keep their order): a suite's batches, and a unit's shard, then hold clips of similar length."""
+    items: dict[str, list[Sample]] = {}
+    for sample in samples:
+        items.setdefault(sample.item.id, []).append(sample)
+    ordered = sorted(items.values(), key=lambda group: -max(s.duration for s in group))
+    return [s for group in ordered for s in group]
+
+
+def merge_shards(shards: Sequence[Sequence[ItemScore]], samples: Sequence[Sample]) -> list[ItemScore]:
+    """One system's rows from its shards, in the order of `samples` (the system's, as generated): the per-sample
+    rows, then the rows over all seeds of an item (seed None) in the order of their items."""
+    position = {(s.item.id, s.seed): i for i, s in enumerate(samples)}
+    first: dict[str, int] = {}
+    for i, s in enumerate(samples):
+        first.setdefault(s.item.id, i)
     rows = [r for shard in shards for r in shard]
-    return [r for r in rows if r.seed is not None] + [r for r in rows if r.seed is None]
+    per_sample = sorted((r for r in rows if r.seed is not None), key=lambda r: position.get((r.item_id, r.seed), -1))
+    per_item = sorted((r for r in rows if r.seed is None), key=lambda r: first.get(r.item_id, -1))
+    return per_sample + per_item
 
 
 @dataclass

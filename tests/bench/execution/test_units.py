@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.execution import ExecutorConfig, LocalExecutor, UnitFailure, merge_shards, score_shards
+from bench.execution import ExecutorConfig, LocalExecutor, UnitFailure, by_length, merge_shards, score_shards
 from bench.runner import run_benchmark
 from suites.base import ItemScore, Sample
 from tests.bench.execution.conftest import items
@@ -40,12 +40,30 @@ def test_score_shards_cut_only_at_batch_starts_between_items():
     assert score_shards([], 4, 4) == []
 
 
-def test_merged_shards_read_like_one_call():
+def test_longest_items_first_and_rows_back_in_generation_order():
+    samples = _samples([2, 1, 2])  # items i0, i1, i2
+    samples[1].audio = np.zeros(30, np.float32)  # i0 seed 1 is the longest clip; i2 next
+    samples[4].audio = np.zeros(20, np.float32)
+    ordered = by_length(samples)
+    assert [(s.item.id, s.seed) for s in ordered] == [("i0", 0), ("i0", 1), ("i2", 0), ("i2", 1), ("i1", 0)]
+
     def row(item, seed):
         return ItemScore("prosody", "s", item, seed)
 
-    merged = merge_shards([[row("a", 0), row("a", 1), row("a", None)], [row("b", 0), row("b", None)]])
-    assert [(r.item_id, r.seed) for r in merged] == [("a", 0), ("a", 1), ("b", 0), ("a", None), ("b", None)]
+    shards = [
+        [row("i0", 0), row("i0", 1), row("i0", None)],
+        [row("i2", 0), row("i2", 1), row("i2", None), row("i1", 0)],
+    ]
+    merged = merge_shards(shards, samples)
+    assert [(r.item_id, r.seed) for r in merged] == [
+        ("i0", 0),
+        ("i0", 1),
+        ("i1", 0),
+        ("i2", 0),
+        ("i2", 1),
+        ("i0", None),
+        ("i2", None),
+    ]
 
 
 class _Flaky:
