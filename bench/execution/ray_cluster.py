@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.execution.executor import Executor, ExecutorConfig, OnDone, Unit, UnitFailure
+from bench.execution.executor import Executor, ExecutorConfig, ExecutorError, OnDone, Unit, UnitFailure
 from bench.execution.units import Worker
 
 USAGE_STATS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_USAGE_STATS_PROMPT_ENABLED": "0"}
@@ -87,7 +87,24 @@ class RayExecutor(Executor):
                     options["object_store_memory"] = int(self.config.object_store_mb) << 20
             ray.init(**options)
             self._owns_connection = True
+        self._check_feasible()
         return self
+
+    def _check_feasible(self) -> None:
+        """An actor that asks for more than any node has would wait forever: say so instead."""
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        for resource, need, field_name in (
+            ("GPU", self.gpus, "gpus_per_actor"),
+            ("CPU", self.config.cpus_per_actor, "cpus_per_actor"),
+        ):
+            most = max((n.get(resource, 0.0) for n in nodes), default=0.0)
+            if need > most:
+                self.close()
+                raise ExecutorError(
+                    f"executor.{field_name} = {need:g}, but no node of the Ray cluster has more than "
+                    f"{most:g} {resource}"
+                    + (' (on a CPU-only cluster use device = "cpu" or gpus_per_actor = 0)' if resource == "GPU" else "")
+                )
 
     def close(self) -> None:
         if self._owns_connection and self.ray.is_initialized():

@@ -75,3 +75,12 @@ def test_a_unit_that_always_kills_its_worker_becomes_failed_items(make_config, c
     assert _generated(make_config.log) == {"a 0": 1, "c 0": 1}
     failed = results.aggregates.set_index(["system", "suite", "metric"])["value"][("t:ext", "generation", "failed")]
     assert failed == 1
+
+
+def test_an_actor_no_node_can_hold_is_an_error_not_a_hang(make_config, cluster):
+    from bench.execution import ExecutorConfig, ExecutorError, build_executor
+
+    executor = build_executor(ExecutorConfig(kind="ray", gpus_per_actor=1), "cpu")
+    with pytest.raises(ExecutorError, match=r"gpus_per_actor = 1, but no node .* has more than 0 GPU"), executor:
+        pass
+    assert ray.is_initialized()  # a cluster it did not start is left running
