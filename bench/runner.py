@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
@@ -161,7 +162,7 @@ def _collect(
     hits: dict[str, Generated],
     errors: dict[str, str | None],
     cache: GenerationCache,
-    run_started: str,
+    run_id: str,
 ) -> tuple[list[GenerationRecord], dict[tuple[str, int], Generated]]:
     """Records and audio for every slot, in test-set order (items, then seeds), read back from the cache: what
     this run generated is timed "this run", an earlier run's entries "cache". An item this run generated counts
@@ -172,7 +173,7 @@ def _collect(
     for entry in slots:
         generated = known.get(entry.key)
         if generated is None:
-            generated = _read_back(entry.key, errors.get(entry.key), cache, run_started, system.sample_rate)
+            generated = _read_back(entry.key, errors.get(entry.key), cache, run_id, system.sample_rate)
             if generated.error is None:
                 known[entry.key] = generated
         path = None if generated.error is not None else str(cache.paths(entry.key)[0])
@@ -181,9 +182,9 @@ def _collect(
     return records, audio
 
 
-def _read_back(key: str, error: str | None, cache: GenerationCache, run_started: str, sample_rate: int) -> Generated:
+def _read_back(key: str, error: str | None, cache: GenerationCache, run_id: str, sample_rate: int) -> Generated:
     hit = cache.get(key)
-    if hit is not None and timed_this_run(hit[0], run_started):
+    if hit is not None and timed_this_run(hit[0], run_id):
         generated = hit[0]
         generated.timed = {**generated.timed, "source": "this run"}
         return generated
@@ -273,15 +274,18 @@ def _score(
                 units, context=mine if needs_context else None, on_done=lambda unit, _: bar.update(unit.size)
             )
         shards: dict[str, list[ScoredShard]] = {}
+        shard_keys: dict[str, set[str]] = {}
         for unit, outcome in zip(units, outcomes, strict=True):
             if isinstance(outcome, UnitFailure):
                 error = outcome.message(unit)
                 failed = [ItemScore(suite.name, s.system, s.item.id, s.seed, error=error) for s in unit.samples]
                 outcome = ScoredShard(failed, cannot_run=True)  # not cached: retried next run
             shards.setdefault(unit.system, []).append(outcome)
+            shard_keys.setdefault(unit.system, set()).add(unit.key)
         for system, parts in shards.items():
             rows[system] = merge_shards([p.rows for p in parts], by_system[system])
-            if not timed and len(parts) > 1 and not any(p.cannot_run for p in parts):
+            # under the system's key too (a single shard's key differs when by_length reordered its samples)
+            if not timed and keys[system] not in shard_keys[system] and not any(p.cannot_run for p in parts):
                 cache.put(keys[system], rows[system])
         scores[suite.name] = [r for system in by_system for r in rows[system]]
         timings[f"score_{suite.name}_s"] = time.perf_counter() - start
@@ -310,7 +314,9 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     t0 = time.perf_counter()
     total = sum(len(m.items) for _, m in testsets) * len(config.seeds) * len(systems)
     needs_reconstruction = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
-    context = {**timing_context(config.device), "run_started": started.isoformat(timespec="seconds")}
+    # run_id tells this run's cache entries from an earlier run's, even one started in the same second
+    run_id = f"{started.isoformat(timespec='microseconds')}~{uuid.uuid4().hex[:8]}"
+    context = {**timing_context(config.device), "run_started": started.isoformat(timespec="seconds"), "run_id": run_id}
     worker = Worker()  # the local executor runs units with the driver's own systems and suites
     for system in systems:
         worker.adopt_system(system.config, config.device, system)
@@ -336,7 +342,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             errors.update(unit.failed(outcome.message(unit)) if isinstance(outcome, UnitFailure) else outcome)
         for testset, manifest, system, label, slots, hits in plans:
             items = {i.id: i for i in manifest.items}
-            recs, audio = _collect(system, label, slots, hits, errors, cache, context["run_started"])
+            recs, audio = _collect(system, label, slots, hits, errors, cache, context["run_id"])
             records.extend(recs)
             reconstructed: dict[str, np.ndarray | None] = {}
             for rec in recs:

@@ -23,14 +23,14 @@ from suites.base import CANNOT_RUN, ItemScore, Sample, Suite
 from suites.item import EvalItem
 
 
-def batch_id(label: str, number: int, run_started: str) -> str:
+def batch_id(label: str, number: int, run_id: str) -> str:
     """Unique across runs: a cache hit keeps the batch id, and so the run, that timed it."""
-    return f"{label}#{number}@{run_started}"
+    return f"{label}#{number}@{run_id}"
 
 
-def timed_this_run(generated: Generated, run_started: str) -> bool:
-    """Whether a cached generation was made (and timed) by the run that started at `run_started`."""
-    return str((generated.timed or {}).get("batch_id", "")).endswith(f"@{run_started}")
+def timed_this_run(generated: Generated, run_id: str) -> bool:
+    """Whether a cached generation was made (and timed) by the run `run_id` (the timing context's "run_id")."""
+    return str((generated.timed or {}).get("batch_id", "")).endswith(f"@{run_id}")
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,14 @@ class GenerationUnit:
         earlier attempt of this unit) are skipped, so a retried unit never generates an item twice."""
         system = worker.system(self.config, self.system, self.device)
         cache = GenerationCache(Path(self.cache_root))
-        run_started = str(self.context.get("run_started", ""))
+        run_id = str(self.context.get("run_id", ""))
         outcome: dict[str, str | None] = {}
         todo: list[tuple[int, list[Entry]]] = []
         for number, start in enumerate(range(0, len(self.entries), self.batch_size)):
             batch = []
             for entry in self.entries[start : start + self.batch_size]:
                 hit = cache.get(entry.key)
-                if hit is not None and (not self.retime or timed_this_run(hit[0], run_started)):
+                if hit is not None and (not self.retime or timed_this_run(hit[0], run_id)):
                     outcome[entry.key] = None
                 else:
                     batch.append(entry)
@@ -107,7 +107,7 @@ class GenerationUnit:
             **self.context,
             "source": "this run",
             "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "batch_id": batch_id(self.label, number, str(self.context.get("run_started", ""))),
+            "batch_id": batch_id(self.label, number, str(self.context.get("run_id", ""))),
             "load": monitor.report.as_dict() if monitor.report else None,
         }
         for generated in results:

@@ -101,7 +101,7 @@ def test_generation_cache_records_where_and_when_timings_were_measured(tmp_path,
     for key in ("host", "device", "cpu", "torch", "git_commit", "code_version"):
         assert timed[key] == context[key], key
     assert timed["source"] == "this run" and timed["measured_at"]
-    run = context["run_started"]
+    run = context["run_id"]
     assert timed["batch_id"] in (f"t:slow#0@{run}", f"t:slow#1@{run}")
     assert set(timed["load"]) >= {"others_cores", "steal_fraction", "load1", "contended"}
     items = outcome.results.items
