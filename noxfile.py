@@ -134,6 +134,14 @@ def speed(session: nox.Session) -> None:
 
 
 @nox.session
+def history(session: nox.Session) -> None:
+    """Trend report of a config's runs across commits from an MLflow store, e.g. `nox -s history --
+    --tracking-uri http://mlflow:5000 --config smoke --out outputs/history` (see .ci/regression)."""
+    _install(session, "-e", ".")
+    session.run("flashspeech-bench", "history", *session.posargs)
+
+
+@nox.session
 def scaling(session: nox.Session) -> None:
     """Scoring throughput against the number of Ray actors, e.g. `nox -s scaling -- --model whisper:base
     --actors 1 2 --out docs/measurements/ray-scaling-whisper-base-cpu` (a benchmark: run it on a quiet machine)."""

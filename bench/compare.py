@@ -185,7 +185,7 @@ def compare(
                 blocker, excluded = timing_blocker(rule, system, b_use, c_use, device_note)
                 if test := stat_row(row, rule, base, cand, config, blocker):
                     tests.append((row, rule, test))
-                margin = config.timing_margin_note if rule.same_device else ""
+                margin = config.margin_notes.get(rule.metric) or (config.timing_margin_note if rule.same_device else "")
                 row.note = "; ".join(filter(None, [row.note, excluded, margin]))
             if evaluator and config.allow_evaluator_change and base is not None and cand is not None:
                 row.note = "; ".join(filter(None, [evaluator.replace("changed:", "changed (allowed):", 1), row.note]))

@@ -124,6 +124,7 @@ class GateConfig:
     # a `calibrate-rtf` result (rtf-noise.json): the timing rules' allowed_rel becomes its recommended margin
     rtf_noise: str | None = None
     timing_margin_note: str = ""  # where the timing rules' margin came from (set with rtf_noise)
+    margin_notes: dict[str, str] = field(default_factory=dict)  # metric -> where its margin came from (history)
 
     def __post_init__(self) -> None:
         if self.rtf_noise:
@@ -155,7 +156,8 @@ class GateConfig:
         """Config fields, `defaults` (keep the default rules and failure rules; true) and `metrics` =
         {"<suite>.<metric>": {rule fields} (override that metric's rule, or add one) | false (drop it)}."""
         data = dict(data)
-        unknown = set(data) - ({f.name for f in fields(cls)} - {"rules", "dropped", "timing_margin_note"})
+        derived = {"rules", "dropped", "timing_margin_note", "margin_notes"}  # set by the code, not by a config
+        unknown = set(data) - ({f.name for f in fields(cls)} - derived)
         unknown -= {"defaults", "metrics"}
         if unknown:
             raise GateConfigError(f"gate: unknown key(s) {', '.join(sorted(unknown))}")

@@ -36,6 +36,7 @@ from bench.execution import (
     score_shards,
 )
 from bench.execution.units import ScoredShard, timed_this_run
+from bench.lineage import lock_digest
 from bench.results import (
     AGGREGATE_COLUMNS,
     GenerationRecord,
@@ -48,7 +49,7 @@ from bench.results import (
 )
 from bench.systems import Generated, System, build_systems, prompt_clip
 from bench.testsets.manifest import Manifest, load_manifest
-from flashspeech.foundation.environment import cpu_model, environment, git_commit
+from flashspeech.foundation.environment import cpu_model, environment, git_branch, git_commit
 from suites.base import ItemScore, Need, Sample, Suite, evaluator_fingerprint
 from suites.item import EvalItem
 
@@ -254,14 +255,15 @@ def _score(
         for sample in mine:
             by_system.setdefault(sample.system, []).append(sample)
         description = {**suite.describe(), "context": suite.context_key(mine)}
-        keys = {system: cache.key(description, group) for system, group in by_system.items()}
+        # over the samples in shard order: a system scored as one shard is cached once, under its system key
+        keys = {system: cache.key(description, by_length(group)) for system, group in by_system.items()}
         rows: dict[str, list[ItemScore]] = {}
         units: list[ScoringUnit] = []
         with tqdm(total=len(mine), desc=f"scoring {suite.name}", unit="item", disable=not progress) as bar:
             for system, group in by_system.items():
                 cached = None if timed else cache.get(keys[system])
                 if cached is not None:
-                    rows[system] = cached
+                    rows[system] = merge_shards([cached], group)  # a shard's rows are in by_length order
                     bar.update(len(group))
                     continue
                 for shard in score_shards(by_length(group), suite.batch_size, config.executor.shard_items):
@@ -284,7 +286,6 @@ def _score(
             shard_keys.setdefault(unit.system, set()).add(unit.key)
         for system, parts in shards.items():
             rows[system] = merge_shards([p.rows for p in parts], by_system[system])
-            # under the system's key too (a single shard's key differs when by_length reordered its samples)
             if not timed and keys[system] not in shard_keys[system] and not any(p.cannot_run for p in parts):
                 cache.put(keys[system], rows[system])
         scores[suite.name] = [r for system in by_system for r in rows[system]]
@@ -388,6 +389,8 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             "started": started.isoformat(),
             "finished": dt.datetime.now(dt.timezone.utc).isoformat(),
             "git_commit": context["git_commit"],
+            "branch": git_branch(),
+            "lock_sha256": lock_digest(),
             "generated": generated,
             "cached": cached,
             "wall_s": stage_s,

@@ -270,6 +270,21 @@ def _terminate(client: MlflowClient, run_id: str, status: str) -> None:
         client.set_terminated(run_id, status)
 
 
+def open_client(uri: str, create: bool = False) -> MlflowClient:
+    """An `MlflowClient` bound to `uri`, MLflow quieted; a SQLite store that does not exist is an error unless
+    `create` (reading must never leave an empty database behind)."""
+    from mlflow import MlflowClient
+
+    quiet_mlflow()
+    database = _sqlite_path(uri)
+    if database is not None and not create and not database.is_file():
+        raise FileNotFoundError(f"no MLflow database at {database}: pass the tracking URI the runs were logged to")
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    with _store_warnings_silenced():
+        return MlflowClient(uri)
+
+
 def _sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the working directory unless absolute)."""
     return Path(uri.removeprefix("sqlite:///").split("?")[0]).resolve() if uri.startswith("sqlite:///") else None
@@ -298,19 +313,15 @@ def log_results(
     `artifacts` maps a name in the parent run's artifacts (``report.md``, ``plots``) to a file or directory;
     `audio_samples` maps a system to a few audio files, logged under ``audio/`` in its run.
     """
-    from mlflow import MlflowClient
+    from bench.lineage import Lineage
 
-    quiet_mlflow()
     artifacts, audio_samples = dict(artifacts or {}), dict(audio_samples or {})
     systems = _systems(results)
     _check_inputs(systems, artifacts, audio_samples)
 
     resolved = tracking_uri(output_dir, uri)
-    database = _sqlite_path(resolved)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
+    client = open_client(resolved, create=True)
     with _store_warnings_silenced():
-        client = MlflowClient(resolved)
         experiment_id = _experiment(client, experiment, resolved)
 
     meta = results.metadata
@@ -318,6 +329,7 @@ def log_results(
     commit = _git_commit(meta)
     device = str(env.get("device", "unknown"))
     common = {DEVICE_TAG: device} | ({COMMIT_TAG: commit, "mlflow.source.git.commit": commit} if commit else {})
+    common |= Lineage.of(meta).tags()  # what `--gate auto` and `history` select runs by
     name = run_name or str((meta.get("run") or {}).get("name") or DEFAULT_EXPERIMENT)
 
     params = _Entries(MAX_PARAM_LENGTH)
@@ -380,14 +392,10 @@ def _log_system(
 def load_run_results(run_id: str, uri: str | None = None) -> Results:
     """The `Results` logged with a parent run (a system's run resolves to its parent); `uri`: MLflow's default."""
     import mlflow
-    from mlflow import MlflowClient
 
-    quiet_mlflow()
     resolved = uri or mlflow.get_tracking_uri()
-    if (database := _sqlite_path(resolved)) is not None and not database.is_file():  # never create an empty one
-        raise FileNotFoundError(f"no MLflow database at {database}: pass the tracking URI the run was logged to")
+    client = open_client(resolved)
     with _store_warnings_silenced():
-        client = MlflowClient(resolved)
         run = client.get_run(run_id)
     if run.data.tags.get(KIND_TAG) == "system" and run.data.tags.get(PARENT_TAG):
         run_id = run.data.tags[PARENT_TAG]

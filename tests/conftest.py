@@ -7,6 +7,8 @@ import torch
 
 from bench.testsets.synth import VOICES, CorpusConfig, build_corpus
 
+pytest_plugins = ["tests.fixtures.mlflow_server"]  # the loopback `mlflow server` fixture
+
 SMALL_VOICES = ("m1", "f3", "f5", "klatt4")  # two training, two held-out voices
 
 

@@ -5,7 +5,8 @@ Subcommands:
   model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
   shapes          the paper's ablation shapes (Tables 2-5) checked on benchmark runs, as Markdown
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
-  compare         regression gate between two runs (results directories or MLflow run ids)
+  compare         regression gate between two runs (results directories, MLflow run ids, tags, auto)
+  history         trend report of a config's runs across commits from MLflow (Markdown, HTML, departures)
   speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
   data synth      build the synthetic corpus (cached; resumes; deterministic)
   data natural    build the natural-voice corpus (flite, piper, hibari); --export / --check the committed sets
@@ -38,6 +39,7 @@ from bench.cli.commands import (
     cmd_train,
     cmd_validate,
 )
+from bench.cli.regression import add_auto_gate_options, add_history_parser
 from flashspeech import __version__
 
 
@@ -52,6 +54,10 @@ def _add_gate_options(p: argparse.ArgumentParser, when: str = "") -> None:
         help=f"{when}compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
     )
     p.add_argument("--rtf-noise", default=None, help=f"{when}RTF margin from a calibrate-rtf result (rtf-noise.json)")
+    add_auto_gate_options(p)
+    p.add_argument(
+        "--require-baseline", action="store_true", help=f"{when}exit 3 when auto (or tag:) finds no baseline run"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,7 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--retime", action="store_true", help="regenerate cached generations so every timing (RTF) is this run's"
     )
-    p.add_argument("--gate", default=None, metavar="BASELINE", help="compare with a baseline run; exit 3 on regression")
+    p.add_argument(
+        "--gate",
+        default=None,
+        metavar="BASELINE",
+        help="compare with a baseline (results dir, MLflow run id, tag:K=V, or auto); exit 3 on regression",
+    )
     _add_gate_options(p, when="with --gate: ")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_run)
@@ -130,11 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_shapes)
 
     p = commands.add_parser("compare", help="regression gate: exit 3 if CANDIDATE regresses against BASELINE")
-    p.add_argument("baseline", help="results directory or MLflow run id")
+    p.add_argument("baseline", help="results directory, MLflow run id, tag:KEY=VALUE or auto (with --tracking-uri)")
     p.add_argument("candidate", help="results directory or MLflow run id")
     p.add_argument("--tracking-uri", dest="tracking_uri", default=None)
     _add_gate_options(p)
     p.set_defaults(func=cmd_compare)
+
+    add_history_parser(commands)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
     p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")

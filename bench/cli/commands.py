@@ -192,11 +192,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     if tracking is not None:
         print(f"mlflow: {tracking}")
     if args.gate:
+        from bench.cli.regression import no_baseline_note, record_gate, resolve_baseline
         from bench.compare import compare, load_results
+        from bench.tracking import tracking_uri
 
         gate = _gate_config(args)
-        report = compare(load_results(args.gate, uri=config.tracking_uri), results, gate, args.gate, "this run")
+        uri = tracking.uri if tracking is not None else tracking_uri(outcome.output_dir, config.tracking_uri)
+        logged = tracking.run_id if tracking is not None else None
+        baseline = resolve_baseline(args.gate, results.metadata, uri, args, gate, exclude=(logged,))
+        if baseline is None:
+            no_baseline_note(args.gate_report)
+            record_gate(uri, logged, None, None)
+            return 3 if args.require_baseline else 0
+        report = compare(load_results(baseline, uri=uri), results, gate, baseline, "this run")
         _emit_gate(report, args.gate_report)
+        record_gate(uri, logged, report.passed, baseline)
         return 0 if report.passed else 3
     return 0
 
@@ -253,11 +263,21 @@ def _headline(results) -> str:  # type: ignore[no-untyped-def]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from bench.cli.regression import no_baseline_note, resolve_baseline
     from bench.compare import compare, load_results
 
-    baseline = load_results(args.baseline, uri=args.tracking_uri)
+    gate = _gate_config(args)
     candidate = load_results(args.candidate, uri=args.tracking_uri)
-    report = compare(baseline, candidate, _gate_config(args), args.baseline, args.candidate)
+    ref = args.baseline
+    if ref.startswith("tag:") or ref == "auto":
+        if not args.tracking_uri:
+            raise SystemExit(f"compare {ref}: needs --tracking-uri (the store to choose the baseline from)")
+        ref = resolve_baseline(ref, candidate.metadata, args.tracking_uri, args, gate, exclude=(args.candidate,))
+        if ref is None:
+            no_baseline_note(args.gate_report)
+            return 3 if args.require_baseline else 0
+    baseline = load_results(ref, uri=args.tracking_uri)
+    report = compare(baseline, candidate, gate, ref, args.candidate)
     _emit_gate(report, args.gate_report)
     return 0 if report.passed else 3
 

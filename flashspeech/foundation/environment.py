@@ -58,3 +58,22 @@ def cpu_model() -> str | None:
 def git_commit() -> str | None:
     """The commit of the checkout the code runs from (wherever the run was started)."""
     return command_output(["git", "rev-parse", "HEAD"], cwd=str(Path(__file__).resolve().parent))
+
+
+BRANCH_VARIABLES = (
+    "FLASHSPEECH_BENCH_BRANCH",
+    "GITHUB_HEAD_REF",  # a pull request's source branch (GITHUB_REF_NAME is then "<n>/merge")
+    "GITHUB_REF_NAME",
+    "CI_COMMIT_REF_NAME",  # GitLab
+    "BRANCH_NAME",  # Jenkins
+)
+
+
+def git_branch() -> str | None:
+    """The branch a run belongs to: `FLASHSPEECH_BENCH_BRANCH`, else the CI's variable (GitHub Actions, GitLab,
+    Jenkins; CI checkouts are often a detached HEAD), else the checkout's branch; None when detached and unnamed."""
+    for name in BRANCH_VARIABLES:
+        if value := os.environ.get(name, "").strip():
+            return value
+    branch = command_output(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=str(Path(__file__).resolve().parent))
+    return None if branch in (None, "HEAD") else branch

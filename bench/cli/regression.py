@@ -1,0 +1,108 @@
+"""CLI pieces of regression tracking: `history`, and the gate's baseline resolution (`auto`, `tag:K=V`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from bench.regression.auto import AUTO, REPO
+
+
+def add_history_parser(commands: Any) -> None:
+    from bench.regression.history import DEFAULT_METRICS
+
+    p = commands.add_parser("history", help="trend report of a config's runs across commits (from MLflow)")
+    p.add_argument("--tracking-uri", dest="tracking_uri", required=True, help="the MLflow store (sqlite:///..., http)")
+    p.add_argument("--config", default=None, help="the runs of this config name (default: every config)")
+    p.add_argument("--branch", default=None, help="only this branch's runs (default: all)")
+    p.add_argument("--metric", action="append", default=None, help=f"metric to follow (default: {DEFAULT_METRICS})")
+    p.add_argument("--last", type=int, default=None, help="the most recent N runs only")
+    p.add_argument("--window", type=int, default=8, help="runs before a point that make its band")
+    p.add_argument("--k", type=float, default=3.0, help="band half-width in robust standard deviations")
+    p.add_argument("--out", default="outputs/history", help="directory for history.md / .html / .csv")
+    p.add_argument("--fail-on-departure", action="store_true", help="exit 3 when the latest run left a band (worse)")
+    p.set_defaults(func=cmd_history)
+
+
+def add_auto_gate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline-branch", default="main", help="with auto: the branch baselines come from")
+    p.add_argument(
+        "--git-repo", default=None, help="with auto: the clone whose history decides ancestry (default: ours)"
+    )
+    p.add_argument(
+        "--noise-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with auto: widen each margin to 3 sd of the metric over the N nearest baseline runs (N >= 3)",
+    )
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from bench.regression.history import DEFAULT_METRICS, HistoryConfig, history_table
+    from reports.history import write_history
+
+    config = HistoryConfig(
+        config=args.config,
+        branch=args.branch,
+        metrics=tuple(args.metric or DEFAULT_METRICS),
+        last=args.last,
+        window=args.window,
+        k=args.k,
+    )
+    table, runs = history_table(args.tracking_uri, config)
+    paths = write_history(table, runs, args.out, args.config)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    print(markdown)
+    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    if args.fail_on_departure and len(table):
+        latest = table[table["order"] == table["order"].max()]
+        return 3 if (latest["left_band"] == "worse").any() else 0
+    return 0
+
+
+def resolve_baseline(
+    ref: str, candidate_meta: dict[str, Any], uri: str, args: argparse.Namespace, gate: Any, exclude: tuple = ()
+) -> str | None:
+    """The results reference (directory or MLflow run id) the gate compares with: `ref` itself, the run that
+    `tag:K=V` names, or for `auto` the run `bench.regression.baseline` chooses (printed with what it skipped;
+    None when none qualifies). With `auto` and --noise-runs, `gate`'s margins widen to the baselines' noise."""
+    from bench.regression.auto import auto_baseline, find_tagged, noise_margins
+
+    if ref.startswith("tag:"):
+        run = find_tagged(uri, ref)
+        print(f"baseline: run {run.label} (tags {ref[4:]})")
+        return run.run_id
+    if ref != AUTO:
+        return ref
+    repo = Path(args.git_repo) if args.git_repo else REPO
+    choice = auto_baseline(candidate_meta, uri, args.baseline_branch, exclude, repo)
+    print(choice.describe())
+    if choice.run is not None and args.noise_runs:
+        for line in noise_margins(gate, choice, uri, args.noise_runs):
+            print(f"  {line}")
+    return None if choice.run is None else choice.run.run_id
+
+
+def record_gate(uri: str | None, run_id: str | None, passed: bool | None, baseline: str | None) -> None:
+    """Tag the logged run with the gate's outcome ("passed" | "failed" | "no baseline")."""
+    if not uri or not run_id:
+        return
+    from bench.regression.store import GATE_BASELINE_TAG, GATE_TAG, tag_run
+
+    outcome = "no baseline" if passed is None else "passed" if passed else "failed"
+    tag_run(uri, run_id, {GATE_TAG: outcome, **({GATE_BASELINE_TAG: baseline} if baseline else {})})
+
+
+def no_baseline_note(path: str | None) -> None:
+    text = "## Regression gate\n\nNo baseline run qualifies (see the log): nothing was compared; the gate passes.\n"
+    print("\n" + text)
+    for target in filter(None, (path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+        with Path(target).open("a", encoding="utf-8") as fh:
+            fh.write(text + "\n")

@@ -1,0 +1,76 @@
+"""Metric histories from a real MLflow store: bands, the commit where a regression started, the trend report."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench.regression.history import HistoryConfig, departures, history_table, mark_bands
+from reports.history import write_history
+from tests.bench.regression.conftest import log_synthetic
+
+REGRESSED_AT = 5  # FlashSpeech's WER goes from 0.10 to 0.40 at this commit and stays there
+
+
+def _log_sequence(uri, tmp_path, history, count=8, regressed_at=REGRESSED_AT):
+    for k, commit in enumerate(history.main[:count]):
+        log_synthetic(uri, tmp_path / "out", commit, seed=k, wer=0.40 if k >= regressed_at else 0.10)
+
+
+def _check_history(uri, tmp_path, history, regressed_at):
+    table, runs = history_table(uri, HistoryConfig(config="nightly", metrics=("wer.wer_mean", "similarity.sim_o")))
+    assert [r.lineage.commit for r in runs] == history.main[: len(runs)]
+    found = departures(table)
+    wer = found[found["metric"] == "wer.wer_mean"]
+    assert wer[["system", "commit"]].values.tolist() == [["flashspeech@1", history.main[regressed_at]]]
+    assert not (found["system"] == "ground_truth").any()  # its WER never moved
+    # SIM-o moved with the WER (toy: 0.8 - WER): down is worse, and it is found at the same commit
+    sim = found[found["metric"] == "similarity.sim_o"]
+    assert sim["commit"].tolist() in ([], [history.main[regressed_at]])
+    paths = write_history(table, runs, tmp_path / "report", "nightly")
+    markdown = paths["markdown"].read_text()
+    assert history.main[regressed_at][:8] in markdown and "flashspeech@1" in markdown
+    assert '<img src="data:image/png;base64,' in paths["html"].read_text()
+    back = pd.read_csv(paths["csv"])
+    assert len(back) == len(table) and back["departure"].sum() == len(found)
+
+
+def test_history_finds_the_commit_where_wer_regressed_sqlite(tmp_path, history):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _log_sequence(uri, tmp_path, history)
+    _check_history(uri, tmp_path, history, REGRESSED_AT)
+
+
+@pytest.mark.slow
+def test_history_on_a_loopback_mlflow_server(tmp_path, history, mlflow_server):
+    url, _ = mlflow_server
+    _log_sequence(url, tmp_path, history, count=6, regressed_at=4)
+    _check_history(url, tmp_path, history, 4)
+
+
+def test_bands_follow_each_device_for_timings_and_ignore_noise_within_the_ci():
+    rows = []
+    for order in range(8):
+        for device, rtf in (("cuda:H200", 0.01), ("cpu:EPYC", 0.5)):
+            # the H200 gets 3x slower from run 6 on; the CPU runs jitter within their CI
+            value = rtf * (3 if device == "cuda:H200" and order >= 6 else 1) * (1 + 0.02 * (-1) ** order)
+            half = 0.05 * rtf
+            rows.append(
+                {
+                    "order": order,
+                    "run_id": f"r{order}{device}",
+                    "commit": f"c{order}",
+                    "started": order,
+                    "device_model": device,
+                    "system": "fs@1",
+                    "metric": "rtf.rtf",
+                    "value": value,
+                    "ci_low": value - half,
+                    "ci_high": value + half,
+                }
+            )
+    table = mark_bands(pd.DataFrame(rows))
+    assert set(table["series"]) == {"cuda:H200", "cpu:EPYC"}
+    found = departures(table)
+    assert found[["series", "commit"]].values.tolist() == [["cuda:H200", "c6"]]
+    assert table.loc[table["order"] < 3, "band_center"].isna().all()  # fewer than 3 runs before: no band yet
