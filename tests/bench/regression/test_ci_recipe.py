@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.regression.store import GATE_BASELINE_TAG, list_runs
+
 SCRIPT = Path(".ci/regression").resolve()
 CONFIG = """
 name = "ci-dry"
@@ -63,3 +65,7 @@ def test_the_ci_recipe_gates_against_the_previous_run_and_writes_the_job_summary
     text = summary.read_text()
     assert text.count("# History: ci-dry") == 2 and "Regression gate" in text
     assert (out / "history" / "history.html").is_file() and (out / "run" / "report.html").is_file()
+    runs = list_runs(env["MLFLOW_TRACKING_URI"])
+    assert [r.gate for r in runs] == ["no baseline", "passed"]  # the gate's outcome, tagged on each run
+    assert runs[1].tags[GATE_BASELINE_TAG] == runs[0].run_id
+    assert runs[1].lineage == runs[0].lineage and runs[1].lineage.lock_sha256 and runs[1].lineage.branch == "main"
