@@ -20,9 +20,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from bench.regression.history import departures
-from bench.regression.store import StoredRun
+from bench.regression.store import GATE_BASELINE_TAG, StoredRun
 from flashspeech.foundation.files import write_text_atomic
 from reports.html import CSS, html_table
+from reports.markdown import md_table
 from reports.plots import figure_png
 
 
@@ -37,10 +38,7 @@ def _commit(value: object) -> str:
 
 
 def _md(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "(none)\n"
-    head = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns) + "\n"
-    return head + "".join("| " + " | ".join(_fmt(v) for v in row) + " |\n" for row in frame.itertuples(index=False))
+    return md_table(frame.map(_fmt) if len(frame) else frame) + "\n"
 
 
 def departure_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -65,7 +63,7 @@ def gate_failures(runs: Sequence[StoredRun]) -> pd.DataFrame:
             "run": [r.run_id[:8] for r in failed],
             "commit": [_commit(r.lineage.commit) for r in failed],
             "started": [f"{r.started:%Y-%m-%d %H:%M}" for r in failed],
-            "baseline": [(r.tags.get("flashspeech_bench.gate_baseline") or "?")[:8] for r in failed],
+            "baseline": [(r.tags.get(GATE_BASELINE_TAG) or "?")[:8] for r in failed],
         }
     )
 

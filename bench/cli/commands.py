@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -223,11 +222,9 @@ def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def _emit_gate(report, markdown_path) -> None:  # type: ignore[no-untyped-def]
-    text = report.to_markdown()
-    print("\n" + text)
-    for target in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
-        with open(target, "a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    from bench.cli.regression import publish_markdown
+
+    publish_markdown(report.to_markdown(), markdown_path)
 
 
 def _print_problems(results, limit: int = 10) -> None:  # type: ignore[no-untyped-def]

@@ -54,11 +54,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     )
     table, runs = history_table(args.tracking_uri, config)
     paths = write_history(table, runs, args.out, args.config)
-    markdown = paths["markdown"].read_text(encoding="utf-8")
-    print(markdown)
-    if summary := os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown + "\n")
+    publish_markdown(paths["markdown"].read_text(encoding="utf-8"))
     for name, path in paths.items():
         print(f"{name}: {path}")
     if args.fail_on_departure and len(table):
@@ -100,9 +96,15 @@ def record_gate(uri: str | None, run_id: str | None, passed: bool | None, baseli
     tag_run(uri, run_id, {GATE_TAG: outcome, **({GATE_BASELINE_TAG: baseline} if baseline else {})})
 
 
-def no_baseline_note(path: str | None) -> None:
-    text = "## Regression gate\n\nNo baseline run qualifies (see the log): nothing was compared; the gate passes.\n"
+def publish_markdown(text: str, path: str | None = None) -> None:
+    """Print Markdown and append it to `path` and to the CI job summary (`$GITHUB_STEP_SUMMARY`), when set."""
     print("\n" + text)
     for target in filter(None, (path, os.environ.get("GITHUB_STEP_SUMMARY"))):
         with Path(target).open("a", encoding="utf-8") as fh:
             fh.write(text + "\n")
+
+
+def no_baseline_note(path: str | None) -> None:
+    publish_markdown(
+        "## Regression gate\n\nNo baseline run qualifies (see the log): nothing was compared; the gate passes.\n", path
+    )

@@ -11,7 +11,7 @@ from bench.lineage import TAG_PREFIX, Lineage
 from bench.regression.baseline import DEFAULT_BRANCH, BaselineChoice, choose_baseline
 from bench.regression.noise import DEFAULT_K, apply_history_noise
 from bench.regression.store import StoredRun, list_runs, run_metrics
-from bench.tracking import DEFAULT_EXPERIMENT, open_client
+from bench.tracking import DEFAULT_EXPERIMENT
 
 AUTO = "auto"
 REPO = Path(__file__).resolve().parents[2]  # the checkout whose history decides ancestry
@@ -46,7 +46,6 @@ def find_tagged(uri: str, ref: str, experiment: str = DEFAULT_EXPERIMENT) -> Sto
             raise ValueError(f"{ref}: expected tag:KEY=VALUE[,KEY=VALUE...]")
         key = key.strip() if "." in key else TAG_PREFIX + key.strip()
         wanted[key] = value.strip()
-    open_client(uri)  # a missing SQLite store is an error, not an empty answer
     commit_tag = TAG_PREFIX + "commit"
 
     def matches(run: StoredRun) -> bool:

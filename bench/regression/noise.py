@@ -31,6 +31,7 @@ def apply_history_noise(config: GateConfig, history: pd.DataFrame, k: float = DE
         rows = history[history["metric"] == rule.metric]
         if rows.empty:  # a rule on an items column ("wer.wer") reads its mean's aggregate ("wer.wer_mean")
             rows = history[history["metric"] == f"{rule.metric}_mean"]
+        relative = rule.allowed_rel is not None and rule.same_device  # timings: a fraction of the baseline
         spread = 0.0
         for _, values in rows.groupby("system")["value"]:
             values = values.dropna()
@@ -38,14 +39,12 @@ def apply_history_noise(config: GateConfig, history: pd.DataFrame, k: float = DE
                 continue
             sd = float(values.std(ddof=1))
             mean = float(values.mean())
-            if rule.allowed_rel is not None and rule.same_device:
-                spread = max(spread, k * sd / abs(mean) if mean else math.inf)
-            else:
-                spread = max(spread, k * sd)
+            scale = (abs(mean) if mean else 0.0) if relative else 1.0  # relative: sd as a fraction of the mean
+            spread = max(spread, k * sd / scale if scale else math.inf)
         counted = rows.groupby("system")["value"].count().max() if len(rows) else 0
         if not counted or counted < MIN_RUNS:
             note = f"margin as configured: {int(counted or 0)} baseline run(s) with {rule.metric}, {MIN_RUNS} needed"
-        elif rule.allowed_rel is not None and rule.same_device:
+        elif relative:
             rule.allowed_rel = max(rule.allowed_rel, spread)
             spread_text = f"k={k:g} x sd over {counted} baseline runs: {100 * spread:.1f} %"
             note = f"margin {100 * rule.allowed_rel:.1f} % ({spread_text})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -13,8 +14,9 @@ from bench.tracking import DEFAULT_EXPERIMENT, KIND_TAG, PARENT_TAG, SYSTEM_TAG,
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+    from mlflow.entities import Run
 
-GATE_TAG = TAG_PREFIX + "gate"  # "passed" | "failed", set after `run --gate`
+GATE_TAG = TAG_PREFIX + "gate"  # "passed" | "failed" | "no baseline", set after `run --gate`
 GATE_BASELINE_TAG = TAG_PREFIX + "gate_baseline"  # the baseline run the gate compared with
 
 
@@ -26,9 +28,13 @@ class StoredRun:
     started: dt.datetime
     status: str
     lineage: Lineage
-    gate: str | None = None
     name: str = ""
     tags: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def gate(self) -> str | None:
+        """The gate's outcome tagged on the run (None: it was not gated)."""
+        return self.tags.get(GATE_TAG)
 
     @property
     def label(self) -> str:
@@ -41,6 +47,17 @@ def _experiment_id(client: MlflowClient, experiment: str) -> str | None:
     return None if found is None else found.experiment_id
 
 
+def _search(client: MlflowClient, experiment_id: str, query: str) -> Iterator[Run]:
+    """Every run of the experiment that matches `query`, page after page."""
+    token = None
+    while True:
+        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
 def list_runs(uri: str, experiment: str = DEFAULT_EXPERIMENT, config: str | None = None) -> list[StoredRun]:
     """The experiment's benchmark runs (parents), oldest first; only `config`'s when given. FINISHED or not:
     callers decide (a FAILED run is one whose logging broke)."""
@@ -51,26 +68,17 @@ def list_runs(uri: str, experiment: str = DEFAULT_EXPERIMENT, config: str | None
     query = f"tags.`{KIND_TAG}` = 'parent'"
     if config is not None:
         query += f" and tags.`{TAG_PREFIX}config` = '{config}'"
-    runs = []
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], query, max_results=1000, page_token=token)
-        for run in page:
-            tags = dict(run.data.tags)
-            runs.append(
-                StoredRun(
-                    run_id=run.info.run_id,
-                    started=dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc),
-                    status=run.info.status,
-                    lineage=Lineage.from_tags(tags),
-                    gate=tags.get(GATE_TAG),
-                    name=run.info.run_name or "",
-                    tags=tags,
-                )
-            )
-        token = page.token
-        if not token:
-            break
+    runs = [
+        StoredRun(
+            run_id=run.info.run_id,
+            started=dt.datetime.fromtimestamp(run.info.start_time / 1000, dt.timezone.utc),
+            status=run.info.status,
+            lineage=Lineage.from_tags(run.data.tags),
+            name=run.info.run_name or "",
+            tags=dict(run.data.tags),
+        )
+        for run in _search(client, experiment_id, query)
+    ]
     return sorted(runs, key=lambda r: (r.started, r.run_id))
 
 
@@ -84,30 +92,24 @@ def run_metrics(uri: str, runs: list[StoredRun], experiment: str = DEFAULT_EXPER
         return pd.DataFrame(columns=columns)
     rows: list[dict[str, Any]] = []
     wanted = {r.run_id for r in runs}
-    token = None
-    while True:
-        page = client.search_runs([experiment_id], f"tags.`{KIND_TAG}` = 'system'", max_results=1000, page_token=token)
-        for child in page:
-            parent = child.data.tags.get(PARENT_TAG)
-            if parent not in wanted:
+    for child in _search(client, experiment_id, f"tags.`{KIND_TAG}` = 'system'"):
+        parent = child.data.tags.get(PARENT_TAG)
+        if parent not in wanted:
+            continue
+        metrics = child.data.metrics
+        for key, value in metrics.items():
+            if key.endswith((".ci_low", ".ci_high")):
                 continue
-            metrics = child.data.metrics
-            for key, value in metrics.items():
-                if key.endswith((".ci_low", ".ci_high")):
-                    continue
-                rows.append(
-                    {
-                        "run_id": parent,
-                        "system": child.data.tags.get(SYSTEM_TAG, child.info.run_name),
-                        "metric": key,
-                        "value": value,
-                        "ci_low": metrics.get(f"{key}.ci_low"),
-                        "ci_high": metrics.get(f"{key}.ci_high"),
-                    }
-                )
-        token = page.token
-        if not token:
-            break
+            rows.append(
+                {
+                    "run_id": parent,
+                    "system": child.data.tags.get(SYSTEM_TAG, child.info.run_name),
+                    "metric": key,
+                    "value": value,
+                    "ci_low": metrics.get(f"{key}.ci_low"),
+                    "ci_high": metrics.get(f"{key}.ci_high"),
+                }
+            )
     return pd.DataFrame(rows, columns=columns)
 
 
