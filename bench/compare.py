@@ -2,12 +2,15 @@
 
 Each rule of the config (`bench.gate_config`: rules and margins; failures and per-sample flags such as
 `defects.defective` are counted), plus a `<suite>.failed` rule per suite with an error column, gives one row per
-system: its statistic, interval and test (`bench.gate_rows`). A metric REGRESSES when its estimate is worse than
-the margin and significantly so after Holm's adjustment over every gating comparison of the report; improvements
-mirror regressions. `same_device` rules (RTF) need one device. A suite whose evaluator fingerprint
-(`suites.base.evaluator_fingerprint`) differs between the runs is "not comparable" and fails, unless
-`allow_evaluator_change`. `GateReport` holds the rows and renders them for a CI job summary; `load_results` reads
-either run from a results directory or an MLflow run id.
+system: its statistic, interval and test (`bench.gate_rows`). A metric REGRESSES when its estimate is worse than the
+margin and significantly so after Holm's adjustment over every gating comparison of the report; improvements mirror
+regressions; an estimate beyond the margin that is not significant reads "worse (not significant)" (it does not
+fail). `same_device` rules (RTF) need one device. A gating row that cannot compare (too few items, other device,
+contended or borrowed timings, evaluator changed) is "not comparable" and fails: the gate fails closed, unless the
+config allows that metric (`allow_incomparable`, `--allow-incomparable`) or, for a changed evaluator fingerprint
+(`suites.base.evaluator_fingerprint`), `allow_evaluator_change`. Items of the baseline missing from the candidate (a
+shrunken test set) fail as a `testset.items` row. `GateReport` holds the rows and renders them for a CI job summary;
+`load_results` reads either run from a results directory or an MLflow run id.
 """
 
 from __future__ import annotations
@@ -33,8 +36,18 @@ from bench.results import Results
 from bench.stats import GateTest, holm
 from suites.base import evaluator_fingerprint
 
-VERDICTS = ("regressed", "improved", "unchanged", "not comparable", "missing")
+VERDICTS = (
+    "regressed",
+    "improved",
+    "worse (not significant)",
+    "better (not significant)",
+    "unchanged",
+    "not comparable",
+    "missing",
+)
 NOT_MEASURED = "not measured per item in either run"
+FAILS_CLOSED = "a gating metric must compare: fails (allow it with --allow-incomparable METRIC)"
+ALLOWED_INCOMPARABLE = "not comparable, allowed (--allow-incomparable)"
 
 
 @dataclass
@@ -69,7 +82,7 @@ class GateReport:
             f"({self.candidate_device}). The reports' statistics (means; Σ/Σ ratios: corpus WER, RTF) over the items"
             f" both runs scored, failures counted; Δ = candidate − baseline; CI: unadjusted {100 * (1 - self.alpha):g}"
             " % paired bootstrap over clusters (items sharing a speaker or text; timings: a batch; with too few"
-            " clusters, items within their cluster: see the note), or Mann-Whitney:"
+            " clusters, a paired sign-flip test over items: see the note), or Mann-Whitney:"
             " medians, Hodges-Lehmann Δ, Moses CI, rank-biserial r; allowed: the margin; n: items / clusters.",
             f"p: Holm-adjusted over {self.comparisons} comparisons, family-wise α = {self.alpha:g}.",
             "",
@@ -198,7 +211,30 @@ def compare(
         row.verdict = test.verdict(row.p_value, alpha, harm, abs(row.allowed))
     for row, rule in rows:
         row.fails = rule.gate and (row.fails or row.verdict == "regressed")
+        if rule.gate and row.verdict == "not comparable":  # fails closed: a gating row compares or fails
+            allowed = rule.incomparable_allowed(config.allow_incomparable)
+            row.fails = not allowed
+            row.note = "; ".join(filter(None, [row.note, ALLOWED_INCOMPARABLE if allowed else FAILS_CLOSED]))
     ordered = sorted((r for r, _ in rows), key=lambda r: shared.index(r.system))  # rules keep their order
+    for system in shared:  # the candidate lost items the baseline had: a shrunken set must not pass as "better"
+        lost = sorted(b_ids[system] - c_ids[system])
+        if lost:
+            more = f", … ({len(lost) - 5} more)" if len(lost) > 5 else ""
+            ordered.append(
+                ComparisonRow(
+                    system,
+                    "testset.items",
+                    "regressed",
+                    baseline=float(len(b_ids[system])),
+                    candidate=float(len(c_ids[system])),
+                    delta=float(len(c_ids[system]) - len(b_ids[system])),
+                    allowed=0.0,
+                    test="count",
+                    higher_is_better=True,
+                    note=f"{len(lost)} item(s) of the baseline missing in the candidate: {', '.join(lost[:5])}{more}",
+                    fails=config.fail_on_missing,
+                )
+            )
     for systems, side, fails in ((only_b, "baseline", config.fail_on_missing), (only_c, "candidate", False)):
         ordered += [
             ComparisonRow(s, "(all)", "missing", note=f"system only in the {side}", fails=fails) for s in systems

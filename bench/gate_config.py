@@ -69,6 +69,10 @@ class MetricRule:
         if any(v is not None and not v >= 0 for v in (self.allowed_abs, self.allowed_rel)):
             raise GateConfigError(f"{self.metric}: allowed_abs / allowed_rel are magnitudes (>= 0)")
 
+    def incomparable_allowed(self, allowed: list[str]) -> bool:
+        """Whether a "not comparable" row of this rule passes: named in `allowed` (or "*" there)."""
+        return "*" in allowed or self.metric in allowed
+
     @property
     def suite(self) -> str:
         return self.metric.split(".", 1)[0]
@@ -116,7 +120,11 @@ class GateConfig:
     alpha: float = 0.05  # family-wise, over the gating comparisons (Holm)
     resamples: int = 10000  # the smallest bootstrap p is 2 / (resamples + 1)
     seed: int = 0
-    min_paired: int = MIN_CLUSTERS  # fewer clusters (Mann-Whitney: items) to compare: "not comparable"
+    min_paired: int = MIN_CLUSTERS  # fewer clusters: the sign-flip test over items (Mann-Whitney: not comparable)
+    min_flip_units: int = 6  # fewer items (timings: batch clusters) for the sign-flip test: "not comparable"
+    # gating metrics allowed to be "not comparable" without failing ("*": every one); by default a gating row
+    # either compares or fails the gate
+    allow_incomparable: list[str] = field(default_factory=list)
     fail_on_missing: bool = True  # a system or metric the baseline has and the candidate lacks fails the gate
     failure_rules: bool = True  # a `<suite>.failed` count rule for every suite with an error column
     allow_evaluator_change: bool = False  # compare a suite's metrics although its evaluator fingerprint changed
@@ -176,8 +184,14 @@ class GateConfig:
             base = asdict(rules[metric]) if metric in rules else {"metric": metric}
             rules[metric] = MetricRule(**{**base, **spec})
         config = cls(rules=list(rules.values()), dropped=dropped, **data)
-        if not 0 < config.alpha < 1 or config.resamples < 100 or config.min_paired < 2:
-            raise GateConfigError("gate: alpha must be in (0, 1), resamples >= 100 and min_paired >= 2")
+        if not 0 < config.alpha < 1 or config.resamples < 100 or config.min_paired < 2 or config.min_flip_units < 1:
+            raise GateConfigError(
+                "gate: alpha must be in (0, 1), resamples >= 100, min_paired >= 2 and min_flip_units >= 1"
+            )
+        if not isinstance(config.allow_incomparable, list) or not all(
+            isinstance(m, str) for m in config.allow_incomparable
+        ):
+            raise GateConfigError("gate.allow_incomparable: expected a list of '<suite>.<metric>' names (or '*')")
         return config
 
     @classmethod

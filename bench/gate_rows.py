@@ -1,19 +1,20 @@
 """The rows of the regression gate (`bench.compare`): what each run can use of a metric, and per system the
 statistic, its interval and its test.
 
-Statistic: the one the reports show, over the (item, seed) samples both runs scored: the mean of
-`<suite>.<metric>`, or a ratio of sums (`numerator` / `denominator` columns: corpus WER = Σ(S+D+I) / Σ ref_words,
-RTF = Σ time / Σ audio). Uncertainty: a paired bootstrap over clusters (`bench.stats.clusters`): items linked by a
-shared speaker or text, or for timings by a shared batch. With fewer than `min_paired` clusters but at least as
-many items, items are resampled within their cluster (conditional on the test set's speakers; the note says so;
-never for timings); fewer items than that is "not comparable". A bootstrap row's p is twice the smaller one-sided
-tail beyond the margin: unadjusted, p < alpha iff the (1 - alpha) percentile CI shown excludes the margin (up to
-the +1 of the tail count). `mannwhitney` (unpaired, items taken as independent) tests a shift beyond the margin and
-reports the Hodges-Lehmann shift with its Moses CI (the shifts that test does not reject) and the rank-biserial r.
-`<suite>.failed` counts over the (item, seed) samples both runs attempted; every suite with an error column gets
-such a rule (no new failure allowed) unless the config names it. A 0/1 flag (`FLAG_METRICS`: a defective sample,
-an ASR hallucination) is counted the same way, over the samples both runs scored. `same_device` rules (RTF) use
-only samples timed in this run on an uncontended machine.
+Statistic: the one the reports show, over the (item, seed) samples both runs scored: the mean of `<suite>.<metric>`,
+or a ratio of sums (`numerator` / `denominator` columns: corpus WER = Σ(S+D+I) / Σ ref_words, RTF = Σ time / Σ
+audio). Uncertainty: a paired bootstrap over clusters (`bench.stats.clusters`): items linked by a shared speaker or
+text, or for timings by a shared batch. With fewer than `min_paired` clusters (the shipped sets: 16 items on a few
+voices), a paired sign-flip test over items (timings: over the batch clusters), exact up to 16 units, conditional on
+the test set's items and voices (the note says so); fewer than `min_flip_units` units is "not comparable", which
+fails a gating rule unless the config allows it (`allow_incomparable`). A bootstrap row's p is twice the smaller
+one-sided tail beyond the margin: unadjusted, p < alpha iff the (1 - alpha) percentile CI shown excludes the margin
+(up to the +1 of the tail count). `mannwhitney` (unpaired, items taken as independent) tests a shift beyond the
+margin and reports the Hodges-Lehmann shift with its Moses CI (the shifts that test does not reject) and the
+rank-biserial r. `<suite>.failed` counts over the (item, seed) samples both runs attempted; every suite with an
+error column gets such a rule (no new failure allowed) unless the config names it. A 0/1 flag (`FLAG_METRICS`: a
+defective sample, an ASR hallucination) is counted the same way, over the samples both runs scored. `same_device`
+rules (RTF) use only samples timed in this run on an uncontended machine.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import pandas as pd
 
 from bench.gate_config import GateConfig, MetricRule
 from bench.results import AGGREGATE_COLUMNS, Results
-from bench.stats import GateTest, ShiftTest, bootstrap_test, clusters, strata
+from bench.stats import EXACT_SIGN_FLIPS, GateTest, ShiftTest, bootstrap_test, clusters, sign_flip_test
 
 PROVENANCE = ("batch_id", "timing_source", "contended")  # items columns a timing rule needs
 
@@ -214,33 +215,42 @@ def stat_row(
     row.rel_delta = row.delta / abs(row.baseline) if row.baseline else math.nan
     cluster = {} if blocker or unpaired else _clusters(list(x.index), base, cand, rule.same_device)
     row.n_clusters = len(set(cluster.values()))
-    # few speakers but enough items: resample within speakers (not for timings: a batch shares one timing)
-    scheme, within = strata(cluster, config.min_paired) if cluster and not rule.same_device else ("clusters", None)
-    n, unit = (row.n_paired, "item(s) to compare") if unpaired else (row.n_clusters, "independent clusters")
-    too_few = f"only {n} {unit} (min_paired {config.min_paired})" if n < config.min_paired else ""
-    if scheme == "within":
-        too_few = ""
+    # few clusters: a sign-flip test over items (timings: over clusters of batches), conditional on them
+    flip = not unpaired and row.n_clusters < config.min_paired
+    units = (row.n_clusters if rule.same_device else row.n_paired) if flip else 0
+    if unpaired:
+        n, need, unit = row.n_paired, config.min_paired, "item(s) to compare"
+    elif flip:
+        n, need, unit = units, config.min_flip_units, "batch clusters" if rule.same_device else "items"
+    else:
+        n, need, unit = row.n_clusters, config.min_paired, "independent clusters"
+    too_few = f"only {n} {unit} (at least {need} needed to test)" if n < need else ""
     if blocker or too_few or row.higher_is_better is None:
         row.verdict, row.note = "not comparable", blocker or too_few or "direction unknown: set higher_is_better"
         return None
     alpha, worse = config.alpha if rule.alpha is None else rule.alpha, -1.0 if row.higher_is_better else 1.0
     tau = rule.allowed(row.baseline)
     row.allowed = worse * tau
+    rng = np.random.default_rng([config.seed, zlib.crc32(f"{row.system}\0{rule.metric}".encode())])
     if shift is not None:
         test: GateTest | None = shift.gate(worse, tau, alpha)
         row.note = f"unpaired: {len(x)} baseline vs {len(y)} candidate items"
-    else:
-        rng = np.random.default_rng([config.seed, zlib.crc32(f"{row.system}\0{rule.metric}".encode())])
-        if within is None:
+    elif flip:
+        if rule.same_device:  # a batch shares one timing: its items swap together
             b, c = (f.groupby(f.index.map(cluster))[["num", "den"]].sum() for f in (x, y))
-        else:  # per item (x, y are sorted by item id, as `within` is)
+        else:
             b, c = x, y
-            row.note = (
-                f"{row.n_clusters} clusters < min_paired {config.min_paired}: {row.n_paired} items resampled within "
-                "their cluster (the interval holds for this test set's speakers, not for new ones)"
-            )
+        how = f"exact over all 2^{units}" if units <= EXACT_SIGN_FLIPS else f"{config.resamples} random"
+        row.note = (
+            f"{row.n_clusters} clusters < min_paired {config.min_paired}: paired sign-flip test over {units} "
+            f"{unit} ({how} label swaps), conditional on this test set's items and voices (not for new ones)"
+        )
         sums = [(f["num"].to_numpy(), f["den"].to_numpy()) for f in (b, c)]
-        test = bootstrap_test(sums[0], sums[1], worse, tau, alpha, config.resamples, rng, within)
+        test = sign_flip_test(sums[0], sums[1], worse, tau, alpha, config.resamples, rng)
+    else:
+        b, c = (f.groupby(f.index.map(cluster))[["num", "den"]].sum() for f in (x, y))
+        sums = [(f["num"].to_numpy(), f["den"].to_numpy()) for f in (b, c)]
+        test = bootstrap_test(sums[0], sums[1], worse, tau, alpha, config.resamples, rng)
     if test is None:
         row.verdict, row.note = "not comparable", "the statistic is undefined in most resamples"
         return None

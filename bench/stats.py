@@ -8,6 +8,9 @@
   den = 1 per row): both runs' sums are taken over the same resampled clusters.
 - `tail_p`: a bootstrap p-value: the share of draws on the null side of a margin, (1 + hits) / (1 + draws). It
   is the exact dual of the percentile interval: p < a/2 iff the (1 - a) percentile interval excludes the margin.
+- `sign_flip_test`: the paired randomisation test of a difference of ratios over few units (exact over all 2^n
+  label swaps up to 16 units, Monte Carlo above), conditional on the units: what the gate uses when a test set has
+  fewer clusters than MIN_CLUSTERS (the shipped sets: 16 items on a few voices), where a bootstrap undercovers.
 - `holm`: Holm's step-down adjustment, controlling the family-wise error.
 - `ShiftTest`: the Mann-Whitney test of a location shift, its Hodges-Lehmann estimate, the Moses interval (the
   shifts the same test does not reject) and the rank-biserial correlation.
@@ -31,6 +34,7 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 
@@ -144,11 +148,17 @@ class GateTest:
 
     def verdict(self, p_value: float, alpha: float, harm: float, margin: float) -> str:
         """Regressed / improved when `p_value` (Holm-adjusted or not) <= alpha, the smaller one-sided p points
-        that way and the estimate lies beyond the margin (`harm`: the estimate, positive = worse)."""
+        that way and the estimate lies beyond the margin (`harm`: the estimate, positive = worse); an estimate
+        beyond the margin that is not significant is "worse (not significant)" / "better (not significant)",
+        never "unchanged"."""
         if p_value <= alpha and self.p_worse <= self.p_better and harm > margin:
             return "regressed"
         if p_value <= alpha and self.p_better < self.p_worse and harm < -margin:
             return "improved"
+        if harm > margin:
+            return "worse (not significant)"
+        if harm < -margin:
+            return "better (not significant)"
         return "unchanged"
 
 
@@ -171,6 +181,95 @@ def bootstrap_test(
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
     harm = worse * draws
     return GateTest(float(low), float(high), tail_p(harm, margin, upper=False), tail_p(harm, -margin, upper=True))
+
+
+EXACT_SIGN_FLIPS = 16  # up to this many units every one of the 2^n assignments is enumerated; above, Monte Carlo
+
+
+def sign_flips(n: int, resamples: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(S, exact): rows of 0/1 swap indicators over n paired units. Exact: all 2^n rows (n <= EXACT_SIGN_FLIPS);
+    else `resamples` random rows plus the identity (the observed assignment counts as one of the draws)."""
+    if n <= EXACT_SIGN_FLIPS:
+        codes = np.arange(2**n, dtype=np.int64)
+        return ((codes[:, None] >> np.arange(n)) & 1).astype(np.float64), True
+    draws = rng.integers(0, 2, (resamples, n)).astype(np.float64)
+    return np.vstack([np.zeros((1, n)), draws]), False
+
+
+def _swapped_deltas(flips: np.ndarray, base: tuple[np.ndarray, np.ndarray], cand: tuple[np.ndarray, np.ndarray]):
+    """Δ = Σnum_c/Σden_c - Σnum_b/Σden_b under each row of swaps (1: unit j's baseline and candidate exchanged)."""
+    (num_b, den_b), (num_c, den_c) = base, cand
+    keep = 1.0 - flips
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = (keep @ num_c + flips @ num_b) / (keep @ den_c + flips @ den_b)
+        b = (keep @ num_b + flips @ num_c) / (keep @ den_b + flips @ den_c)
+    return c - b
+
+
+def sign_flip_test(
+    base: tuple[np.ndarray, np.ndarray],
+    cand: tuple[np.ndarray, np.ndarray],
+    worse: float,
+    margin: float,
+    alpha: float,
+    resamples: int,
+    rng: np.random.Generator,
+) -> GateTest | None:
+    """Paired randomisation (sign-flip) test of a difference of ratios over n paired units (entry j: unit j's
+    Σnum, Σden in each run), conditional on these units: under "no change beyond the margin" the candidate's
+    values, shifted by the margin (num - shift·den), are exchangeable with the baseline's unit by unit, so every
+    assignment of the labels within a unit is equally likely. Exact over all 2^n assignments up to
+    EXACT_SIGN_FLIPS units (smallest one-sided p 2^-n), else `resamples` random ones. The interval is the
+    test's inversion: the shifts neither one-sided test rejects at alpha / 2 (bisection). None when the
+    statistic is undefined."""
+    (num_b, den_b), (num_c, den_c) = (tuple(np.asarray(a, dtype=np.float64) for a in side) for side in (base, cand))
+    n = num_b.size
+    if n == 0:
+        return None
+    flips, _ = sign_flips(n, resamples, rng)
+
+    def p_beyond(shift: float, upper: bool) -> float:
+        """One-sided p of "Δ > shift" (upper) or "Δ < shift" against the null "Δ = shift"."""
+        deltas = _swapped_deltas(flips, (num_b, den_b), (num_c - shift * den_c, den_c))
+        observed = deltas[0]  # row 0 swaps nothing: the runs as observed
+        finite = deltas[np.isfinite(deltas)]
+        if not math.isfinite(observed) or finite.size < flips.shape[0] // 2:
+            return math.nan
+        tol = 1e-12 * max(1.0, abs(observed))
+        hits = np.count_nonzero(finite >= observed - tol if upper else finite <= observed + tol)
+        return float(hits / finite.size)
+
+    p_up, p_down = p_beyond(worse * margin, worse > 0), p_beyond(-worse * margin, worse < 0)
+    if not (math.isfinite(p_up) and math.isfinite(p_down)):
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = float(num_c.sum() / den_c.sum() - num_b.sum() / den_b.sum())
+    low = _invert(lambda d: p_beyond(d, upper=True), delta, alpha / 2, below=True)
+    high = _invert(lambda d: p_beyond(d, upper=False), delta, alpha / 2, below=False)
+    return GateTest(low, high, p_up, p_down)
+
+
+def _invert(p_of: Any, estimate: float, level: float, below: bool) -> float:
+    """The interval's end on one side of `estimate`: the shift d beyond which `p_of(d)` (monotone in d) falls to
+    `level` or below, by bisection; +-inf when even a far shift is not rejected (too few units)."""
+    step = max(abs(estimate), 1e-3)
+    sign = -1.0 if below else 1.0
+    far = estimate
+    for _ in range(40):  # expand until rejected
+        far = estimate + sign * step
+        if p_of(far) <= level:
+            break
+        step *= 2
+    else:
+        return -math.inf if below else math.inf
+    near = estimate
+    for _ in range(40):
+        mid = (near + far) / 2
+        if p_of(mid) <= level:
+            far = mid
+        else:
+            near = mid
+    return float((near + far) / 2)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

@@ -118,3 +118,52 @@ def test_aggregates_resample_the_speakers_of_the_generation_records():
     assert (table.loc["rtf", "ci_low"], table.loc["rtf", "ci_high"]) != pytest.approx(
         (unclustered.loc["rtf", "ci_low"], unclustered.loc["rtf", "ci_high"])
     )
+
+
+def test_sign_flip_test_is_exact_on_few_items_and_finds_a_consistent_shift():
+    from bench.stats import sign_flip_test
+
+    rng = np.random.default_rng(0)
+    wer = rng.uniform(0.0, 0.2, 12)
+    ones = np.ones(12)
+    # identical runs: nothing beyond a margin, either way; the interval holds 0
+    same = sign_flip_test((wer, ones), (wer, ones), 1.0, 0.01, 0.05, 1000, rng)
+    assert same.p_worse == 1.0 and same.p_better == 1.0 and same.ci_low <= 0 <= same.ci_high
+    # every item 0.1 worse: the smallest exact one-sided p over 12 items is 2^-12 (only the observed labelling)
+    worse = sign_flip_test((wer, ones), (wer + 0.1, ones), 1.0, 0.01, 0.05, 1000, rng)
+    assert worse.p_worse == pytest.approx(2.0**-12) and worse.p_better == 1.0
+    assert 0.01 < worse.ci_low <= 0.1 <= worse.ci_high
+    # higher is better (SIM): a drop is worse
+    drop = sign_flip_test((wer, ones), (wer - 0.1, ones), -1.0, 0.01, 0.05, 1000, rng)
+    assert drop.p_worse == pytest.approx(2.0**-12) and drop.p_better == 1.0
+
+
+def test_sign_flip_test_counts_the_margin_and_mixed_signs():
+    from bench.stats import sign_flip_test
+
+    rng = np.random.default_rng(1)
+    base = rng.uniform(0.05, 0.3, 10)
+    ones = np.ones(10)
+    # a shift inside the margin is not beyond it
+    inside = sign_flip_test((base, ones), (base + 0.005, ones), 1.0, 0.01, 0.05, 1000, rng)
+    assert inside.p_worse > 0.5
+    # half the items much worse, half unchanged: weaker evidence than all worse
+    mixed = base + np.where(np.arange(10) % 2 == 0, 0.2, 0.0)
+    half = sign_flip_test((base, ones), (mixed, ones), 1.0, 0.01, 0.05, 1000, rng)
+    assert 2.0**-10 < half.p_worse < 0.05
+    # a ratio of sums (corpus WER = errors / words) is shifted by margin x words, item by item
+    errors, words = rng.integers(0, 4, 10).astype(float), rng.integers(8, 20, 10).astype(float)
+    ratio = sign_flip_test((errors, words), (errors + 0.5 * words, words), 1.0, 0.01, 0.05, 1000, rng)
+    assert ratio.p_worse == pytest.approx(2.0**-10) and ratio.ci_low > 0.01
+
+
+def test_sign_flip_test_monte_carlo_above_sixteen_units():
+    from bench.stats import sign_flip_test, sign_flips
+
+    flips, exact = sign_flips(40, 2000, np.random.default_rng(0))
+    assert not exact and flips.shape == (2001, 40) and not flips[0].any()
+    rng = np.random.default_rng(2)
+    base = rng.uniform(0, 1, 40)
+    ones = np.ones(40)
+    test = sign_flip_test((base, ones), (base + 0.2, ones), 1.0, 0.0, 0.05, 2000, rng)
+    assert test.p_worse == pytest.approx(1 / 2001, rel=0.5) and test.p_better == 1.0

@@ -6,6 +6,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.results import Results
@@ -61,6 +62,10 @@ def synthetic_results(
     results = toy_results(n_items=48, seed=seed, systems=(("flashspeech@1", 1, wer), ("ground_truth", None, 0.05)))
     items = results.items  # two items per speaker: 24 clusters, enough for the gate's paired bootstrap
     items["speaker"] = "spk" + (items["item_id"].str.removeprefix("item-").astype(int) // 2).astype(str)
+    timed = items["rtf.rtf"].notna()  # each sample timed alone, in this run, on a quiet machine
+    items["batch_id"] = (items["system"] + "/" + items["item_id"] + "/" + items["seed"].astype(str)).where(timed)
+    items["timing_source"] = np.where(timed, "this run", None)
+    items["contended"] = np.where(timed, False, None)
     kind, model = device_model.split(":", 1)
     meta = results.metadata
     meta["run"] = {
