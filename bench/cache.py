@@ -1,15 +1,17 @@
 """Content-addressed caches: a finished benchmark regenerates and rescores nothing; an interrupted one resumes.
 
-Generation key = `fingerprint` (sha256 of canonical JSON) of (`GENERATION_KEY_VERSION`, the system's
-`describe()` — config, checkpoint sha256, codec —, the item's text, prompt file identity and clip, and the
-seed). Each entry is `<key>.wav` plus `<key>.json` (timings, where/when/under what load they were measured, and
-system metadata), both written atomically, the JSON last: an entry exists only when its JSON does. Failed
-generations are not cached (they are retried next time). A cache hit's audio is reused; its timings are an
-earlier run's and come back marked `source: "cache"`, so they are never reported or gated as this run's speed.
+Generation key = `fingerprint` (sha256 of canonical JSON) of (`GENERATION_KEY_VERSION`, the system's `describe()` —
+config, checkpoint sha256, codec — with its `code_digest()` (the source that generates: the `flashspeech` package
+and the system adapters; an external program's stated fingerprint), the item's text, prompt file identity and clip,
+and the seed). Each entry is `<key>.wav` plus `<key>.json` (timings, where/when/under what load they were measured,
+and system metadata), both written atomically, the JSON last: an entry exists only when its JSON does. Failed
+generations are not cached (they are retried next time). A cache hit's audio is reused; its timings are an earlier
+run's and come back marked `source: "cache"`, so they are never reported or gated as this run's speed.
 
-Score key = sha256 of (`SCORE_KEY_VERSION`, the suite's description and cross-sample context, and every sample's
-identity and audio digest). Suites that read timings (RTF) are never score-cached (the runner rescores them every
-run: they load no model): identical audio must not replay an earlier run's speed.
+Score key = sha256 of (`SCORE_KEY_VERSION`, the suite's description, cross-sample context and code digest (the
+`suites` package and `flashspeech.foundation`), and every sample's identity and audio digest). Suites that read
+timings (RTF) are never score-cached (the runner rescores them every run: they load no model): identical audio must
+not replay an earlier run's speed.
 
 When what determines a cached value changes, bump the version: old entries are then never hit (they can be
 deleted), rather than kept alive by compatibility code.
@@ -32,8 +34,8 @@ from flashspeech.foundation.hashing import canonical_json, fingerprint
 from suites.base import ItemScore
 from suites.item import EvalItem
 
-GENERATION_KEY_VERSION = 3  # 3: canonical-JSON key text (`fingerprint`); describe() records the sampling plan
-SCORE_KEY_VERSION = 3  # 3: the suite description hashed as canonical JSON (`canonical_json`)
+GENERATION_KEY_VERSION = 4  # 4: the generating code's digest is part of the key; 3: canonical-JSON key text
+SCORE_KEY_VERSION = 4  # 4: the suites' code digest is part of the key; 3: canonical-JSON suite description
 
 
 def _file_identity(path: str | None) -> dict[str, Any] | None:

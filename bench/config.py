@@ -3,14 +3,18 @@
 A config names the test sets, the systems (with their step counts), the seeds, the suites with their
 backends, the device and the output directory. Any field can be overridden from the command line with
 `--set dotted.key=<TOML value>`, e.g. `--set seeds=[0,1,2]`, `--set systems.0.steps=[1,2]`,
-`--set suites.wer.backend="hubert"`.
+`--set suites.wer.backend="hubert"`. Every value is checked when the config loads (`typed_fields`), before
+anything runs; an error names the dotted key.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
-from collections.abc import Sequence
+import types
+import typing
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,6 +27,10 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
+
+# the fewest bootstrap resamples for a 95 % percentile interval: 40 puts one draw beyond each 2.5 % tail
+MIN_BOOTSTRAP_RESAMPLES = 40
+_TOML_STARTS = ('"', "'", "[", "{")  # an override value starting so must be TOML (else a bare word is a string)
 
 
 class ConfigError(ValueError):
@@ -63,75 +71,182 @@ class BenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
+        """The config of a TOML table, every value checked (`typed_fields`; systems by `SystemConfig.from_dict`)."""
         data = copy.deepcopy(data)
-        known = set(cls.__dataclass_fields__)
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: {sorted(known)}")
+        values = typed_fields(cls, data, skip=("systems",))
+        systems = data.get("systems", [])
+        if not isinstance(systems, list):
+            raise ConfigError(f"systems: expected a list of tables, got {systems!r}")
+        for i, entry in enumerate(systems):
+            if not isinstance(entry, dict):
+                raise ConfigError(f"systems.{i}: expected a table, got {entry!r}")
         try:
-            data["testsets"] = [TestSetConfig(**t) for t in data.get("testsets", [])]
-        except TypeError as exc:
-            raise ConfigError(f"bad test set entry: {exc}") from exc
-        executor = data.get("executor", {})
-        if not isinstance(executor, dict):
-            raise ConfigError(f"executor: expected a table, got {executor!r}")
-        unknown = set(executor) - set(ExecutorConfig.__dataclass_fields__)
-        if unknown:
-            known_keys = sorted(ExecutorConfig.__dataclass_fields__)
-            raise ConfigError(f"executor: unknown keys {sorted(unknown)}; known: {known_keys}")
-        data["executor"] = ExecutorConfig(**executor)
-        try:
-            data["systems"] = [SystemConfig.from_dict(s, f"systems.{i}") for i, s in enumerate(data.get("systems", []))]
+            values["systems"] = [SystemConfig.from_dict(s, f"systems.{i}") for i, s in enumerate(systems)]
         except SystemConfigError as exc:
             raise ConfigError(str(exc)) from exc
-        config = cls(**data)
+        config = cls(**values)
         config.validate()
         return config
 
     def validate(self) -> None:
+        """Check what the types alone do not: something to run, and each value's range."""
         if not self.testsets:
             raise ConfigError("no test sets: add at least one [[testsets]] entry")
         if not self.systems:
             raise ConfigError("no systems: add at least one [[systems]] entry")
-        if not self.seeds or any(not isinstance(s, int) for s in self.seeds):
-            raise ConfigError(f"seeds must be a non-empty list of integers, got {self.seeds!r}")
+        if not self.seeds or any(not _is_int(s) for s in self.seeds):
+            raise ConfigError(f"seeds: expected a non-empty list of integers, got {self.seeds!r}")
+        for i, testset in enumerate(self.testsets):
+            if testset.max_items is not None and (not _is_int(testset.max_items) or testset.max_items < 1):
+                raise ConfigError(f"testsets.{i}.max_items: expected an integer >= 1, got {testset.max_items!r}")
+        resamples = self.bootstrap_resamples
+        if not _is_int(resamples) or resamples < MIN_BOOTSTRAP_RESAMPLES:
+            raise ConfigError(
+                f"bootstrap_resamples: expected an integer >= {MIN_BOOTSTRAP_RESAMPLES}, got {resamples!r}"
+            )
         try:
             self.executor.validate()
         except ExecutorError as exc:
             raise ConfigError(str(exc)) from exc
 
 
-def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+def typed_fields(cls: type, data: Any, where: str = "", *, skip: Collection[str] = ()) -> dict[str, Any]:
+    """The keyword arguments of dataclass `cls` from the TOML table `data` (at dotted key `where`): only its
+    fields, every required one, each value of its annotated type (a nested dataclass built from its table).
+    Keys in `skip` are known but left out, for the caller to build. Raises ConfigError naming the dotted key."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        keys = ", ".join(prefix + str(k) for k in unknown)
+        raise ConfigError(f"{keys}: unknown key{'s' if len(unknown) > 1 else ''} (known: {', '.join(fields)})")
+    for name, f in fields.items():
+        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{prefix}{name}: missing (a required key)")
+    hints = typing.get_type_hints(cls)
+    return {k: _typed(v, hints[k], prefix + k) for k, v in data.items() if k not in skip}
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """`value` checked against the type `hint` (dataclasses built from their tables); ConfigError naming `key`."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:
+            return _typed(value, options[0], key)
+        for option in options:
+            try:
+                return _typed(value, option, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
+        item = args[0] if args else Any
+        return [_typed(v, item, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {value!r}")
+        item = args[1] if args else Any
+        return {k: _typed(v, item, f"{key}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(hint):
+        return value if isinstance(value, hint) else hint(**typed_fields(hint, value, key))
+    checks = {bool: _is_bool, int: _is_int, float: _is_number, str: lambda v: isinstance(v, str)}
+    if hint not in checks:
+        raise TypeError(f"{key}: no check for type {hint!r}")  # a field type this function does not know yet
+    if not checks[hint](value):
+        raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
+    return value
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _describe(hint: Any) -> str:
+    """`hint` in words, for an error message."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(hint):
+        return "a table"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any, known: Collection[str] | None = None) -> None:
+    """Set `dotted` (`a.0.b`: table keys and list indexes) in `data`, making the missing tables on the way;
+    `known`: the top-level keys there may be. Raises ConfigError naming the `--set` key."""
     keys = dotted.split(".")
+    if not all(keys):
+        raise ConfigError(f"--set {dotted}: empty key in the dotted path")
+    if known is not None and keys[0] not in known:
+        raise ConfigError(f"--set {dotted}: unknown key {keys[0]!r} (known: {', '.join(known)})")
     node: Any = data
-    for i, key in enumerate(keys[:-1]):
-        nxt = keys[i + 1]
-        node = node[int(key)] if isinstance(node, list) else node.setdefault(key, [] if nxt.isdigit() else {})
-    last = keys[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        where = ".".join(keys[:depth])  # the path of `node`
+        if isinstance(node, list):
+            if not key.isdigit():
+                raise ConfigError(f"--set {dotted}: {where} is a list: expected an index, got {key!r}")
+            if int(key) >= len(node):
+                label = keys[depth - 1] if depth and not keys[depth - 1].isdigit() else "entries"
+                raise ConfigError(f"--set {dotted}: index {key} out of range ({len(node)} {label})")
+            index: int | str = int(key)
+        elif isinstance(node, dict):
+            index = key
+            if not last and key not in node:
+                node[key] = [] if keys[depth + 1].isdigit() else {}
+        else:
+            raise ConfigError(f"--set {dotted}: {where} is {node!r}, not a table or a list")
+        if last:
+            node[index] = value
+        else:
+            node = node[index]
 
 
 def parse_override(text: str) -> tuple[str, Any]:
     """`a.b=<TOML value>` -> ("a.b", value); a bare word that is not TOML is taken as a string."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected dotted.key=value")
-    key, raw = text.split("=", 1)
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text}: expected dotted.key=value")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if raw.strip().startswith(_TOML_STARTS):
+            problem = str(exc).split(" (at ")[0]
+            raise ConfigError(f"--set {key}: {raw.strip()!r} is not a valid TOML value ({problem})") from exc
         value = raw
-    return key.strip(), value
+    return key, value
 
 
 def load_toml(
-    source: str | Path, overrides: Sequence[str] = (), *, what: str = "config", group: str = "bench"
+    source: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    what: str = "config",
+    group: str = "bench",
+    known: Collection[str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """A TOML file, or the shipped `bench/configs/<group>/<source>.toml`, with `--set` overrides applied.
 
     Shipped configs are grouped by what runs them: `bench` (runs), `speed` (speed runs), `train` (recipes).
+    `known`: the top-level keys an override may set (None: any).
 
     Returns the table and a name for it (the file's stem, or the shipped name). Errors name the source.
     """
@@ -148,14 +263,11 @@ def load_toml(
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML ({exc})") from exc
     for override in overrides:
-        key, value = parse_override(override)
-        try:
-            _set_dotted(data, key, value)
-        except (IndexError, ValueError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"override {override!r}: {exc}") from exc
+        _set_dotted(data, *parse_override(override), known)
     return data, name
 
 
-def load_config(source: str | Path, overrides: list[str] = ()) -> BenchConfig:
+def load_config(source: str | Path, overrides: Sequence[str] = ()) -> BenchConfig:
     """A config file, or the name of a shipped one (`smoke`, `paper`), with `--set` overrides applied."""
-    return BenchConfig.from_dict(load_toml(source, overrides)[0])
+    known = [f.name for f in dataclasses.fields(BenchConfig)]
+    return BenchConfig.from_dict(load_toml(source, overrides, known=known)[0])

@@ -50,7 +50,7 @@ from bench.results import (
 from bench.systems import Generated, System, build_systems, prompt_clip
 from bench.testsets.manifest import Manifest, load_manifest
 from flashspeech.foundation.environment import cpu_model, environment, git_branch, git_commit
-from suites.base import ItemScore, Need, Sample, Suite, evaluator_fingerprint
+from suites.base import ItemScore, Need, Sample, Suite, evaluator_fingerprint, suite_code_digest
 from suites.item import EvalItem
 
 PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "openai-whisper", "jiwer", "transformers", "mlflow", "numpy")
@@ -120,9 +120,12 @@ def _generation_units(
     """Every (item, seed) slot of one system on one test set, the cache hits among them, and units for the rest.
 
     A deterministic system generates one entry per item (under seed 0's key) that serves every seed; `retime`
-    counts no hit, so every timing is this run's. Units hold about `shard_items` entries, whole batches each, the
-    longest texts first."""
-    description = system.describe()
+    counts no hit, so every timing is this run's. The key holds the generating code's digest and, on CPU, the
+    torch thread count the units run with (`ExecutorConfig.cpu_threads`). Units hold about `shard_items` entries,
+    whole batches each, the longest texts first."""
+    description = {**system.describe(), "code": system.code_digest()}
+    if system.threads_affect_audio and not str(config.device).startswith("cuda"):
+        description["cpu_threads"] = config.executor.cpu_threads()  # other counts round differently
     slots: list[Entry] = []
     hits: dict[str, Generated] = {}
     todo: list[Entry] = []
@@ -254,7 +257,7 @@ def _score(
         by_system: dict[str, list[Sample]] = {}
         for sample in mine:
             by_system.setdefault(sample.system, []).append(sample)
-        description = {**suite.describe(), "context": suite.context_key(mine)}
+        description = {**suite.describe(), "context": suite.context_key(mine), "code": suite_code_digest()}
         # over the samples in shard order: a system scored as one shard is cached once, under its system key
         keys = {system: cache.key(description, by_length(group)) for system, group in by_system.items()}
         rows: dict[str, list[ItemScore]] = {}
@@ -407,6 +410,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
                 **s.describe(),
                 "steps": None,  # a system that does not sample records no steps; sampling() overrides it
                 **s.sampling(),
+                "code": s.code_digest(),
                 "name": s.name,
                 "testset": t,
                 "kind": s.kind,

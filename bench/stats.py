@@ -269,7 +269,8 @@ def _invert(p_of: Any, estimate: float, level: float, below: bool) -> float:
             far = mid
         else:
             near = mid
-    return float((near + far) / 2)
+    end = (near + far) / 2
+    return float(estimate if abs(end - estimate) <= 1e-9 * max(1.0, abs(estimate)) else end)  # no spread: a point
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

@@ -60,12 +60,18 @@ class TrackedRun:
     uri: str
     experiment_id: str
     artifact_uri: str = ""
+    name: str = ""  # the parent run's name (the config's)
 
     @property
     def url(self) -> str | None:
         """The run's page in the MLflow UI, for an http(s) tracking server."""
         page = f"{self.uri.rstrip('/')}/#/experiments/{self.experiment_id}/runs/{self.run_id}"
         return page if self.uri.startswith(("http://", "https://")) else None
+
+    def describe(self) -> str:
+        """One line for a terminal: `run 'smoke' (id 3f2a...) at sqlite:///...`, and the UI page on a server."""
+        run = f"run {self.name!r} (id {self.run_id})" if self.name else f"run {self.run_id}"
+        return f"{run} at {self.uri}; page: {self.url}" if self.url else f"{run} at {self.uri}"
 
 
 @dataclass
@@ -357,7 +363,7 @@ def log_results(
                 children[system] = child_id
                 _log_system(client, child_id, results, system, Path(tmp) / system, audio_samples.get(system, []))
         artifact_uri = client.get_run(parent_id).info.artifact_uri
-    return TrackedRun(parent_id, children, resolved, experiment_id, artifact_uri or "")
+    return TrackedRun(parent_id, children, resolved, experiment_id, artifact_uri or "", name)
 
 
 def _log_system(

@@ -4,7 +4,8 @@ Input is `bench.regression.history.history_table`: a row per (run, system, metri
 names every departure (the commit where a metric left its band for the worse), every run whose gate failed,
 each system's latest value against its band, and the runs it covers. Plots: a metric's value per run (x: the
 runs in order, labelled by commit) with its 95 % CI, the band shaded, gate failures as red lines and departures
-as red triangles; timings get one panel per device model and are never drawn across devices.
+as red triangles; timings get one panel per device model and are never drawn across devices, and a timing that is
+not clean (borrowed from the cache, taken on a busy machine) is drawn hollow, off the line, and listed apart.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.regression.history import departures
+from bench.regression.history import CLEAN, departures
 from bench.regression.store import GATE_BASELINE_TAG, StoredRun
 from flashspeech.foundation.files import write_text_atomic
 from reports.html import CSS, html_table
@@ -76,8 +77,35 @@ def latest_table(table: pd.DataFrame) -> pd.DataFrame:
         ci = "" if pd.isna(last["ci_low"]) else f" [{last['ci_low']:.3g}, {last['ci_high']:.3g}]"
         band = "–" if pd.isna(last["band_center"]) else f"{last['band_center']:.4g} ± {last['band_half']:.2g}"
         status = last["left_band"] or ("inside" if band != "–" else "too few runs for a band")
+        if _marked(last):
+            status = f"{last['timing']}: not banded"
         rows.append([system, metric, series, f"{last['value']:.4g}{ci}", band, status, _commit(last["commit"])])
     return pd.DataFrame(rows, columns=["system", "metric", "series", "latest", "band", "status", "commit"])
+
+
+def _marked(row: pd.Series) -> bool:
+    """A timing that is not clean (borrowed, contended, not timed): shown apart, never in a band."""
+    timing = row.get("timing")
+    return isinstance(timing, str) and timing != CLEAN
+
+
+def marked_timings(table: pd.DataFrame) -> pd.DataFrame:
+    """The timing values that are not clean, with why: kept out of the bands and plotted hollow."""
+    columns = ["system", "metric", "commit", "run", "value", "timing"]
+    if table.empty or "timing" not in table:
+        return pd.DataFrame(columns=columns)
+    rows = table[[_marked(r) for _, r in table.iterrows()]].sort_values("order")
+    return pd.DataFrame(
+        {
+            "system": rows["system"],
+            "metric": rows["metric"],
+            "commit": rows["commit"].map(_commit),
+            "run": rows["run_id"].str[:8],
+            "value": rows["value"],
+            "timing": rows["timing"],
+        },
+        columns=columns,
+    )
 
 
 def run_table(runs: Sequence[StoredRun]) -> pd.DataFrame:
@@ -99,8 +127,14 @@ def _title(runs: Sequence[StoredRun], config: str | None) -> str:
     return f"History: {name} ({len(runs)} run(s))"
 
 
-def render_markdown(table: pd.DataFrame, runs: Sequence[StoredRun], config: str | None = None) -> str:
+def render_markdown(
+    table: pd.DataFrame, runs: Sequence[StoredRun], config: str | None = None, branch: str | None = None
+) -> str:
     parts = [f"# {_title(runs, config)}\n"]
+    if not runs:
+        scope = f"config {config}" if config else "any config"
+        parts.append(f"No runs of {scope}{f' on branch {branch}' if branch else ''} in this MLflow store.\n")
+        return "".join(parts)
     found = departure_table(table)
     if len(found):
         latest = found.iloc[-1]
@@ -113,6 +147,13 @@ def render_markdown(table: pd.DataFrame, runs: Sequence[StoredRun], config: str 
     parts += ["\n## Where a metric left its band (worse)\n\n", _md(found)]
     parts += ["\n## Runs whose gate failed\n\n", _md(gate_failures(runs))]
     parts += ["\n## Latest run against its band\n\n", _md(latest_table(table))]
+    marked = marked_timings(table)
+    if len(marked):
+        parts += [
+            "\n## Timings kept out of the bands\n\n",
+            "Not all of the run's own, or taken while the machine was busy: plotted hollow, never a departure.\n\n",
+            _md(marked),
+        ]
     parts += ["\n## Runs (oldest first)\n\n", _md(run_table(runs))]
     parts.append(
         "\nBand: median of the runs before ± k sd, sd = max(1.4826 · MAD, √2 · median CI half-width / 1.96); "
@@ -136,7 +177,11 @@ def metric_figure(table: pd.DataFrame, metric: str, runs: Sequence[StoredRun]) -
             x, y = group["order"].to_numpy(), group["value"].to_numpy(dtype=float)
             low = np.maximum(y - group["ci_low"].fillna(group["value"]).to_numpy(dtype=float), 0)
             high = np.maximum(group["ci_high"].fillna(group["value"]).to_numpy(dtype=float) - y, 0)
-            line = ax.errorbar(x, y, yerr=[low, high], marker="o", ms=3, capsize=2, label=str(system))
+            clean = ~np.array([_marked(r) for _, r in group.iterrows()], dtype=bool)
+            yc = np.where(clean, y, np.nan)  # marked timings are not joined to the clean line
+            line = ax.errorbar(x, yc, yerr=[low, high], marker="o", ms=3, capsize=2, label=str(system))
+            if (~clean).any():
+                ax.plot(x[~clean], y[~clean], "o", mfc="none", mec="#667085", ms=6, label=f"{system} (not clean)")
             banded = group["band_center"].notna().to_numpy()
             if banded.any():
                 c = group["band_center"].to_numpy(dtype=float)[banded]
@@ -164,12 +209,13 @@ def render_html(table: pd.DataFrame, runs: Sequence[StoredRun], config: str | No
             figures.append(
                 f'<figure class="wide"><img src="{src}" alt="{escape(metric)}">'
                 f"<figcaption>{escape(metric)}: 95 % CI bars, band shaded, "
-                "departures ▼, failed gates red lines</figcaption></figure>"
+                "departures ▼, failed gates red lines, timings not clean hollow grey</figcaption></figure>"
             )
     sections = [
         ("Where a metric left its band (worse)", html_table(departure_table(table))),
         ("Runs whose gate failed", html_table(gate_failures(runs))),
         ("Latest run against its band", html_table(latest_table(table))),
+        ("Timings kept out of the bands", html_table(marked_timings(table))),
         ("Plots", f'<div class="figs">{"".join(figures)}</div>' if figures else '<p class="muted">(no data)</p>'),
         ("Runs (oldest first)", html_table(run_table(runs))),
     ]
@@ -182,13 +228,17 @@ def render_html(table: pd.DataFrame, runs: Sequence[StoredRun], config: str | No
 
 
 def write_history(
-    table: pd.DataFrame, runs: Sequence[StoredRun], out_dir: str | Path, config: str | None = None
+    table: pd.DataFrame,
+    runs: Sequence[StoredRun],
+    out_dir: str | Path,
+    config: str | None = None,
+    branch: str | None = None,
 ) -> dict[str, Path]:
     """Write history.md, history.html and history.csv (the table) into `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "markdown": write_text_atomic(out / "history.md", render_markdown(table, runs, config)),
+        "markdown": write_text_atomic(out / "history.md", render_markdown(table, runs, config, branch)),
         "html": write_text_atomic(out / "history.html", render_html(table, runs, config)),
         "csv": write_text_atomic(
             out / "history.csv", table.drop(columns=["series"], errors="ignore").to_csv(index=False)

@@ -15,13 +15,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from flashspeech.foundation.assets import AssetError
 from flashspeech.foundation.audio import read_audio
-from flashspeech.foundation.hashing import canonical_json, fingerprint
+from flashspeech.foundation.hashing import canonical_json, fingerprint, source_digest
 from flashspeech.foundation.registry import Registry
 from suites.item import EvalItem
 
@@ -227,3 +228,12 @@ def evaluator_fingerprint(description: dict[str, Any]) -> dict[str, Any]:
 
     parts = json.loads(canonical_json(flat(description, "")))
     return {"digest": fingerprint(parts, 16), "parts": parts}
+
+
+def suite_code_digest() -> str:
+    """sha256 (16 hex digits) of the source that scores: the `suites` package and `flashspeech.foundation` (audio
+    loading, resampling). Part of every score cache key, never of the evaluator fingerprint: a scoring change is
+    measured by the gate as a shift, not hidden as "not comparable"."""
+    import flashspeech.foundation
+
+    return source_digest(Path(__file__).resolve().parent, Path(flashspeech.foundation.__file__).resolve().parent)

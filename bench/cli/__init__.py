@@ -7,6 +7,7 @@ Subcommands:
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
   compare         regression gate between two runs (results directories, MLflow run ids, tags, auto)
   history         trend report of a config's runs across commits from MLflow (Markdown, HTML, departures)
+  accept          accept a logged run as the new baseline after a deliberate change (its failed gate)
   speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
   data synth      build the synthetic corpus (cached; resumes; deterministic)
   data natural    build the natural-voice corpus (flite, piper, hibari); --export / --check the committed sets
@@ -20,6 +21,7 @@ Subcommands:
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bench.cli.commands import (
@@ -39,7 +41,7 @@ from bench.cli.commands import (
     cmd_train,
     cmd_validate,
 )
-from bench.cli.regression import add_auto_gate_options, add_history_parser
+from bench.cli.regression import add_accept_parser, add_auto_gate_options, add_history_parser
 from flashspeech import __version__
 
 
@@ -53,6 +55,14 @@ def _add_gate_options(p: argparse.ArgumentParser, when: str = "") -> None:
         action="store_true",
         help=f"{when}compare a suite's metrics although its evaluator (model checksum, backend, options) changed",
     )
+    p.add_argument(
+        "--allow-incomparable",
+        action="append",
+        default=None,
+        metavar="METRIC",
+        help=f"{when}let this gating metric (e.g. rtf.rtf; '*': any) be 'not comparable' without failing the gate "
+        "(by default a gating row compares or fails)",
+    )
     p.add_argument("--rtf-noise", default=None, help=f"{when}RTF margin from a calibrate-rtf result (rtf-noise.json)")
     add_auto_gate_options(p)
     p.add_argument(
@@ -63,6 +73,9 @@ def _add_gate_options(p: argparse.ArgumentParser, when: str = "") -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flashspeech-bench", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"flashspeech-bench {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a config or input error (default: one line)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("run", help="run a benchmark config (default: the embedded smoke config)")
@@ -84,7 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
         help='with --executor ray: an existing cluster ("auto", "ray://head:10001"); default: start a local one',
     )
     p.add_argument(
-        "--retime", action="store_true", help="regenerate cached generations so every timing (RTF) is this run's"
+        "--retime",
+        action="store_true",
+        help="regenerate cached generations so every timing (RTF) is this run's (implied by --gate)",
+    )
+    p.add_argument(
+        "--no-retime",
+        dest="no_retime",
+        action="store_true",
+        help="with --gate: reuse cached generations (their timings are not this run's: RTF does not compare, and "
+        "fails the gate unless --allow-incomparable rtf.rtf)",
     )
     p.add_argument(
         "--gate",
@@ -148,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     add_history_parser(commands)
+    add_accept_parser(commands)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
     p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")
@@ -235,6 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def user_errors() -> tuple[type[Exception], ...]:
+    """The errors that mean bad input (a config, a flag, a missing file): `main` prints them as one line."""
+    from bench.config import ConfigError
+    from bench.execution import ExecutorError
+    from bench.gate_config import GateConfigError
+    from bench.systems import SystemConfigError
+
+    return ConfigError, SystemConfigError, GateConfigError, ExecutorError, FileNotFoundError
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; bad input (`user_errors`) ends it with one line on stderr and exit 2 (--debug: the
+    traceback), any other exception with its traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:
+        if args.debug or not isinstance(exc, user_errors()):
+            raise
+        print(f"flashspeech-bench: error: {exc}", file=sys.stderr)
+        return 2

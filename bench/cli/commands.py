@@ -175,8 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append(f"seeds={json.dumps(args.seeds)}")
     if args.no_mlflow:
         overrides.append("mlflow=false")
-    if args.retime:
-        overrides.append("retime=true")
+    if args.retime or (args.gate and not args.no_retime):
+        overrides.append("retime=true")  # a gated run times itself: RTF compares or the gate fails closed
     config = load_config(args.config, overrides)
     outcome = run_benchmark(config, progress=not args.quiet)
     results = outcome.results
@@ -189,7 +189,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if name in ("markdown", "html"):
             print(f"report ({name}): {path}")
     if tracking is not None:
-        print(f"mlflow: {tracking}")
+        print(f"mlflow: {tracking.describe()}")
     if args.gate:
         from bench.cli.regression import no_baseline_note, record_gate, resolve_baseline
         from bench.compare import compare, load_results
@@ -211,11 +211,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """The gate config of `--gate-config`, `--allow-evaluator-change` and `--rtf-noise` (run --gate, compare)."""
+    """The gate config of `--gate-config`, `--allow-evaluator-change`, `--allow-incomparable` and `--rtf-noise`
+    (run --gate, compare)."""
     from bench.gate_config import GateConfig
 
     config = GateConfig.from_toml(args.gate_config) if args.gate_config else GateConfig()
     config.allow_evaluator_change |= args.allow_evaluator_change
+    config.allow_incomparable = [*config.allow_incomparable, *(getattr(args, "allow_incomparable", None) or [])]
     if args.rtf_noise:
         config.apply_rtf_noise(args.rtf_noise)
     return config

@@ -1,4 +1,4 @@
-"""CLI pieces of regression tracking: `history`, and the gate's baseline resolution (`auto`, `tag:K=V`)."""
+"""CLI pieces of regression tracking: `history`, `accept`, and the gate's baseline resolution (`auto`, `tag:K=V`)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,38 @@ def add_history_parser(commands: Any) -> None:
     p.add_argument("--out", default="outputs/history", help="directory for history.md / .html / .csv")
     p.add_argument("--fail-on-departure", action="store_true", help="exit 3 when the latest run left a band (worse)")
     p.set_defaults(func=cmd_history)
+
+
+def add_accept_parser(commands: Any) -> None:
+    p = commands.add_parser(
+        "accept",
+        help="accept a logged run as a baseline after a deliberate change (`--gate auto` then compares with it)",
+    )
+    p.add_argument("run", help="the MLflow run id, or tag:KEY=VALUE (e.g. tag:commit=abc1234,config=smoke)")
+    p.add_argument("--tracking-uri", dest="tracking_uri", required=True, help="the MLflow store (sqlite:///..., http)")
+    p.add_argument("--reason", required=True, help="why the change is deliberate (kept on the run as a tag)")
+    p.set_defaults(func=cmd_accept)
+
+
+def cmd_accept(args: argparse.Namespace) -> int:
+    """Tag a run `flashspeech_bench.accepted = <reason>`: `--gate auto` may then choose it although its own gate
+    failed, so the commits after a deliberate change are gated against the new level, not the old one."""
+    from bench.regression.auto import find_tagged
+    from bench.regression.store import ACCEPTED_TAG, list_runs, tag_run
+
+    if args.run.startswith("tag:"):
+        run = find_tagged(args.tracking_uri, args.run)
+    else:
+        found = [r for r in list_runs(args.tracking_uri) if r.run_id == args.run]
+        if not found:
+            raise LookupError(f"accept {args.run}: no benchmark run with that id at {args.tracking_uri}")
+        run = found[0]
+    if not args.reason.strip():
+        raise ValueError("accept --reason: say why the change is deliberate")
+    tag_run(args.tracking_uri, run.run_id, {ACCEPTED_TAG: args.reason.strip()})
+    gate = run.gate or "not gated"
+    print(f"accepted run {run.label} (gate: {gate}) as a baseline: {args.reason.strip()}")
+    return 0
 
 
 def add_auto_gate_options(p: argparse.ArgumentParser) -> None:
@@ -53,7 +85,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         k=args.k,
     )
     table, runs = history_table(args.tracking_uri, config)
-    paths = write_history(table, runs, args.out, args.config)
+    paths = write_history(table, runs, args.out, args.config, args.branch)
     publish_markdown(paths["markdown"].read_text(encoding="utf-8"))
     for name, path in paths.items():
         print(f"{name}: {path}")

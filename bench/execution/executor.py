@@ -35,7 +35,9 @@ class ExecutorConfig:
     Ray only: address (an existing cluster, e.g. "auto" or "ray://head:10001"; None starts a local one with
     `num_cpus` CPUs, all by default), actors (per model: each system and each scoring suite gets its own pool),
     cpus_per_actor (fractional on CPU machines: whole CPUs held by actors can starve the driver), gpus_per_actor
-    (None: 1 when the device is CUDA, else 0), threads_per_actor (torch CPU threads in each actor),
+    (None: 1 when the device is CUDA, else 0), threads_per_actor (torch CPU threads in each actor; None: the
+    driver's, which a local run generates with, so that the same seed gives the same audio on either executor:
+    torch's CPU kernels round differently at other thread counts, and the generation key records the count),
     object_store_mb (a local cluster's object store; None: Ray's default)."""
 
     kind: str = "local"
@@ -46,13 +48,15 @@ class ExecutorConfig:
     actors: int = 2
     cpus_per_actor: float = 0.5
     gpus_per_actor: float | None = None
-    threads_per_actor: int = 1
+    threads_per_actor: int | None = None
     object_store_mb: int | None = None
 
     def validate(self) -> None:
         if self.kind not in KINDS:
             raise ExecutorError(f"executor.kind: {self.kind!r} is not one of {', '.join(KINDS)}")
         for name in ("shard_items", "actors", "threads_per_actor"):
+            if name == "threads_per_actor" and self.threads_per_actor is None:
+                continue
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ExecutorError(f"executor.{name}: must be an integer >= 1, got {getattr(self, name)!r}")
         if not isinstance(self.max_retries, int) or self.max_retries < 0:
@@ -61,6 +65,12 @@ class ExecutorConfig:
             raise ExecutorError(f"executor.cpus_per_actor: must be > 0, got {self.cpus_per_actor!r}")
         if self.gpus_per_actor is not None and self.gpus_per_actor < 0:
             raise ExecutorError(f"executor.gpus_per_actor: must be >= 0, got {self.gpus_per_actor!r}")
+
+    def cpu_threads(self) -> int:
+        """The torch CPU threads units run with: a Ray actor's `threads_per_actor`, else this process's."""
+        import torch
+
+        return self.threads_per_actor if self.kind == "ray" and self.threads_per_actor else torch.get_num_threads()
 
 
 @dataclass

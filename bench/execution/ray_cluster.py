@@ -127,7 +127,7 @@ class RayExecutor(Executor):
         remote = self.ray.remote(Worker).options(
             num_cpus=self.config.cpus_per_actor, num_gpus=self.gpus, max_restarts=0, max_concurrency=1
         )
-        return remote.remote(threads=self.config.threads_per_actor, device="cuda" if self.gpus > 0 else None)
+        return remote.remote(threads=self.config.cpu_threads(), device="cuda" if self.gpus > 0 else None)
 
     def run(self, units: Sequence[Unit], context: Any = None, on_done: OnDone | None = None) -> list[Any]:
         ray = self.ray

@@ -2,7 +2,8 @@
 
 The baseline is the closest run before the candidate in git history: a FINISHED run on the baseline branch
 (main by default) whose config, lock, evaluator fingerprint and device model equal the candidate's, whose
-commit is the candidate's commit or one of its ancestors, and whose own gate did not fail. Among those, the
+commit is the candidate's commit or one of its ancestors, and whose own gate did not fail (or that was accepted
+after a deliberate change: `flashspeech-bench accept`). Among those, the
 nearest commit wins, then the latest start. Every run passed over is listed with the reason.
 """
 
@@ -106,6 +107,6 @@ def _disqualified(candidate: Lineage, run: StoredRun, branch: str, excluded: set
     if mismatch := candidate.mismatch(run.lineage):
         theirs = ", ".join(f"{f} {getattr(run.lineage, f)} vs {getattr(candidate, f)}" for f in mismatch)
         return f"not comparable: {theirs}"
-    if run.gate == "failed":
-        return "its own gate failed"
+    if run.gate == "failed" and not run.accepted:
+        return "its own gate failed (accept it with `flashspeech-bench accept` if the change was deliberate)"
     return None

@@ -1,13 +1,14 @@
 """A metric's history across commits: one row per (run, system, metric), bands, and where a metric left its band.
 
 A series is one system's metric over the runs of one config, oldest first; timings (RTF and the other `rtf.*`
-metrics) are a separate series per device model, since a speed moves with the machine. A run's value leaves
-its band when it lies outside median +- half-width of the `window` runs before it (at least `MIN_BAND_RUNS`),
-where the half-width is k standard deviations of a run's value, the larger of two estimates: 1.4826 * MAD of
-those values (robust), and what the runs' own 95 % CIs say (median half-width / 1.96), times sqrt 2 since the
-point and the band's runs are both noisy. A run
-that leaves its band in the worse direction after one that did not starts a departure: the commit where a
-regression started (the band follows the new level once most of its window is past it).
+metrics) are a separate series per device model, since a speed moves with the machine, and only clean timings (every
+sample timed in that run, none while the machine was busy) make or leave a band: the others are marked. A run's
+value leaves its band when it lies outside median +- half-width of the `window` runs before it (at least
+`MIN_BAND_RUNS`), where the half-width is k standard deviations of a run's value, the larger of two estimates:
+1.4826 * MAD of those values (robust), and what the runs' own 95 % CIs say (median half-width / 1.96), times sqrt 2
+since the point and the band's runs are both noisy. A run that leaves its band in the worse direction after one that
+did not starts a departure: the commit where a regression started (the band follows the new level once most of its
+window is past it).
 """
 
 from __future__ import annotations
@@ -29,9 +30,15 @@ DEFAULT_METRICS = (
     "mos.mos",
     "rtf.rtf",
     "generation.failed",
+    "testset.items",  # a test set that lost items shows here, not as a better score
+    "testset.failed",
 )
 MIN_BAND_RUNS = 3
 TIMING_SUITE = "rtf"
+# per run and system, how its timings were taken (the RTF suite's aggregates): a timing that is not all this run's
+# on a quiet machine is marked, plotted apart and kept out of every band
+TIMING_QUALITY = ("rtf.timed_here", "rtf.borrowed", "rtf.contended")
+CLEAN = "clean"
 
 
 @dataclass
@@ -52,6 +59,8 @@ def higher_is_better(metric: str) -> bool | None:
     suite, _, name = metric.partition(".")
     if name == "failed":
         return False
+    if metric == "testset.items":
+        return True
     from suites import SUITES
 
     registered = SUITES.get(suite)
@@ -68,10 +77,15 @@ def history_table(uri: str, config: HistoryConfig) -> tuple[pd.DataFrame, list[S
     if config.last:
         runs = runs[-config.last :]
     metrics = run_metrics(uri, runs, config.experiment)
+    quality = timing_quality(metrics)
     metrics = metrics[metrics["metric"].isin(list(config.metrics))]
+    is_timing = metrics["metric"].str.split(".").str[0] == TIMING_SUITE
+    keys = list(zip(metrics["run_id"], metrics["system"], strict=True))
+    timing = [quality.get(k, "not recorded") if t else None for k, t in zip(keys, is_timing, strict=True)]
+    metrics = metrics.assign(timing=timing)
     info = pd.DataFrame(
         {
-            "run_id": [r.run_id for r in runs],
+            "run_id": pd.Series([r.run_id for r in runs], dtype=object),  # object when empty too: merge keys match
             "order": range(len(runs)),
             "started": [r.started for r in runs],
             "commit": [r.lineage.commit for r in runs],
@@ -85,6 +99,24 @@ def history_table(uri: str, config: HistoryConfig) -> tuple[pd.DataFrame, list[S
     return mark_bands(table.reset_index(drop=True), config.window, config.k), runs
 
 
+def timing_quality(metrics: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(run_id, system) -> CLEAN when every timing was taken in that run on a quiet machine, else what was not:
+    "borrowed" (some from cached generations), "contended" (the machine was busy), "not timed"."""
+    wanted = metrics[metrics["metric"].isin(TIMING_QUALITY)]
+    out: dict[tuple[str, str], str] = {}
+    for key, group in wanted.groupby(["run_id", "system"]):
+        counts = dict(zip(group["metric"], group["value"], strict=True))
+        if not counts.get("rtf.timed_here"):
+            out[key] = "not timed"
+        elif counts.get("rtf.borrowed"):
+            out[key] = "borrowed"
+        elif counts.get("rtf.contended"):
+            out[key] = "contended"
+        else:
+            out[key] = CLEAN
+    return out
+
+
 def series_key(metric: str, device_model: str | None) -> str:
     """Timings are one series per device model; every other metric one series across devices."""
     return f"{device_model}" if metric.split(".", 1)[0] == TIMING_SUITE else "all devices"
@@ -92,17 +124,21 @@ def series_key(metric: str, device_model: str | None) -> str:
 
 def mark_bands(table: pd.DataFrame, window: int = 8, k: float = 3.0) -> pd.DataFrame:
     """Add band_center, band_half, left_band ("worse" | "better" | "outside": direction unknown | None) and
-    departure (bool: the row starts a run of worse values) per row."""
+    departure (bool: the row starts a run of worse values) per row. A timing that is not clean (`timing`:
+    borrowed, contended, not timed) gets no band, is never a departure and is left out of later bands."""
     table = table.copy()
+    if "timing" not in table:
+        table["timing"] = None
     for column, default in (("band_center", np.nan), ("band_half", np.nan), ("left_band", None)):
         table[column] = default
     table["departure"] = False
+    table["series"] = [series_key(m, d) for m, d in zip(table["metric"], table["device_model"], strict=True)]
     if table.empty:
         return table
-    table["series"] = [series_key(m, d) for m, d in zip(table["metric"], table["device_model"], strict=True)]
     for (_, metric, _), rows in table.groupby(["system", "metric", "series"], sort=False):
         direction = higher_is_better(metric)
         rows = rows.sort_values("order")
+        rows = rows[rows["timing"].isna() | (rows["timing"] == CLEAN)]  # marked timings: plotted apart, not banded
         streak = False
         for position, index in enumerate(rows.index):
             before = rows.iloc[max(0, position - window) : position]

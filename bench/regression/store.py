@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 GATE_TAG = TAG_PREFIX + "gate"  # "passed" | "failed" | "no baseline", set after `run --gate`
 GATE_BASELINE_TAG = TAG_PREFIX + "gate_baseline"  # the baseline run the gate compared with
+ACCEPTED_TAG = TAG_PREFIX + "accepted"  # why a run whose gate failed was accepted as a baseline (`accept`)
 
 
 @dataclass
@@ -35,6 +36,11 @@ class StoredRun:
     def gate(self) -> str | None:
         """The gate's outcome tagged on the run (None: it was not gated)."""
         return self.tags.get(GATE_TAG)
+
+    @property
+    def accepted(self) -> str | None:
+        """Why the run was accepted as a baseline despite its gate (`flashspeech-bench accept`); None if not."""
+        return self.tags.get(ACCEPTED_TAG)
 
     @property
     def label(self) -> str:

@@ -15,11 +15,14 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+import flashspeech
 from flashspeech.foundation.audio import read_audio
+from flashspeech.foundation.hashing import source_digest
 from flashspeech.foundation.registry import Registry
 from suites.item import EvalItem
 
@@ -103,6 +106,8 @@ class System(ABC):
     kind: ClassVar[str]
     Options: ClassVar[type] = NoOptions
     deterministic: ClassVar[bool] = False  # the same audio for every seed: one generation serves them all
+    # torch computes its audio here: the CPU thread count changes its rounding (part of the generation key)
+    threads_affect_audio: ClassVar[bool] = True
     name: str
     sample_rate: int = 16_000
     batch_size: int = 1  # items per generate() call
@@ -131,6 +136,24 @@ class System(ABC):
 
     def warmup(self, item: EvalItem) -> None:  # noqa: B027 - optional hook
         """Run once untimed before timed generation (GPU kernels, caches)."""
+
+    def provenance_note(self) -> str | None:
+        """A caveat on what `describe()` can vouch for (e.g. an unfingerprinted external program), for reports."""
+        return None
+
+    def code_paths(self) -> list[Path]:
+        """The source that produces this system's audio: the `flashspeech` package and the system adapters. A
+        kind whose audio comes from elsewhere (an external program) narrows it to the code it runs here."""
+        return [FLASHSPEECH_SOURCE, SYSTEMS_SOURCE]
+
+    def code_digest(self) -> str:
+        """sha256 (16 hex digits) of `code_paths()`' Python source: part of every generation cache key, so an
+        edited generating path regenerates (and re-times) instead of replaying the old code's audio."""
+        return source_digest(*self.code_paths())
+
+
+FLASHSPEECH_SOURCE = Path(flashspeech.__file__).resolve().parent
+SYSTEMS_SOURCE = Path(__file__).resolve().parent  # bench/systems: the adapters between the runner and the models
 
 
 SYSTEMS = Registry("system kind", "kind")

@@ -1,20 +1,34 @@
-"""Any TTS program as a system, through a file contract: to benchmark other systems' official code."""
+"""Any TTS program as a system, through a file contract: to benchmark other systems' official code.
+
+Each batch runs the program once, in its own session (process group), under a timeout. The whole group is
+killed when the timeout passes, when the wait is interrupted (any exception, KeyboardInterrupt) and once the
+program exits (background leftovers); on Linux the program also dies with the benchmark process. A non-zero
+exit fails the whole batch. `version_command` and `fingerprint_files` identify the program in `describe()`,
+so a changed program misses the generation cache. POSIX only (process groups).
+"""
 
 from __future__ import annotations
 
+import ctypes
+import dataclasses
+import functools
 import json
+import math
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.systems.base import (
+    FLASHSPEECH_SOURCE,
+    SYSTEMS_SOURCE,
     Generated,
     System,
     SystemConfig,
@@ -23,11 +37,30 @@ from bench.systems.base import (
     prompt_clip,
     register_system,
 )
+from bench.systems.engines import fingerprint_command
 from flashspeech.foundation.audio import read_audio, write_wav
+from flashspeech.foundation.hashing import fingerprint, sha256_file
 from flashspeech.timing import share_batch_timings
 from suites.item import EvalItem
 
 FIXED_VOICE_NOTE = "fixed voice: ignores the prompt, so similarity to the prompt does not measure voice cloning"
+UNFINGERPRINTED_NOTE = (
+    "no version_command or fingerprint_files: a changed program is not detected; its cached outputs are reused"
+)
+DEFAULT_TIMEOUT_BASE_S = 300.0  # start-up allowance of the default timeout: interpreter, imports, model load
+DEFAULT_TIMEOUT_PER_CHAR_S = 0.5  # per character of the batch's text
+KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL of a command's process group
+VERSION_TIMEOUT_S = 60.0  # for version_command, run once when the system is built
+VERSION_CHARS = 200  # of version_command's output kept verbatim in describe()
+TAIL_CHARS = 300  # of the command's stderr quoted in an error
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def default_timeout_s(texts: Sequence[str]) -> float:
+    """The batch timeout when `timeout_s` is unset: 300 s of start-up (interpreter, imports, model load) plus
+    0.5 s per character of the batch's text. Speech runs at about 15 characters a second, so this leaves room
+    for a real-time factor near 7: it stops a hung program, not a slow one."""
+    return DEFAULT_TIMEOUT_BASE_S + DEFAULT_TIMEOUT_PER_CHAR_S * sum(len(text) for text in texts)
 
 
 def _sidecar(path: Path) -> dict[str, Any]:
@@ -39,20 +72,277 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return info if isinstance(info, dict) else {}
 
 
+def _is_argv(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(a, str) for a in value)
+
+
+def _version_argv(argv: Sequence[str]) -> list[str]:
+    """`argv` with {python} substituted; KeyError/IndexError/ValueError for any other placeholder."""
+    return [a.format(python=sys.executable) for a in argv]
+
+
 @dataclass
 class ExternalOptions:
-    """The command (argv with {input}, {output_dir} and {python}), the rate its wavs are resampled to, and whether it
-    clones the prompt's voice (`prompted = false`: a fixed-voice system that ignores the prompt)."""
+    """The command (argv with {input}, {output_dir} and {python}), the rate its wavs are resampled to, whether it
+    clones the prompt's voice (`prompted = false`: a fixed-voice system that ignores the prompt), the batch
+    timeout in seconds (None: `default_timeout_s`), and what identifies the program: `version_command` (argv,
+    {python} substituted; its output is recorded) and `fingerprint_files` (files or directories, hashed)."""
 
     command: list[str] = field(default_factory=list)
     sample_rate: int = 16_000
     prompted: bool = True
+    timeout_s: float | None = None
+    version_command: list[str] = field(default_factory=list)
+    fingerprint_files: list[str] = field(default_factory=list)
 
     def validate(self, where: str) -> None:
-        if not self.command or not all(isinstance(a, str) for a in self.command):
+        if not _is_argv(self.command):
             raise SystemConfigError(f"{where}.command: an external system needs a command (a list of strings)")
         if not isinstance(self.prompted, bool):
             raise SystemConfigError(f"{where}.prompted: must be true or false, got {self.prompted!r}")
+        timeout = self.timeout_s
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf
+        ):
+            raise SystemConfigError(f"{where}.timeout_s: must be a number of seconds > 0, got {timeout!r}")
+        self._validate_version_command(f"{where}.version_command")
+        files = self.fingerprint_files
+        if not isinstance(files, list) or not all(isinstance(p, str) and p for p in files):
+            raise SystemConfigError(f"{where}.fingerprint_files: must be a list of paths, got {files!r}")
+
+    def _validate_version_command(self, where: str) -> None:
+        if self.version_command == []:
+            return
+        if not _is_argv(self.version_command):
+            raise SystemConfigError(f"{where}: must be a list of strings (argv), got {self.version_command!r}")
+        try:
+            _version_argv(self.version_command)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SystemConfigError(f"{where}: only {{python}} is substituted, got {error_text(exc)}") from exc
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies an external program: version_command's output and the sha256 of fingerprint_files."""
+
+    version: str | None = None
+    files: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandRun:
+    """How one run of a command ended: its exit status (None: killed for passing its timeout), wall time and logs."""
+
+    returncode: int | None
+    wall_s: float
+    stdout: Path
+    stderr: Path
+
+    def tail(self) -> str:
+        """The end of its stderr (of its stdout when stderr is empty), quoted on one line for an error message."""
+        err = _tail(self.stderr)
+        out = "" if err else _tail(self.stdout)
+        return f"stdout tail: {out!r}" if out else f"stderr tail: {err!r}"
+
+
+def _tail(path: Path) -> str:
+    """The last TAIL_CHARS characters of a log file, stripped ('' when it is empty or unreadable)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 4 * TAIL_CHARS))
+            data = fh.read()
+    except OSError:
+        return ""
+    return data.decode("utf-8", "replace").strip()[-TAIL_CHARS:]
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl on Linux; None elsewhere, or when it cannot be found."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn (Linux) asking the kernel to SIGKILL the command when this process dies, even of SIGKILL or
+    of an unhandled SIGTERM, which no `finally` sees (`PR_SET_PDEATHSIG`; this library installs no signal
+    handlers). Limits: only the command gets it, not processes it starts (those are killed with its group on a
+    timeout or an interrupted wait, not when the runner dies); the kernel sends it when the *thread* that started
+    the command ends, and `run_command`'s thread waits for the command, so it outlives it. Python calls
+    preexec_fn unsafe in threaded programs (the child could deadlock before exec): this one only calls an
+    already-resolved C function and getppid."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL))
+        if os.getppid() != parent:  # the runner died before the request took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Send `sig` to a process group; False when no process is left in it."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we may not signal: still there
+        return True
+    return True
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie. Orphans are reaped by init, which in a
+    container may never do it: zombies alone must not hold the wait for the grace period (Linux: /proc)."""
+    if not _signal_group(pgid, 0):
+        return False
+    if not sys.platform.startswith("linux"):
+        return True  # zombies cannot be told apart: wait for them
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]  # after "pid (comm)"
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """SIGTERM the command's process group, SIGKILL what is left after KILL_GRACE_S, and reap the command."""
+    if _signal_group(proc.pid, signal.SIGTERM):
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            proc.poll()  # reaps the command once it exits
+            if not _group_alive(proc.pid):
+                break
+            time.sleep(0.02)
+        _signal_group(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_command(argv: Sequence[str], timeout_s: float, logs: Path) -> CommandRun:
+    """Run `argv` in a new session (its own process group), stdin closed, stdout and stderr into files in `logs`.
+
+    The group is killed (`_end_group`) when the command passes `timeout_s` (returncode None), when the wait is
+    interrupted, and after the command exits; on Linux the command also dies with this process
+    (`_die_with_parent`). The wall time runs from the command's exec to its exit: the preexec_fn makes Python
+    fork rather than vfork, about 30 ms for a 1 GB runner, which is the harness's time, not the program's.
+    Raises OSError or SubprocessError when the command cannot start."""
+    stdout, stderr = logs / "stdout.log", logs / "stderr.log"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=_die_with_parent(),  # unsafe with threads, says Python: see _die_with_parent
+        )
+    start = time.perf_counter()  # Popen returns once the command is exec'd: the fork is not the command's time
+    try:
+        try:
+            returncode: int | None = proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        wall = time.perf_counter() - start
+    finally:
+        _end_group(proc)
+    return CommandRun(returncode, wall, stdout, stderr)
+
+
+def _killed_by(returncode: int) -> str:
+    if returncode >= 0:
+        return ""
+    try:
+        return f" (killed by {signal.Signals(-returncode).name})"
+    except ValueError:
+        return f" (killed by signal {-returncode})"
+
+
+def _version(argv: Sequence[str], where: str) -> str:
+    """What `argv` prints (stdout, else stderr), stripped; past VERSION_CHARS it is clipped and the whole
+    output's sha256 appended. SystemConfigError naming `where` when it cannot start, fails or prints nothing."""
+    try:
+        argv = _version_argv(argv)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise SystemConfigError(f"{where}: only {{python}} is substituted, got {error_text(exc)}") from exc
+    with tempfile.TemporaryDirectory(prefix="fsb-version-") as tmp:
+        try:
+            run = run_command(argv, VERSION_TIMEOUT_S, Path(tmp))
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SystemConfigError(f"{where}: could not start {argv[0]!r}: {error_text(exc)}") from exc
+        if run.returncode is None:
+            raise SystemConfigError(f"{where}: timed out after {VERSION_TIMEOUT_S:.0f} s; {run.tail()}")
+        if run.returncode != 0:
+            raise SystemConfigError(f"{where}: exited {run.returncode}{_killed_by(run.returncode)}; {run.tail()}")
+        text = run.stdout.read_text("utf-8", "replace").strip() or run.stderr.read_text("utf-8", "replace").strip()
+    if not text:
+        raise SystemConfigError(f"{where}: printed nothing, so it cannot tell one version of the program from another")
+    if len(text) <= VERSION_CHARS:
+        return text
+    return f"{text[:VERSION_CHARS]}... (sha256 {fingerprint(text, 16)} of all {len(text)} characters)"
+
+
+def _files_digest(paths: Sequence[str], where: str) -> str:
+    """sha256 over `paths` (relative to the working directory): each path as given, and the name relative to it
+    and sha256 of each file it holds (a directory: recursively, sorted, `__pycache__` skipped). SystemConfigError
+    naming `where` and the path when it does not exist or is a directory without files."""
+    listing = []
+    for given in paths:
+        root = Path(given)
+        if root.is_file():
+            files = [root]
+        elif root.is_dir():
+            files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.relative_to(root).parts)
+            if not files:
+                raise SystemConfigError(f"{where}: {given!r} is a directory without files")
+        else:
+            raise SystemConfigError(f"{where}: {given!r} does not exist (relative to {Path.cwd()})")
+        listing.extend([given, p.relative_to(root).as_posix(), sha256_file(p)] for p in files)
+    return fingerprint(listing)
+
+
+def program_fingerprint(opts: ExternalOptions, where: str) -> Fingerprint | None:
+    """The program's identity from its options (`where` names the entry in errors). An engine program of
+    `bench.systems.engines` without a version_command states its own (`--fingerprint`). None: nothing identifies
+    the program."""
+    if opts.version_command:
+        version: str | None = _version(opts.version_command, f"{where}.version_command")
+    elif (engine := fingerprint_command(opts.command)) is not None:
+        version = _version(engine, f"{where}.command (the engine's --fingerprint)")
+    else:
+        version = None
+    files = _files_digest(opts.fingerprint_files, f"{where}.fingerprint_files") if opts.fingerprint_files else None
+    return None if version is None and files is None else Fingerprint(version, files)
+
+
+def _write_requests(tmpdir: Path, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """Each item's prompt clip as a 16 kHz wav, and the request file `requests.jsonl` naming them; the requests."""
+    requests = []
+    for k, (item, seed) in enumerate(zip(items, seeds, strict=True)):
+        prompt = write_wav(tmpdir / f"prompt-{k}.wav", prompt_clip(item, 16_000), 16_000)
+        requests.append(
+            {
+                "id": item.id,
+                "text": item.text,
+                "prompt_audio": str(prompt),
+                "prompt_text": item.prompt_text,
+                "seed": seed,
+                "output": str(tmpdir / "out" / f"{k}.wav"),
+            }
+        )
+    (tmpdir / "out").mkdir()
+    (tmpdir / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
+    return requests
 
 
 @register_system
@@ -64,10 +354,17 @@ class ExternalSystem(System):
     "prompt_audio" (a 16 kHz mono wav of the prompt clip), "prompt_text" (or null), "seed", "output" (the
     wav path to write)}. It writes one wav per request at `output` (any rate; resampled to `sample_rate`),
     and may write `<output>.json` with {"timings": {stage: seconds}}, or {"error": message} for a request
-    it could not answer (a sidecar that is not a JSON object is ignored). A request whose wav is missing or
-    unreadable is a failed item, with the program's message if it wrote one, else the read error and the
-    program's exit code and stderr tail; without per-item timings, the command's wall time is shared among
-    its items in proportion to their audio length.
+    it could not answer (that request then fails with this message, wav or not; a sidecar that is not a
+    JSON object is ignored). It exits 0: a non-zero exit status, or running past the timeout, fails every
+    request of the batch (but those with their own error message), wavs or not, with the status or the
+    timeout and the end of its stderr. A request whose wav is missing or unreadable is a failed item; without
+    per-item timings, the command's wall time is shared among its items in proportion to their audio length.
+    The command runs in its own process group with stdin closed; see `run_command` for how it is stopped.
+
+    Identity: `describe()` carries a "fingerprint" ({"version": version_command's output, "files": sha256 of
+    fingerprint_files}) when either is set, or when the command runs an engine of `bench.systems.engines`
+    (which states its own). Without one, a changed program keeps its cached outputs: `provenance_note()` says
+    so, and the description has no fingerprint key (the cache keys of existing entries stay as they were).
 
     A fixed-voice system (`prompted=False`, e.g. `bench.systems.engines`) still receives the prompts but
     ignores them: describe() says so with a note (speaker similarity to the prompt measures nothing about
@@ -76,66 +373,96 @@ class ExternalSystem(System):
 
     kind = "external"
     Options = ExternalOptions
+    threads_affect_audio = False  # the program computes the audio, not this process's torch
+
+    def code_paths(self) -> list[Path]:
+        """What of ours touches its audio: this adapter and the audio reading / resampling it applies (the
+        program itself is identified by its `fingerprint`)."""
+        return [Path(__file__).resolve(), SYSTEMS_SOURCE / "base.py", FLASHSPEECH_SOURCE / "foundation" / "audio.py"]
 
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:
+        """One system; runs version_command and hashes fingerprint_files now (SystemConfigError when they fail)."""
         opts: ExternalOptions = config.options
         name = config.name or Path(shlex.split(opts.command[0])[0]).name
-        return [cls(opts.command, name, opts.sample_rate, prompted=opts.prompted)]
+        stamp = program_fingerprint(opts, f"systems.{name}")
+        return [cls(opts.command, name, opts.sample_rate, opts.prompted, opts.timeout_s, fingerprint=stamp)]
 
-    def __init__(self, command: Sequence[str], name: str, sample_rate: int = 16_000, prompted: bool = True):
+    def __init__(
+        self,
+        command: Sequence[str],
+        name: str,
+        sample_rate: int = 16_000,
+        prompted: bool = True,
+        timeout_s: float | None = None,
+        fingerprint: Fingerprint | None = None,
+    ):
         self.command, self.name, self.sample_rate, self.prompted = list(command), name, sample_rate, prompted
+        self.timeout_s, self.fingerprint = timeout_s, fingerprint
 
     def describe(self) -> dict[str, Any]:
-        described = {"kind": self.kind, "command": self.command, "sample_rate": self.sample_rate}
+        described: dict[str, Any] = {"kind": self.kind, "command": self.command, "sample_rate": self.sample_rate}
         if not self.prompted:  # only then: prompted systems keep their description (and generation cache keys)
             described.update(prompted=False, note=FIXED_VOICE_NOTE)
+        if self.fingerprint is not None:  # likewise: unfingerprinted systems keep their cache keys
+            described["fingerprint"] = dataclasses.asdict(self.fingerprint)
         return described
 
-    def generate(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[Generated]:
+    def provenance_note(self) -> str | None:
+        return None if self.fingerprint is not None else UNFINGERPRINTED_NOTE
 
+    def timeout_for(self, items: Sequence[EvalItem]) -> tuple[float, str]:
+        """The batch's timeout in seconds, and where it comes from (for the error message)."""
+        if self.timeout_s is not None:
+            return float(self.timeout_s), "timeout_s"
+        chars = sum(len(item.text) for item in items)
+        return default_timeout_s([item.text for item in items]), f"the default timeout_s for {chars} characters"
+
+    def generate(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[Generated]:
         with tempfile.TemporaryDirectory(prefix="fsb-external-") as tmp:
             tmpdir = Path(tmp)
-            requests = []
-            for k, (item, seed) in enumerate(zip(items, seeds, strict=True)):
-                prompt = write_wav(tmpdir / f"prompt-{k}.wav", prompt_clip(item, 16_000), 16_000)
-                requests.append(
-                    {
-                        "id": item.id,
-                        "text": item.text,
-                        "prompt_audio": str(prompt),
-                        "prompt_text": item.prompt_text,
-                        "seed": seed,
-                        "output": str(tmpdir / "out" / f"{k}.wav"),
-                    }
-                )
-            (tmpdir / "out").mkdir()
-            request_file = tmpdir / "requests.jsonl"
-            request_file.write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
-            argv = [
-                a.format(input=request_file, output_dir=tmpdir / "out", python=sys.executable) for a in self.command
-            ]
-            start = time.perf_counter()
-            proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ})
-            wall = time.perf_counter() - start
-            note = "" if proc.returncode == 0 else f" (command exited {proc.returncode}: {proc.stderr[-500:]!r})"
-            out: list[Generated] = []
-            for r in requests:
-                info = _sidecar(Path(r["output"] + ".json"))
-                try:
-                    audio = read_audio(r["output"], self.sample_rate).samples
-                except Exception as exc:
-                    message = info.get("error") if isinstance(info.get("error"), str) else None
-                    out.append(Generated(None, self.sample_rate, message or error_text(exc) + note))
-                    continue
-                out.append(Generated(audio, self.sample_rate, timings=info.get("timings") or {}))
-            if not self.prompted:
-                for g in out:
-                    g.meta["prompted"] = False
-            missing = [g for g in out if g.audio is not None and not g.timings]
-            if missing:
-                shares = share_batch_timings({"total": wall}, [len(g.audio) / self.sample_rate for g in missing])
-                for g, share in zip(missing, shares, strict=True):
-                    g.timings = share
-                    g.meta["timing"] = "command wall time shared by audio length"
+            requests = _write_requests(tmpdir, items, seeds)
+            values = {"input": tmpdir / "requests.jsonl", "output_dir": tmpdir / "out", "python": sys.executable}
+            argv = [a.format(**values) for a in self.command]
+            limit, source = self.timeout_for(items)
+            try:
+                run = run_command(argv, limit, tmpdir)
+            except (OSError, subprocess.SubprocessError) as exc:
+                failure, wall, tail = f"the command did not start: {error_text(exc)}", 0.0, ""
+            else:
+                failure, wall, tail = _batch_failure(run, limit, source), run.wall_s, run.tail()
+            out = [self._result(r, failure, tail) for r in requests]
+        if not self.prompted:
+            for g in out:
+                g.meta["prompted"] = False
+        missing = [g for g in out if g.audio is not None and not g.timings]
+        if missing:
+            shares = share_batch_timings({"total": wall}, [len(g.audio) / self.sample_rate for g in missing])
+            for g, share in zip(missing, shares, strict=True):
+                g.timings = share
+                g.meta["timing"] = "command wall time shared by audio length"
         return out
+
+    def _result(self, request: dict[str, Any], failure: str | None, tail: str) -> Generated:
+        """One request's outcome: its own error message, else the batch's failure, else its wav and timings."""
+        info = _sidecar(Path(request["output"] + ".json"))
+        own_error = info.get("error")
+        if isinstance(own_error, str) and own_error.strip():
+            return Generated(None, self.sample_rate, own_error)
+        if failure is not None:
+            return Generated(None, self.sample_rate, failure)
+        try:
+            audio = read_audio(request["output"], self.sample_rate).samples
+        except Exception as exc:
+            return Generated(None, self.sample_rate, f"{error_text(exc)} (the command exited 0; {tail})")
+        timings = info.get("timings")
+        return Generated(audio, self.sample_rate, timings=timings if isinstance(timings, dict) and timings else {})
+
+
+def _batch_failure(run: CommandRun, limit: float, source: str) -> str | None:
+    """Why every request of the batch fails (None: the command exited 0 in time)."""
+    if run.returncode is None:
+        return f"command timed out after {limit:.1f} s ({source}); {run.tail()}"
+    if run.returncode != 0:
+        return f"command exited {run.returncode}{_killed_by(run.returncode)}; {run.tail()}"
+    return None

@@ -20,6 +20,7 @@ class GroundTruthSystem(System):
 
     kind = "ground_truth"
     deterministic = True
+    threads_affect_audio = False  # reads the recording
 
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:

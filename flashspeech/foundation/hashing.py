@@ -45,3 +45,19 @@ def cached_sha256(path: str | os.PathLike) -> str:
     if key not in _VERIFIED:
         _VERIFIED[key] = sha256_file(path)
     return _VERIFIED[key]
+
+
+def source_digest(*roots: str | os.PathLike, length: int = 16) -> str:
+    """sha256 (`length` hex digits) of the Python source under `roots` (directories or .py files): every `*.py`
+    file's path relative to its root and its bytes, in sorted order; `__pycache__` is skipped. What the caches
+    key "the code that ran" by: an edited line anywhere under a root changes it."""
+    h = hashlib.sha256()
+    for root in roots:
+        root = Path(root).resolve()
+        files = [root] if root.is_file() else sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+        h.update(f"{root.name}\0".encode())
+        for path in files:
+            rel = path.name if path == root else path.relative_to(root).as_posix()
+            h.update(f"{rel}\0{path.stat().st_size}\0".encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:length]

@@ -132,7 +132,8 @@ class SimilaritySuite(Suite):
             self.embedder = build_backend(self.backend_name, self.device, self.batch_size, self.checkpoint)
 
     def describe(self) -> dict[str, Any]:
-        backend = self.embedder.describe() if self.embedder else {"backend": self.backend_name, "loaded": False}
+        self.load()  # what scores is described whether or not this run needed it (every score from the cache)
+        backend = self.embedder.describe()
         return {
             "suite": self.name,
             "backend": self.backend_name,

@@ -42,7 +42,7 @@ def test_shipped_configs_load_and_overrides_apply():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["colour=1"], "unknown config keys"),
+        (["colour=1"], "--set colour: unknown key 'colour'"),
         (["systems.0.kind=teleport"], "systems.0.kind"),
         (["systems.0.steps=[]"], "systems.0.steps"),
         (["seeds=[]"], "seeds"),

@@ -17,7 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.systems.engines.loop import Engine, main
+from bench.systems.base import error_text
+from bench.systems.engines.loop import Engine, code_digest, dist_version, fingerprint, main
 from flashspeech.text.espeak import Espeak, VoiceSettings
 
 
@@ -31,12 +32,22 @@ class EspeakEngine(Engine):
         return result.samples, result.sample_rate
 
 
+def identify(args: argparse.Namespace) -> str:
+    """The engine's code (with the binding), espeak-ng's version and its wheel's (the voice is in the command)."""
+    try:
+        version = Espeak.get().version
+    except Exception as exc:  # reported in the fingerprint; every request fails with it too
+        version = f"not loadable ({error_text(exc)})"
+    binding, loader = code_digest("flashspeech.text.espeak"), dist_version("espeakng-loader")
+    return fingerprint(__spec__.name, f"binding {binding}", f"espeak-ng {version}", f"espeakng-loader {loader}")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.systems.engines.espeak", description=__doc__.split("\n")[0])
     parser.add_argument("--voice", default="en-us", help="an espeak-ng voice name (default: en-us)")
     parser.add_argument("--rate", type=int, default=175, help="words per minute (default: espeak-ng's 175)")
     parser.add_argument("--pitch", type=int, default=50, help="base pitch 0-99 (default: espeak-ng's 50)")
-    return main(parser, lambda args: EspeakEngine(args.voice, args.rate, args.pitch), argv)
+    return main(parser, lambda args: EspeakEngine(args.voice, args.rate, args.pitch), argv, identify)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bench.systems.engines.loop import Engine, main
+from bench.systems.engines.loop import Engine, fingerprint, main
 
 INSTALL_HINT = "install it with `apt-get install flite` (Debian/Ubuntu) or from http://cmuflite.org"
 
@@ -71,11 +71,21 @@ class FliteEngine(Engine):
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def identify(args: argparse.Namespace, timeout_s: float = 30.0) -> str:
+    """The engine's code and what `flite --version` prints (the voice is in the command)."""
+    found = shutil.which(args.program)
+    if found is None:  # every request fails too, saying how to install it
+        return fingerprint(__spec__.name, f"`{args.program}` is not on PATH")
+    proc = subprocess.run([found, "--version"], capture_output=True, text=True, timeout=timeout_s)
+    version = " ".join((proc.stdout.strip() or proc.stderr.strip()).split())
+    return fingerprint(__spec__.name, f"{version[:120]} (exit status {proc.returncode})")
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.systems.engines.flite", description=__doc__.split("\n")[0])
     parser.add_argument("--voice", default="slt", help="a built-in flite voice (default: slt; `flite -lv` lists them)")
     parser.add_argument("--program", default="flite", help="the flite executable (default: flite on PATH)")
-    return main(parser, lambda args: FliteEngine(args.voice, args.program), argv)
+    return main(parser, lambda args: FliteEngine(args.voice, args.program), argv, identify)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bench.systems.engines.loop import Engine, main
+from bench.systems.base import error_text
+from bench.systems.engines.loop import Engine, dist_version, file_digest, fingerprint, main
 
 
 class HibariEngine(Engine):
@@ -31,11 +32,27 @@ class HibariEngine(Engine):
         return self._tts(text, seed=seed), int(self._tts.sample_rate)
 
 
+def identify(args: argparse.Namespace) -> str:
+    """The engine's code, hibari's and onnxruntime's versions, and the voice model's sha256 (a voice not yet
+    downloaded: the sha256 hibari's registry holds for it, which hibari checks the download against)."""
+    try:
+        from hibari.voices import VOICES, voice_path
+
+        try:
+            voice = f"voice {args.voice} {file_digest(voice_path(args.voice, download_missing=False))}"
+        except FileNotFoundError:
+            voice = f"voice {args.voice} {VOICES[args.voice]['sha256'][:16]} (not downloaded yet)"
+    except Exception as exc:  # not installed, unknown voice: every request fails too, saying why
+        voice = f"voice {args.voice} unavailable ({error_text(exc)})"
+    versions = f"hibari-tts {dist_version('hibari-tts')}; onnxruntime {dist_version('onnxruntime')}"
+    return fingerprint(__spec__.name, versions, voice)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.systems.engines.hibari", description=__doc__.split("\n")[0])
     parser.add_argument("--voice", default="heart", help="a hibari voice (default: heart, shipped in the wheel)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime threads (default 1, hibari's own)")
-    return main(parser, lambda args: HibariEngine(args.voice, args.threads), argv)
+    return main(parser, lambda args: HibariEngine(args.voice, args.threads), argv, identify)
 
 
 if __name__ == "__main__":

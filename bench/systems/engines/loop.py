@@ -4,12 +4,19 @@
 then, per request, times `Engine.synthesize` alone and writes the wav at `output` and `<output>.json` with
 {"timings": {"synthesis": seconds}}. A request that fails (bad text, an engine error, silent or non-finite
 audio) leaves no wav and a sidecar {"error": message} instead; the others go on. An engine that cannot load
-fails every request with the reason. The exit status is 1 when any request failed, else 0.
+or warm up fails every request with the reason. The exit status is 0 when every request got an answer (a wav
+or its own error): the external system fails a whole batch on a non-zero status, so it is 1 only when the
+engine did not load or warm up or a request line was unusable.
+
+`main` also answers `--fingerprint` (in place of the request file): one line naming what determines the
+engine's audio (`fingerprint`: its code's sha256, its synthesizer's version, its voice file's sha256).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import importlib.util
 import json
 import sys
 import time
@@ -22,6 +29,7 @@ import numpy as np
 
 from bench.systems.base import error_text
 from flashspeech.foundation.audio import write_wav
+from flashspeech.foundation.hashing import sha256_file, sha256_files
 
 WARMUP_TEXT = "This sentence warms the engine up."
 
@@ -81,8 +89,8 @@ def _synthesize(engine: Engine, request: dict[str, Any]) -> tuple[np.ndarray, in
 
 
 def serve(requests_path: str | Path, load: Callable[[], Engine]) -> int:
-    """Answer every request in the JSONL file; returns the exit status (1 if any request failed)."""
-    requests, failed = _read_requests(Path(requests_path))
+    """Answer every request in the JSONL file; returns the exit status (see the module's docstring)."""
+    requests, broken = _read_requests(Path(requests_path))
     try:
         engine = load()
     except Exception as exc:
@@ -102,18 +110,56 @@ def serve(requests_path: str | Path, load: Callable[[], Engine]) -> int:
                 write_wav(request["output"], audio, sample_rate)
             except Exception as exc:
                 _fail(request, error_text(exc))
-                failed += 1
                 continue
             _write_json(Path(request["output"] + ".json"), {"timings": {"synthesis": elapsed}})
     finally:
         engine.close()
-    return 1 if failed else 0
+    return 1 if broken else 0
+
+
+def code_digest(*modules: str) -> str:
+    """sha256 (12 hex digits) of the named modules' source files, in order: an engine's own code."""
+    paths = []
+    for module in modules:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ModuleNotFoundError(f"no source for module {module!r}")
+        paths.append(spec.origin)
+    return sha256_files(paths)[:12]
+
+
+def file_digest(path: str | Path) -> str:
+    """sha256 (16 hex digits) of a file, e.g. a voice model."""
+    return sha256_file(path)[:16]
+
+
+def dist_version(name: str) -> str:
+    """An installed distribution's version, or "not installed"."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def fingerprint(engine_module: str, *parts: str) -> str:
+    """One line: the engine's code digest (its module, this loop) and `parts` (versions, voice digests)."""
+    return "; ".join([f"code {code_digest(engine_module, __name__)}", *parts])
 
 
 def main(
-    parser: argparse.ArgumentParser, load: Callable[[argparse.Namespace], Engine], argv: Sequence[str] | None
+    parser: argparse.ArgumentParser,
+    load: Callable[[argparse.Namespace], Engine],
+    argv: Sequence[str] | None,
+    identify: Callable[[argparse.Namespace], str],
 ) -> int:
-    """Parse an engine program's options plus the request file, then `serve` it."""
-    parser.add_argument("input", help="the JSONL request file ({input} in the external system's command)")
+    """Parse an engine program's options plus the request file, then `serve` it; or, with `--fingerprint`, print
+    `identify(options)`: what determines the engine's audio (see `fingerprint`)."""
+    parser.add_argument("input", nargs="?", help="the JSONL request file ({input} in the external system's command)")
+    parser.add_argument("--fingerprint", action="store_true", help="print what determines the audio, and exit")
     args = parser.parse_args(argv)
+    if args.fingerprint:
+        print(identify(args))
+        return 0
+    if args.input is None:
+        parser.error("the request file is required (or --fingerprint)")
     return serve(args.input, lambda: load(args))

@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from bench.systems.engines.loop import WARMUP_TEXT, Engine, main
+from bench.systems.base import error_text
+from bench.systems.engines.loop import WARMUP_TEXT, Engine, dist_version, file_digest, fingerprint, main
 
 _WROTE = re.compile(r"Wrote (.+\.wav)\s*$")
 
@@ -144,9 +145,23 @@ class PiperEngine(Engine):
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+def _voice(args: argparse.Namespace) -> tuple[Path, Path]:
+    return joe_voice() if args.model is None else (args.model, args.config or Path(f"{args.model}.json"))
+
+
 def _load(args: argparse.Namespace) -> Engine:
-    model, config = joe_voice() if args.model is None else (args.model, args.config or Path(f"{args.model}.json"))
-    return PiperEngine(model, config, args.timeout)
+    return PiperEngine(*_voice(args), args.timeout)
+
+
+def identify(args: argparse.Namespace) -> str:
+    """The engine's code, piper's and onnxruntime's versions, and the sha256 of the voice model and its config."""
+    try:
+        model, config = _voice(args)
+        voice = f"model {file_digest(model)}; config {file_digest(config)}"
+    except (RuntimeError, OSError) as exc:  # every request fails too, saying why
+        voice = f"voice unavailable ({error_text(exc)})"
+    versions = f"piper-tts {dist_version('piper-tts')}; onnxruntime {dist_version('onnxruntime')}"
+    return fingerprint(__spec__.name, versions, voice)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -154,7 +169,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, help="a piper .onnx voice (default: en_US-joe-medium from its wheel)")
     parser.add_argument("--config", type=Path, help="its .onnx.json (default: the model path + .json)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for one item (default 120)")
-    return main(parser, _load, argv)
+    return main(parser, _load, argv, identify)
 
 
 if __name__ == "__main__":

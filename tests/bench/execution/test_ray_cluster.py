@@ -84,3 +84,31 @@ def test_an_actor_no_node_can_hold_is_an_error_not_a_hang(make_config, cluster):
     with pytest.raises(ExecutorError, match=r"gpus_per_actor = 1, but no node .* has more than 0 GPU"), executor:
         pass
     assert ray.is_initialized()  # a cluster it did not start is left running
+
+
+def test_the_shipped_checkpoint_gives_the_same_audio_on_ray_and_locally(make_config, tmp_path, cluster):
+    """The shipped FlashSpeech on committed real clips: torch rounds differently at other CPU thread counts, so Ray
+    actors run with the driver's count by default and the generation key records it: the same seed gives the same
+    audio (and key) on either executor; an actor thread count that differs is a different key, never a hit."""
+    import numpy as np
+
+    from flashspeech.foundation.audio import read_audio
+
+    systems = [{"kind": "flashspeech", "checkpoint": "pretrained:flashspeech-tiny", "steps": [2]}]
+    fields = {"systems": systems, "suites": {}, "seeds": [0]}
+    local = run_benchmark(make_config(["a", "b"], cache="local", **fields), progress=False)
+    remote = run_benchmark(make_config(["a", "b"], cache="ray", executor=RAY, **fields), progress=False)
+    assert (local.generated, remote.generated) == (2, 2)
+    wavs = {side: sorted((tmp_path / side).glob("[0-9a-f][0-9a-f]/*.wav")) for side in ("local", "ray")}
+    assert [p.name for p in wavs["local"]] == [p.name for p in wavs["ray"]] and len(wavs["local"]) == 2
+    for a, b in zip(wavs["local"], wavs["ray"], strict=True):
+        np.testing.assert_array_equal(read_audio(a, None).samples, read_audio(b, None).samples)
+    other = {**RAY, "threads_per_actor": 3 if torch_threads() != 3 else 2}
+    again = run_benchmark(make_config(["a", "b"], cache="ray", executor=other, **fields), progress=False)
+    assert (again.generated, again.cached) == (2, 0)  # another thread count: regenerated under its own key
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

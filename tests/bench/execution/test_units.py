@@ -136,7 +136,7 @@ def test_executor_config_errors_name_the_field(make_config):
 
     with pytest.raises(ConfigError, match=r"executor\.kind"):
         make_config(["a"], executor={"kind": "slurm"})
-    with pytest.raises(ConfigError, match="executor: unknown keys"):
+    with pytest.raises(ConfigError, match=r"executor\.workers: unknown key"):
         make_config(["a"], executor={"workers": 3})
     with pytest.raises(ConfigError, match=r"executor\.shard_items"):
         make_config(["a"], executor={"shard_items": 0})

@@ -57,7 +57,7 @@ def test_auto_picks_the_nearest_comparable_ancestor_and_says_why_others_were_ski
     assert [r.run_id for r in choice.eligible] == [ids["c3"], ids["c2"]]
     why = {run.run_id: reason for run, reason in choice.skipped}
     assert "lock_sha256" in why[ids["c1-other-lock"]]
-    assert why[ids["c4-gate-failed"]] == "its own gate failed"
+    assert why[ids["c4-gate-failed"]].startswith("its own gate failed")
     assert "device_model" in why[ids["c5-other-device"]]
     assert "evaluator" in why[ids["c6-other-evaluator"]]
     assert "branch feature" in why[ids["c6-feature-branch"]]
@@ -108,3 +108,17 @@ def test_noise_margins_widen_to_the_spread_of_recent_baselines(tmp_path, history
     assert next(r for r in few.rules if r.metric == "wer.wer").allowed_abs == 0.01
     assert "3 needed" in few.margin_notes["wer.wer"]
     assert len(list_runs(uri)) == 4
+
+
+def test_an_accepted_run_becomes_a_baseline_although_its_gate_failed(store, history, capsys):
+    uri, ids = store
+    candidate = synthetic_results(history.main[7], seed=10).metadata
+    assert auto_baseline(candidate, uri, repo=history.repo).run.run_id == ids["c3"]
+    assert main(["accept", ids["c4-gate-failed"], "--tracking-uri", uri, "--reason", "WER for speed, PR 12"]) == 0
+    assert "accepted run " + ids["c4-gate-failed"][:8] in capsys.readouterr().out
+    choice = auto_baseline(candidate, uri, repo=history.repo)
+    assert choice.run.run_id == ids["c4-gate-failed"] and choice.run.accepted == "WER for speed, PR 12"
+    # by tag, too; an unknown run id is an error naming it
+    assert main(["accept", f"tag:commit={history.main[2][:10]}", "--tracking-uri", uri, "--reason", "x"]) == 0
+    with pytest.raises(LookupError, match="no benchmark run with that id"):
+        main(["accept", "0" * 32, "--tracking-uri", uri, "--reason", "x"])

@@ -74,3 +74,59 @@ def test_bands_follow_each_device_for_timings_and_ignore_noise_within_the_ci():
     found = departures(table)
     assert found[["series", "commit"]].values.tolist() == [["cuda:H200", "c6"]]
     assert table.loc[table["order"] < 3, "band_center"].isna().all()  # fewer than 3 runs before: no band yet
+
+
+def test_timings_that_are_not_clean_are_marked_and_kept_out_of_bands():
+    """A contended run 3x slower is no departure and does not move the band; the next clean slow run is."""
+    from reports.history import marked_timings
+
+    rows = []
+    for order in range(8):
+        timing = "contended" if order == 4 else "borrowed" if order == 5 else "clean"
+        value = 0.5 * (3 if order in (4, 7) else 1) * (1 + 0.01 * (-1) ** order)
+        rows.append(
+            {
+                "order": order,
+                "run_id": f"r{order}",
+                "commit": f"c{order}",
+                "started": order,
+                "device_model": "cpu:EPYC",
+                "system": "fs@1",
+                "metric": "rtf.rtf",
+                "value": value,
+                "ci_low": value * 0.97,
+                "ci_high": value * 1.03,
+                "timing": timing,
+            }
+        )
+    table = mark_bands(pd.DataFrame(rows))
+    assert departures(table)["commit"].tolist() == ["c7"]
+    contended = table[table["order"] == 4].iloc[0]
+    assert pd.isna(contended["band_center"]) and contended["left_band"] is None and not contended["departure"]
+    assert table.loc[table["order"] == 7, "band_center"].iloc[0] == pytest.approx(0.5, rel=0.02)  # clean runs only
+    marked = marked_timings(table)
+    assert marked[["commit", "timing"]].values.tolist() == [["c4", "contended"], ["c5", "borrowed"]]
+
+
+def test_timing_quality_reads_the_rtf_suite_counts():
+    from bench.regression.history import timing_quality
+
+    metrics = pd.DataFrame(
+        [
+            ("a", "s", "rtf.timed_here", 16.0),
+            ("a", "s", "rtf.borrowed", 0.0),
+            ("a", "s", "rtf.contended", 0.0),
+            ("b", "s", "rtf.timed_here", 16.0),
+            ("b", "s", "rtf.contended", 3.0),
+            ("c", "s", "rtf.timed_here", 8.0),
+            ("c", "s", "rtf.borrowed", 8.0),
+            ("d", "s", "rtf.timed_here", 0.0),
+        ],
+        columns=["run_id", "system", "metric", "value"],
+    )
+    assert timing_quality(metrics) == {
+        ("a", "s"): "clean",
+        ("b", "s"): "contended",
+        ("c", "s"): "borrowed",
+        ("d", "s"): "not timed",
+    }
