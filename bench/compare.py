@@ -16,7 +16,7 @@ shrunken test set) fail as a `testset.items` row. `GateReport` holds the rows an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,9 @@ def compare(
     device_note = "" if b_dev and b_dev == c_dev else f"{why} ({b_label} vs {c_label})"
     rows: list[tuple[ComparisonRow, MetricRule]] = []
     tests: list[tuple[ComparisonRow, MetricRule, GateTest]] = []
+    cpu = bool(b_dev and b_dev == c_dev and b_dev.startswith("cpu|"))
     for rule in [*config.rules, *failure_rules(config, b_items, c_items)]:
+        rule, floor_note = timing_floor(rule, config, cpu)
         direction = metric_direction(rule, baseline, candidate)
         evaluator = evaluator_change(rule.suite, baseline.metadata, candidate.metadata)
         b_use, c_use = (Usable(), Usable()) if rule.test == "count" else (usable(b_items, rule), usable(c_items, rule))
@@ -199,6 +201,7 @@ def compare(
                 if test := stat_row(row, rule, base, cand, config, blocker):
                     tests.append((row, rule, test))
                 margin = config.margin_notes.get(rule.metric) or (config.timing_margin_note if rule.same_device else "")
+                margin = margin or floor_note
                 row.note = "; ".join(filter(None, [row.note, excluded, margin]))
             if evaluator and config.allow_evaluator_change and base is not None and cand is not None:
                 row.note = "; ".join(filter(None, [evaluator.replace("changed:", "changed (allowed):", 1), row.note]))
@@ -253,6 +256,17 @@ def compare(
         alpha=config.alpha,
         comparisons=len(family),
     )
+
+
+def timing_floor(rule: MetricRule, config: GateConfig, cpu: bool) -> tuple[MetricRule, str]:
+    """A timing rule on two CPU-timed runs gets at least `config.cpu_timing_rel` as its relative margin (whole CPU
+    runs drift together), unless its margin was calibrated (`rtf_noise`, `--noise-runs`); (rule, note)."""
+    floor = config.cpu_timing_rel
+    calibrated = config.rtf_noise or rule.metric in config.margin_notes
+    if not (rule.same_device and cpu and floor) or calibrated or (rule.allowed_rel or 0.0) >= floor:
+        return rule, ""
+    note = f"margin {100 * floor:.0f} %: the CPU noise floor (cpu_timing_rel; calibrate-rtf for this machine's)"
+    return replace(rule, allowed_rel=floor), note
 
 
 def load_results(ref: str | Path, uri: str | None = None) -> Results:

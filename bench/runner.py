@@ -411,6 +411,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
                 "steps": None,  # a system that does not sample records no steps; sampling() overrides it
                 **s.sampling(),
                 "code": s.code_digest(),
+                "provenance_note": s.provenance_note(),
                 "name": s.name,
                 "testset": t,
                 "kind": s.kind,

@@ -332,7 +332,7 @@ def _bootstrap(results: Results) -> str:
 
 def report_warnings(results: Results) -> list[str]:
     """What a reader must know before reading any number: non-comparable SIM, an offline MOS predictor (not the
-    paper's UTMOS), untrained systems, timings."""
+    paper's UTMOS), untrained systems, external programs the generation cache cannot tell apart, timings."""
     warnings = []
     for caveat in (sim_backend(results).caveat, getattr(mos_predictor(results), "caveat", None)):
         if caveat:
@@ -344,4 +344,10 @@ def report_warnings(results: Results) -> list[str]:
             f"{', '.join(untrained)}: random (untrained) weights ({_get(systems[untrained[0]], 'checkpoint')}); "
             "their quality numbers measure nothing but the harness itself."
         )
+    unfingerprinted = sorted(
+        n for n, info in systems.items() if isinstance(info, dict) and isinstance(info.get("provenance_note"), str)
+    )
+    if unfingerprinted:
+        note = systems[unfingerprinted[0]]["provenance_note"]
+        warnings.append(f"{', '.join(unfingerprinted)}: {note}")
     return warnings + timing_warnings(results)

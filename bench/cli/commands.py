@@ -178,6 +178,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.retime or (args.gate and not args.no_retime):
         overrides.append("retime=true")  # a gated run times itself: RTF compares or the gate fails closed
     config = load_config(args.config, overrides)
+    gate = _gate_config(args) if args.gate else None  # a bad gate config fails before anything is generated
+    if args.gate and args.gate != "auto" and not args.gate.startswith("tag:"):
+        ref = Path(args.gate)
+        if not ref.is_dir() and (ref.exists() or any(c in args.gate for c in "/\\") or args.gate.startswith(".")):
+            raise FileNotFoundError(f"--gate {args.gate}: not a results directory (nor an MLflow run id)")
     outcome = run_benchmark(config, progress=not args.quiet)
     results = outcome.results
     reports, tracking = publish(outcome, config)
@@ -195,7 +200,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         from bench.compare import compare, load_results
         from bench.tracking import tracking_uri
 
-        gate = _gate_config(args)
         uri = tracking.uri if tracking is not None else tracking_uri(outcome.output_dir, config.tracking_uri)
         logged = tracking.run_id if tracking is not None else None
         baseline = resolve_baseline(args.gate, results.metadata, uri, args, gate, exclude=(logged,))

@@ -132,8 +132,11 @@ class SimilaritySuite(Suite):
             self.embedder = build_backend(self.backend_name, self.device, self.batch_size, self.checkpoint)
 
     def describe(self) -> dict[str, Any]:
-        self.load()  # what scores is described whether or not this run needed it (every score from the cache)
-        backend = self.embedder.describe()
+        try:  # what scores is described whether or not this run needed it (every score from the cache)
+            self.load()
+            backend = self.embedder.describe()
+        except CANNOT_RUN as exc:  # missing weights: the same description every time, and every score fails
+            backend = {"backend": self.backend_name, "checkpoint": self.checkpoint, "unavailable": str(exc)}
         return {
             "suite": self.name,
             "backend": self.backend_name,

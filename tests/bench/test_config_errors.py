@@ -133,3 +133,13 @@ def test_a_tracked_run_reads_as_its_name_id_and_store():
         "run 'paper' (id 3f2a9c) at http://mlflow:5000; page: http://mlflow:5000/#/experiments/7/runs/3f2a9c"
     )
     assert TrackedRun("3f2a9c", {}, "sqlite:///x.db", "1").describe() == "run 3f2a9c at sqlite:///x.db"
+
+
+def test_gate_inputs_fail_before_anything_is_generated(tiny, tmp_path, capsys):
+    assert main([*tiny, "--gate", str(tmp_path / "no-such-run")]) == 2
+    assert "--gate" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    bad = tmp_path / "gate.toml"
+    bad.write_text("[gate]\nalpah = 0.1\n")
+    assert main([*tiny, "--gate", "auto", "--gate-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("flashspeech-bench: error: gate: unknown key(s) alpah") and not (tmp_path / "out").exists()

@@ -132,7 +132,7 @@ def test_sign_flip_test_is_exact_on_few_items_and_finds_a_consistent_shift():
     # every item 0.1 worse: the smallest exact one-sided p over 12 items is 2^-12 (only the observed labelling)
     worse = sign_flip_test((wer, ones), (wer + 0.1, ones), 1.0, 0.01, 0.05, 1000, rng)
     assert worse.p_worse == pytest.approx(2.0**-12) and worse.p_better == 1.0
-    assert 0.01 < worse.ci_low <= 0.1 <= worse.ci_high
+    assert 0.01 < worse.ci_low <= 0.1 + 1e-9 and worse.ci_high >= 0.1 - 1e-9  # every item +0.1: the point 0.1
     # higher is better (SIM): a drop is worse
     drop = sign_flip_test((wer, ones), (wer - 0.1, ones), -1.0, 0.01, 0.05, 1000, rng)
     assert drop.p_worse == pytest.approx(2.0**-12) and drop.p_better == 1.0

@@ -588,3 +588,17 @@ def test_absent_rtf_says_why_once_per_reason():
 
     html = render_html_string(_rtf_results([False] * 3, [True] * 3), [], {})
     assert "Absent numbers" in html and "Test-set problems (1" in html
+
+
+def test_an_unfingerprinted_external_system_is_a_report_warning():
+    from bench.systems.external import UNFINGERPRINTED_NOTE
+    from reports.provenance import report_warnings
+
+    results = toy_results()
+    results.metadata["systems"] = {
+        "smoke:mine": {"kind": "external", "provenance_note": UNFINGERPRINTED_NOTE},
+        "smoke:fingerprinted": {"kind": "external", "provenance_note": None},
+    }
+    warnings = report_warnings(results)
+    assert f"smoke:mine: {UNFINGERPRINTED_NOTE}" in warnings
+    assert not any("fingerprinted" in w for w in warnings)

@@ -38,6 +38,7 @@ name = "smoke"
 [[systems]]
 kind = "external"
 name = "copy"
+batch_size = 2  # 8 batches: enough for the sign-flip test over batch clusters (RTF), half the process starts
 command = ["{{python}}", "{script}", "{{input}}", "{targets}", "{settings}"]
 fingerprint_files = ["{script}", "{settings}"]
 
