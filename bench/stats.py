@@ -17,12 +17,6 @@
 - `GateTest` (`bootstrap_test`, `ShiftTest.gate`): a comparison's interval of the difference and its one-sided
   p-values of "worse" and "better" beyond a margin; the row's p is twice the smaller one.
 
-- `stratified_counts` / `strata`: the fallback when a test set has fewer clusters than MIN_CLUSTERS but enough
-  items (the embedded smoke set: 40 items on 5 voices): items are resampled *within* their cluster. The
-  clusters are then fixed strata, so the interval is conditional on these speakers (it answers "did the system
-  change on this test set's voices", which is what a regression gate on a fixed test set asks, not "would it on
-  new voices"); the gate and the reports say so wherever it is used.
-
 MIN_CLUSTERS (20): below it a percentile bootstrap's interval undercovers badly. Measured (2000 simulated test
 sets per k, 8 items per cluster, 2000 resamples, nominal 95 %): coverage 82 / 90 / 92 / 94 % at k = 5 / 10 / 20
 / 40 clusters with normal cluster effects, 71 / 81 / 88 / 90 % with strongly skewed (gamma 0.5) ones.
@@ -74,51 +68,18 @@ def resample_counts(k: int, resamples: int, rng: np.random.Generator) -> Iterabl
         yield np.bincount(picks.ravel(), minlength=n * k).reshape(n, k).astype(np.float64)
 
 
-def stratified_counts(strata: np.ndarray, resamples: int, rng: np.random.Generator) -> Iterable[np.ndarray]:
-    """Like `resample_counts` over len(strata) units, but each unit is drawn only from units of its own stratum
-    (`strata[j]`: unit j's stratum label), as many times as the stratum has units."""
-    strata = np.asarray(strata)
-    groups = [np.flatnonzero(strata == label) for label in np.unique(strata)]
-    for start in range(0, resamples, _CHUNK):
-        n = min(_CHUNK, resamples - start)
-        weights = np.zeros((n, strata.size), dtype=np.float64)
-        for members in groups:
-            for chunk in resample_counts(members.size, n, rng):
-                weights[:, members] = chunk
-        yield weights
-
-
-def strata(cluster: dict[str, str], min_clusters: int) -> tuple[str, np.ndarray | None]:
-    """How to resample the items of `cluster` (item -> cluster): ("clusters", None) when there are at least
-    `min_clusters` clusters; ("within", labels) — items resampled within their cluster, labels in sorted item
-    order — when there are fewer but at least `min_clusters` items and some cluster holds several; ("too few",
-    None) otherwise."""
-    k, items = len(set(cluster.values())), sorted(cluster)
-    if k >= min_clusters:
-        return "clusters", None
-    if len(items) >= min_clusters and k < len(items):
-        return "within", np.array([cluster[i] for i in items])
-    return "too few", None
-
-
 def paired_ratio_draws(
     base: tuple[np.ndarray, np.ndarray],
     cand: tuple[np.ndarray, np.ndarray],
     resamples: int,
     rng: np.random.Generator,
-    within: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bootstrap draws of Σnum_c/Σden_c - Σnum_b/Σden_b; entry j of each array is cluster j's sum, and both runs
-    are summed over the same resampled clusters (`within`: entry j's stratum; entries are then resampled within
-    their stratum, see `stratified_counts`). Draws whose ratio is undefined (Σden = 0) are dropped."""
+    are summed over the same resampled clusters. Draws whose ratio is undefined (Σden = 0) are dropped."""
     (num_b, den_b), (num_c, den_c) = base, cand
-    if within is None:
-        weights = resample_counts(len(num_b), resamples, rng)
-    else:
-        weights = stratified_counts(within, resamples, rng)
     out = []
     with np.errstate(divide="ignore", invalid="ignore"):
-        for w in weights:
+        for w in resample_counts(len(num_b), resamples, rng):
             out.append(w @ num_c / (w @ den_c) - w @ num_b / (w @ den_b))
     draws = np.concatenate(out)
     return draws[np.isfinite(draws)]
@@ -170,12 +131,11 @@ def bootstrap_test(
     alpha: float,
     resamples: int,
     rng: np.random.Generator,
-    within: np.ndarray | None = None,
 ) -> GateTest | None:
     """Paired cluster bootstrap of a difference of ratios (`paired_ratio_draws`): the (1 - alpha) percentile
     interval and the tail p-values beyond the margin; `worse` = 1 when a larger Δ is worse, -1 when smaller.
     None when the ratio is undefined in most resamples."""
-    draws = paired_ratio_draws(base, cand, resamples, rng, within)
+    draws = paired_ratio_draws(base, cand, resamples, rng)
     if len(draws) < resamples // 2:
         return None
     low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])

@@ -16,6 +16,9 @@ from tests.bench.execution.test_units import comparable
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
 
 RAY = {"kind": "ray", "actors": 2, "cpus_per_actor": 0.5, "shard_items": 2, "max_retries": 2}
+# one torch thread in the driver, so in each actor too (actors take the driver's count): 2 actors x 2 threads
+# would oversubscribe the 2-core machine
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

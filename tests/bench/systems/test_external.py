@@ -17,6 +17,7 @@ import pytest
 from bench.cache import generation_key
 from bench.systems import SystemConfig, SystemConfigError, build_systems
 from bench.systems import external as external_module
+from bench.systems import process as process_module
 from bench.systems.external import UNFINGERPRINTED_NOTE, ExternalSystem, default_timeout_s
 from flashspeech.foundation.audio import write_wav
 from suites.item import EvalItem
@@ -139,7 +140,7 @@ def _build(**options) -> ExternalSystem:
 
 @pytest.mark.parametrize("stubborn", [False, True], ids=["exits-on-sigterm", "ignores-sigterm"])
 def test_a_hanging_command_times_out_and_its_process_group_dies(tmp_path, monkeypatch, stubborn):
-    monkeypatch.setattr(external_module, "KILL_GRACE_S", 1.0)
+    monkeypatch.setattr(process_module, "KILL_GRACE_S", 1.0)
     script, pid_file = _script(tmp_path, "hang.py", HANG), tmp_path / "pids"
     command = ["{python}", str(script), "{input}", str(pid_file), *(["stubborn"] if stubborn else [])]
     system = ExternalSystem(command, "hang", timeout_s=1)
