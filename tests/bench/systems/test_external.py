@@ -394,3 +394,70 @@ def test_fingerprint_failures_name_the_key(tmp_path, monkeypatch, case, message)
     }.get(case) or {"version_command": ["{python}", "-c", code[case]]}
     with pytest.raises(SystemConfigError, match=message):
         _build(**options)
+
+
+BROKEN = """
+import json, sys, time
+import numpy as np, soundfile as sf
+mode = sys.argv[2]
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    sf.write(r["output"], np.zeros(16000, dtype="float32") + 0.1, 16000)
+if mode == "hang":
+    time.sleep(60)
+sys.stderr.write("model crashed after writing\\n")
+sys.exit(1)
+"""
+
+
+def test_hanging_and_failing_programs_through_the_cli(tmp_path, capsys):
+    """`flashspeech-bench run` with a program that hangs (timeout_s = 2) and one that exits 1 after writing every
+    wav: the run finishes in about the timeout, both batches' items are failed generations with the reason, the
+    failures are counted in the results, and nothing else is lost."""
+    from bench.cli import main
+    from bench.results import Results
+
+    script = tmp_path / "broken.py"
+    script.write_text(BROKEN)
+    config = tmp_path / "broken.toml"
+    config.write_text(
+        f"""
+name = "broken"
+seeds = [0]
+mlflow = false
+reports = false
+
+[[testsets]]
+name = "real"
+max_items = 2
+
+[[systems]]
+kind = "external"
+name = "hangs"
+batch_size = 2
+timeout_s = 2
+command = ["{{python}}", "{script}", "{{input}}", "hang"]
+
+[[systems]]
+kind = "external"
+name = "exits-1"
+batch_size = 2
+command = ["{{python}}", "{script}", "{{input}}", "fail"]
+
+[[systems]]
+kind = "ground_truth"
+
+[suites.defects]
+"""
+    )
+    start = time.monotonic()
+    assert main(["run", "--config", str(config), "--output-dir", str(tmp_path / "out"), "--quiet"]) == 0
+    assert time.monotonic() - start < 40
+    out = capsys.readouterr().out
+    items = Results.load(tmp_path / "out").items.set_index("system")
+    hung, failed, truth = (items.loc[f"real:{name}"] for name in ("hangs", "exits-1", "ground_truth"))
+    assert (hung["status"] == "failed").all() and hung["error"].str.contains("timed out after 2.0 s").all()
+    assert (failed["status"] == "failed").all() and failed["error"].str.contains("exited 1").all()
+    assert failed["error"].str.contains("model crashed after writing").all()
+    assert (truth["status"] == "ok").all()
+    assert "4 failed generation(s)" in out
