@@ -63,7 +63,10 @@ def _checkout(dest: Path) -> Path:
         if source.suffix in (".py", ".md", ".toml", ".txt", ".json", ".jsonl") or source.parent.name == ".ci":
             shutil.copy2(source, target)
         else:
-            os.link(source, target)
+            try:
+                os.link(source, target)
+            except OSError:  # another filesystem: copy
+                shutil.copy2(source, target)
     _git(dest, "init", "-q", "-b", "main")
     _git(dest, "add", "-A")
     _git(dest, "commit", "-q", "-m", "c0")
