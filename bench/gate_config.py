@@ -192,6 +192,9 @@ class GateConfig:
             raise GateConfigError(
                 "gate: alpha must be in (0, 1), resamples >= 100, min_paired >= 2 and min_flip_units >= 1"
             )
+        floor = config.cpu_timing_rel
+        if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or floor < 0):
+            raise GateConfigError(f"gate.cpu_timing_rel: a fraction >= 0 (0.4 = 40 %) or absent, got {floor!r}")
         if not isinstance(config.allow_incomparable, list) or not all(
             isinstance(m, str) for m in config.allow_incomparable
         ):

@@ -106,6 +106,8 @@ def test_the_cpu_timing_floor_applies_to_cpu_pairs_only_and_can_be_turned_off(ba
     for results in (gpu_b, gpu_c):
         results.metadata["environment"] = {"device": "cuda:0", "gpu": "NVIDIA H100 80GB HBM3"}
     assert row(compare(gpu_b, gpu_c), "flashspeech@1", "rtf.rtf").verdict == "regressed"  # GPUs: the rule's 10 %
+    with pytest.raises(GateConfigError, match="cpu_timing_rel"):
+        GateConfig.from_dict({"cpu_timing_rel": "40 %"})
 
 
 def test_a_slowdown_within_the_relative_margin_is_unchanged(baseline):
