@@ -219,25 +219,27 @@ def compare(
             row.fails = not allowed
             row.note = "; ".join(filter(None, [row.note, ALLOWED_INCOMPARABLE if allowed else FAILS_CLOSED]))
     ordered = sorted((r for r, _ in rows), key=lambda r: shared.index(r.system))  # rules keep their order
-    for system in shared:  # the candidate lost items the baseline had: a shrunken set must not pass as "better"
-        lost = sorted(b_ids[system] - c_ids[system])
-        if lost:
-            more = f", … ({len(lost) - 5} more)" if len(lost) > 5 else ""
-            ordered.append(
-                ComparisonRow(
-                    system,
-                    "testset.items",
-                    "regressed",
-                    baseline=float(len(b_ids[system])),
-                    candidate=float(len(c_ids[system])),
-                    delta=float(len(c_ids[system]) - len(b_ids[system])),
-                    allowed=0.0,
-                    test="count",
-                    higher_is_better=True,
-                    note=f"{len(lost)} item(s) of the baseline missing in the candidate: {', '.join(lost[:5])}{more}",
-                    fails=config.fail_on_missing,
-                )
+    items_only = {
+        "baseline": {s: sorted(b_ids[s] - c_ids[s]) for s in shared if b_ids[s] - c_ids[s]},
+        "candidate": {s: sorted(c_ids[s] - b_ids[s]) for s in shared if c_ids[s] - b_ids[s]},
+    }
+    for system, lost in items_only["baseline"].items():  # a shrunken set must not pass as "better"
+        more = f", … ({len(lost) - 5} more)" if len(lost) > 5 else ""
+        ordered.append(
+            ComparisonRow(
+                system,
+                "testset.items",
+                "regressed",
+                baseline=float(len(b_ids[system])),
+                candidate=float(len(c_ids[system])),
+                delta=float(len(c_ids[system]) - len(b_ids[system])),
+                allowed=0.0,
+                test="count",
+                higher_is_better=True,
+                note=f"{len(lost)} item(s) of the baseline missing in the candidate: {', '.join(lost[:5])}{more}",
+                fails=config.fail_on_missing,
             )
+        )
     for systems, side, fails in ((only_b, "baseline", config.fail_on_missing), (only_c, "candidate", False)):
         ordered += [
             ComparisonRow(s, "(all)", "missing", note=f"system only in the {side}", fails=fails) for s in systems
@@ -249,10 +251,7 @@ def compare(
         baseline_device=b_label,
         candidate_device=c_label,
         systems_only={"baseline": only_b, "candidate": only_c},
-        items_only={
-            "baseline": {s: sorted(b_ids[s] - c_ids[s]) for s in shared if b_ids[s] - c_ids[s]},
-            "candidate": {s: sorted(c_ids[s] - b_ids[s]) for s in shared if c_ids[s] - b_ids[s]},
-        },
+        items_only=items_only,
         alpha=config.alpha,
         comparisons=len(family),
     )
@@ -269,13 +268,22 @@ def timing_floor(rule: MetricRule, config: GateConfig, cpu: bool) -> tuple[Metri
     return replace(rule, allowed_rel=floor), note
 
 
-def load_results(ref: str | Path, uri: str | None = None) -> Results:
-    """An existing directory is a results directory (`Results.load`); anything else is an MLflow run id."""
+def results_dir(ref: str | Path) -> Path | None:
+    """The results directory `ref` names, or None when it is an MLflow run id; FileNotFoundError when it looks
+    like a path (or is a file) but is not a directory."""
     path = Path(ref)
     if path.is_dir():
-        return Results.load(path)
+        return path
     if path.exists() or any(c in str(ref) for c in "/\\") or str(ref).startswith((".", "~")):
         raise FileNotFoundError(f"{ref}: not a results directory (nor an MLflow run id)")
+    return None
+
+
+def load_results(ref: str | Path, uri: str | None = None) -> Results:
+    """An existing directory is a results directory (`Results.load`); anything else is an MLflow run id."""
+    path = results_dir(ref)
+    if path is not None:
+        return Results.load(path)
     from bench.tracking import load_run_results
 
     return load_run_results(str(ref), uri)

@@ -116,14 +116,15 @@ def _generation_units(
     config: BenchConfig,
     cache: GenerationCache,
     context: dict[str, Any],
+    code: str,
 ) -> tuple[list[Entry], dict[str, Generated], list[GenerationUnit]]:
     """Every (item, seed) slot of one system on one test set, the cache hits among them, and units for the rest.
 
     A deterministic system generates one entry per item (under seed 0's key) that serves every seed; `retime`
-    counts no hit, so every timing is this run's. The key holds the generating code's digest and, on CPU, the
-    torch thread count the units run with (`ExecutorConfig.cpu_threads`). Units hold about `shard_items` entries,
-    whole batches each, the longest texts first."""
-    description = {**system.describe(), "code": system.code_digest()}
+    counts no hit, so every timing is this run's. The key holds the generating code's digest (`code`:
+    `System.code_digest`) and, on CPU, the torch thread count the units run with (`ExecutorConfig.cpu_threads`).
+    Units hold about `shard_items` entries, whole batches each, the longest texts first."""
+    description = {**system.describe(), "code": code}
     if system.threads_affect_audio and not str(config.device).startswith("cuda"):
         description["cpu_threads"] = config.executor.cpu_threads()  # other counts round differently
     slots: list[Entry] = []
@@ -250,6 +251,7 @@ def _score(
     from tqdm.auto import tqdm
 
     scores: dict[str, list[ItemScore]] = {}
+    scoring_code = suite_code_digest()  # the same source for every suite: hashed once
     for suite, options in suites:
         start = time.perf_counter()
         timed = Need.TIMINGS in suite.needs
@@ -257,7 +259,7 @@ def _score(
         by_system: dict[str, list[Sample]] = {}
         for sample in mine:
             by_system.setdefault(sample.system, []).append(sample)
-        description = {**suite.describe(), "context": suite.context_key(mine), "code": suite_code_digest()}
+        description = {**suite.describe(), "context": suite.context_key(mine), "code": scoring_code}
         # over the samples in shard order: a system scored as one shard is cached once, under its system key
         keys = {system: cache.key(description, by_length(group)) for system, group in by_system.items()}
         rows: dict[str, list[ItemScore]] = {}
@@ -308,6 +310,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
     cache = GenerationCache(Path(config.cache_dir) if config.cache_dir else default_cache_root(out_dir))
     testsets = [(cfg.name, load_testset(cfg)) for cfg in config.testsets]
     systems = build_systems(config.systems, config.device)
+    codes = {s.name: s.code_digest() for s in systems}  # part of each system's generation keys and metadata
     suite_options = [(name, dict(options or {})) for name, options in config.suites.items()]
     suites = [build_suite(name, device=config.device, **options) for name, options in suite_options]
 
@@ -333,7 +336,9 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
             for testset, manifest in testsets:
                 for system in systems:
                     label = f"{testset}:{system.name}"
-                    slots, hits, todo = _generation_units(system, label, manifest, config, cache, context)
+                    slots, hits, todo = _generation_units(
+                        system, label, manifest, config, cache, context, codes[system.name]
+                    )
                     plans.append((testset, manifest, system, label, slots, hits))
                     units.extend(todo)
                     generated += sum(u.size for u in todo)
@@ -410,7 +415,7 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
                 **s.describe(),
                 "steps": None,  # a system that does not sample records no steps; sampling() overrides it
                 **s.sampling(),
-                "code": s.code_digest(),
+                "code": codes[s.name],
                 "provenance_note": s.provenance_note(),
                 "name": s.name,
                 "testset": t,

@@ -89,12 +89,20 @@ def _marked(row: pd.Series) -> bool:
     return isinstance(timing, str) and timing != CLEAN
 
 
+def _marked_rows(frame: pd.DataFrame) -> np.ndarray:
+    """`_marked` for every row of `frame` at once."""
+    if "timing" not in frame:
+        return np.zeros(len(frame), dtype=bool)
+    timing = frame["timing"]
+    return (timing.map(lambda t: isinstance(t, str)) & (timing != CLEAN)).to_numpy(dtype=bool)
+
+
 def marked_timings(table: pd.DataFrame) -> pd.DataFrame:
     """The timing values that are not clean, with why: kept out of the bands and plotted hollow."""
     columns = ["system", "metric", "commit", "run", "value", "timing"]
     if table.empty or "timing" not in table:
         return pd.DataFrame(columns=columns)
-    rows = table[[_marked(r) for _, r in table.iterrows()]].sort_values("order")
+    rows = table[_marked_rows(table)].sort_values("order")
     return pd.DataFrame(
         {
             "system": rows["system"],
@@ -177,7 +185,7 @@ def metric_figure(table: pd.DataFrame, metric: str, runs: Sequence[StoredRun]) -
             x, y = group["order"].to_numpy(), group["value"].to_numpy(dtype=float)
             low = np.maximum(y - group["ci_low"].fillna(group["value"]).to_numpy(dtype=float), 0)
             high = np.maximum(group["ci_high"].fillna(group["value"]).to_numpy(dtype=float) - y, 0)
-            clean = ~np.array([_marked(r) for _, r in group.iterrows()], dtype=bool)
+            clean = ~_marked_rows(group)
             yc = np.where(clean, y, np.nan)  # marked timings are not joined to the clean line
             line = ax.errorbar(x, yc, yerr=[low, high], marker="o", ms=3, capsize=2, label=str(system))
             if (~clean).any():

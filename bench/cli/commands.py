@@ -180,9 +180,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     gate = _gate_config(args) if args.gate else None  # a bad gate config fails before anything is generated
     if args.gate and args.gate != "auto" and not args.gate.startswith("tag:"):
-        ref = Path(args.gate)
-        if not ref.is_dir() and (ref.exists() or any(c in args.gate for c in "/\\") or args.gate.startswith(".")):
-            raise FileNotFoundError(f"--gate {args.gate}: not a results directory (nor an MLflow run id)")
+        from bench.compare import results_dir
+
+        try:  # a baseline path that is not a results directory fails now, not after the run
+            results_dir(args.gate)
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"--gate {exc}") from exc
     outcome = run_benchmark(config, progress=not args.quiet)
     results = outcome.results
     reports, tracking = publish(outcome, config)
