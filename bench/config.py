@@ -3,8 +3,8 @@
 A config names the test sets, the systems (with their step counts), the seeds, the suites with their
 backends, the device and the output directory. Any field can be overridden from the command line with
 `--set dotted.key=<TOML value>`, e.g. `--set seeds=[0,1,2]`, `--set systems.0.steps=[1,2]`,
-`--set suites.wer.backend="hubert"`. Every value is checked when the config loads (`typed_fields`), before
-anything runs; an error names the dotted key.
+`--set suites.wer.backend="hubert"`. Every value is checked when the config loads (`typed_fields`; each suite's
+table by the suite, `suites.check_suite_options`), before anything runs; an error names the dotted key.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import sys
-import types
-import typing
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -22,6 +20,7 @@ from typing import Any
 
 from bench.execution import ExecutorConfig, ExecutorError
 from bench.systems import SystemConfig, SystemConfigError
+from flashspeech.foundation.fields import FieldError, is_int, typed_fields
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,7 +32,7 @@ MIN_BOOTSTRAP_RESAMPLES = 40
 _TOML_STARTS = ('"', "'", "[", "{")  # an override value starting so must be TOML (else a bare word is a string)
 
 
-class ConfigError(ValueError):
+class ConfigError(FieldError):
     """A config that cannot be used; the message names the field."""
 
 
@@ -73,7 +72,8 @@ class BenchConfig:
     def from_dict(cls, data: dict[str, Any]) -> BenchConfig:
         """The config of a TOML table, every value checked (`typed_fields`; systems by `SystemConfig.from_dict`)."""
         data = copy.deepcopy(data)
-        values = typed_fields(cls, data, skip=("systems",))
+        values = typed_fields(cls, data, skip=("systems",), error=ConfigError)
+        check_suites(values.get("suites", {}))
         systems = data.get("systems", [])
         if not isinstance(systems, list):
             raise ConfigError(f"systems: expected a list of tables, got {systems!r}")
@@ -94,13 +94,13 @@ class BenchConfig:
             raise ConfigError("no test sets: add at least one [[testsets]] entry")
         if not self.systems:
             raise ConfigError("no systems: add at least one [[systems]] entry")
-        if not self.seeds or any(not _is_int(s) for s in self.seeds):
+        if not self.seeds or any(not is_int(s) for s in self.seeds):
             raise ConfigError(f"seeds: expected a non-empty list of integers, got {self.seeds!r}")
         for i, testset in enumerate(self.testsets):
-            if testset.max_items is not None and (not _is_int(testset.max_items) or testset.max_items < 1):
+            if testset.max_items is not None and (not is_int(testset.max_items) or testset.max_items < 1):
                 raise ConfigError(f"testsets.{i}.max_items: expected an integer >= 1, got {testset.max_items!r}")
         resamples = self.bootstrap_resamples
-        if not _is_int(resamples) or resamples < MIN_BOOTSTRAP_RESAMPLES:
+        if not is_int(resamples) or resamples < MIN_BOOTSTRAP_RESAMPLES:
             raise ConfigError(
                 f"bootstrap_resamples: expected an integer >= {MIN_BOOTSTRAP_RESAMPLES}, got {resamples!r}"
             )
@@ -110,82 +110,16 @@ class BenchConfig:
             raise ConfigError(str(exc)) from exc
 
 
-def typed_fields(cls: type, data: Any, where: str = "", *, skip: Collection[str] = ()) -> dict[str, Any]:
-    """The keyword arguments of dataclass `cls` from the TOML table `data` (at dotted key `where`): only its
-    fields, every required one, each value of its annotated type (a nested dataclass built from its table).
-    Keys in `skip` are known but left out, for the caller to build. Raises ConfigError naming the dotted key."""
-    prefix = f"{where}." if where else ""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where or 'config'}: expected a table, got {data!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        keys = ", ".join(prefix + str(k) for k in unknown)
-        raise ConfigError(f"{keys}: unknown key{'s' if len(unknown) > 1 else ''} (known: {', '.join(fields)})")
-    for name, f in fields.items():
-        if name not in data and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"{prefix}{name}: missing (a required key)")
-    hints = typing.get_type_hints(cls)
-    return {k: _typed(v, hints[k], prefix + k) for k, v in data.items() if k not in skip}
+def check_suites(suites: dict[str, dict[str, Any]]) -> None:
+    """Check each `[suites.<name>]` table against what that suite takes (its options, its backend's options)
+    without building anything; ConfigError naming the dotted key, e.g. `suites.wer.beem: unknown key ...`."""
+    from suites import check_suite_options
 
-
-def _typed(value: Any, hint: Any, key: str) -> Any:
-    """`value` checked against the type `hint` (dataclasses built from their tables); ConfigError naming `key`."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        options = [a for a in args if a is not type(None)]
-        if len(options) == 1:
-            return _typed(value, options[0], key)
-        for option in options:
-            try:
-                return _typed(value, option, key)
-            except ConfigError:
-                pass
-        raise ConfigError(f"{key}: expected {' or '.join(_describe(o) for o in options)}, got {value!r}")
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
-        item = args[0] if args else Any
-        return [_typed(v, item, f"{key}.{i}") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table, got {value!r}")
-        item = args[1] if args else Any
-        return {k: _typed(v, item, f"{key}.{k}") for k, v in value.items()}
-    if dataclasses.is_dataclass(hint):
-        return value if isinstance(value, hint) else hint(**typed_fields(hint, value, key))
-    checks = {bool: _is_bool, int: _is_int, float: _is_number, str: lambda v: isinstance(v, str)}
-    if hint not in checks:
-        raise TypeError(f"{key}: no check for type {hint!r}")  # a field type this function does not know yet
-    if not checks[hint](value):
-        raise ConfigError(f"{key}: expected {_describe(hint)}, got {value!r}")
-    return value
-
-
-def _is_bool(value: Any) -> bool:
-    return isinstance(value, bool)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _describe(hint: Any) -> str:
-    """`hint` in words, for an error message."""
-    origin = typing.get_origin(hint)
-    if origin is list:
-        return "a list"
-    if origin is dict or dataclasses.is_dataclass(hint):
-        return "a table"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    for name, options in suites.items():
+        try:
+            check_suite_options(name, options, f"suites.{name}")
+        except FieldError as exc:
+            raise ConfigError(str(exc)) from exc
 
 
 def _set_dotted(data: dict[str, Any], dotted: str, value: Any, known: Collection[str] | None = None) -> None:

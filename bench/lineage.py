@@ -3,47 +3,21 @@
 A run's `Lineage` is its branch and commit (where it sits in history) and the four things that must match for
 its numbers to be compared with another run's: the config name, the dependency lock (sha256 of
 requirements/lock.txt), the evaluator fingerprint (one digest over every suite's `evaluator_fingerprint`) and the
-device model (the GPU's name, or the CPU's model on a CPU run).
+device model (`Device.identity`: the GPU's name, or the CPU's model on a CPU run). Every field is read from the run's
+typed record (`bench.record.RunRecord`). `bench.tracking` writes the tags (`flashspeech_bench.<field>`) and the
+regression gate (`bench.gate`) selects baselines and histories by them; the module sits beside both, below the gate.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
+from bench.record import RunRecord
+
 TAG_PREFIX = "flashspeech_bench."
-LOCK_ENV = "FLASHSPEECH_BENCH_LOCK"  # another lock file to hash (an installed, non-editable package has none)
 COMPARABLE = ("config", "lock_sha256", "evaluator", "device_model")  # must match for a run to be a baseline
-
-
-def lock_file() -> Path | None:
-    """The dependency lock this code was installed from: `FLASHSPEECH_BENCH_LOCK`, else the checkout's."""
-    if override := os.environ.get(LOCK_ENV, "").strip():
-        return Path(override)
-    path = Path(__file__).resolve().parents[1] / "requirements" / "lock.txt"
-    return path if path.is_file() else None
-
-
-def lock_digest(path: Path | None = None) -> str | None:
-    """sha256 (16 hex digits) of the lock file; None when there is none."""
-    path = path or lock_file()
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
-    except OSError:
-        return None
-
-
-def evaluator_digest(evaluators: Mapping[str, Any]) -> str | None:
-    """One digest over the suites' evaluator fingerprints (suite -> {"digest": ...}); None without suites."""
-    digests = {str(k): v.get("digest") for k, v in evaluators.items() if isinstance(v, Mapping)}
-    if not digests:
-        return None
-    return hashlib.sha256(json.dumps(digests, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -59,21 +33,16 @@ class Lineage:
 
     @classmethod
     def of(cls, metadata: Mapping[str, Any]) -> Lineage:
-        """From a run's results metadata (`Results.metadata`, as the runner writes it)."""
-        run = metadata.get("run") or {}
-        env = metadata.get("environment") or {}
-        context = run.get("timing_context") or {}
-        kind = str(env.get("device") or context.get("device") or "").split(":")[0] or None
-        gpu, cpu = env.get("gpu") or context.get("gpu"), context.get("cpu") or env.get("cpu")
-        model = gpu if kind == "cuda" else cpu
-        device_model = f"{kind}:{model}" if kind and model else None  # unknown: comparable with nothing
+        """From a run's results metadata (`Results.metadata`, as the runner writes it), through its record."""
+        record = RunRecord.of(metadata)
+        provenance = record.provenance
         return cls(
-            config=run.get("name"),
-            commit=run.get("git_commit") or context.get("git_commit"),
-            branch=run.get("branch"),
-            lock_sha256=run.get("lock_sha256"),
-            evaluator=evaluator_digest(metadata.get("evaluators") or {}),
-            device_model=device_model,
+            config=record.config,
+            commit=provenance.commit,
+            branch=provenance.branch,
+            lock_sha256=provenance.lock_sha256,
+            evaluator=provenance.evaluator,
+            device_model=record.device.identity if record.device.recorded else None,  # unknown: comparable with nothing
         )
 
     @classmethod

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.record import RunRecord
 from flashspeech.foundation.files import write_text_atomic
 from suites.base import SUITES, ItemScore, Suite
 
@@ -168,8 +169,9 @@ def bootstrap_ci(
     a speaker or a text, `score_clusters`); without it each item is its own cluster. A cluster's rows (its items,
     every seed) are resampled together. With fewer than `min_clusters` clusters (default `bench.stats.MIN_CLUSTERS`)
     that would undercover, so items (with all their rows) are resampled within their cluster instead: the interval
-    is then conditional on the test set's speakers (`bootstrap_scheme` says which applies). NaN below 2 items."""
-    from bench.stats import MIN_CLUSTERS
+    is then conditional on the test set's speakers (`bootstrap_scheme` says which applies; the rule:
+    `bench.stats.resample_within_clusters`). NaN below 2 items."""
+    from bench.stats import MIN_CLUSTERS, resample_within_clusters
 
     by_item: dict[str, list[ItemScore]] = {}
     for s in scores:
@@ -181,7 +183,7 @@ def bootstrap_ci(
     groups: dict[str, list[str]] = {}
     for i in items:
         groups.setdefault(label[i], []).append(i)
-    within = _within_clusters(len(groups), len(items), MIN_CLUSTERS if min_clusters is None else min_clusters)
+    within = resample_within_clusters(len(groups), len(items), MIN_CLUSTERS if min_clusters is None else min_clusters)
     units = [[i] for i in items] if within else [groups[k] for k in sorted(groups)]
     strata = (
         [[k for k, u in enumerate(units) if label[u[0]] == g] for g in sorted(groups)]
@@ -209,19 +211,13 @@ def bootstrap_ci(
     return out
 
 
-def _within_clusters(clusters: int, items: int, min_clusters: int) -> bool:
-    """`bootstrap_ci`'s rule: resample items within their cluster when there are too few clusters to resample
-    (and some cluster holds several items; all singletons are the plain item bootstrap)."""
-    return clusters < min_clusters and clusters < items
-
-
 def bootstrap_scheme(item_clusters: Mapping[str, Hashable], min_clusters: int | None = None) -> str:
     """How `bootstrap_ci` resamples these items, in words (recorded with the results)."""
-    from bench.stats import MIN_CLUSTERS
+    from bench.stats import MIN_CLUSTERS, resample_within_clusters
 
     limit = MIN_CLUSTERS if min_clusters is None else min_clusters
     k, n = len(set(item_clusters.values())), len(item_clusters)
-    if not _within_clusters(k, n, limit):
+    if not resample_within_clusters(k, n, limit):
         return f"{k} clusters (items sharing a speaker or a text) resampled"
     return (
         f"{n} items resampled within their {k} clusters (fewer than {limit}): intervals hold for this test set's "
@@ -321,6 +317,11 @@ class Results:
     groups: pd.DataFrame
     aggregates: pd.DataFrame
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record(self) -> RunRecord:
+        """The run's typed record (systems, device, provenance), read from the metadata."""
+        return RunRecord.of(self.metadata)
 
     def save(self, directory: str | Path) -> Path:
         """items.csv / items.parquet, groups.csv, aggregates.csv, results.json (metadata), atomically each."""

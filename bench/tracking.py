@@ -25,7 +25,6 @@ import time
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
@@ -41,12 +40,10 @@ DEFAULT_EXPERIMENT = "flashspeech-bench"
 KIND_TAG = "flashspeech_bench.kind"
 SYSTEM_TAG = "flashspeech_bench.system"
 DEVICE_TAG = "flashspeech_bench.device"
-COMMIT_TAG = "flashspeech_bench.git_commit"
 UNAVAILABLE_TAG = "unavailable_metrics"
 PARENT_TAG = "mlflow.parentRunId"
 PROGRESS_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 RESULTS_ARTIFACT_DIR = "results"
-VERSIONED_PACKAGES = ("flashspeech-bench", "torch", "torchaudio", "numpy", "pandas", "mlflow", "transformers")
 MAX_KEY_LENGTH, MAX_PARAM_LENGTH, MAX_TAG_LENGTH = 250, 6000, 8000  # MLflow's limits (mlflow.utils.validation)
 _BAD_KEY_CHARS = re.compile(r"[^A-Za-z0-9_\-. /]")
 
@@ -164,21 +161,6 @@ def _finite(value: Any) -> float | None:
         return None
     number = float(value)  # a non-numeric value is a bug upstream: let it raise
     return number if math.isfinite(number) else None
-
-
-def _git_commit(meta: Mapping[str, Any]) -> str | None:
-    for section in (meta.get("run"), meta, meta.get("environment")):
-        if isinstance(section, Mapping) and section.get("git_commit"):
-            return str(section["git_commit"])
-    return None
-
-
-def _versions() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name in VERSIONED_PACKAGES:  # of the logging process: the runner may record its own in the environment
-        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
-            out[name] = importlib_metadata.version(name)
-    return out
 
 
 def _systems(results: Results) -> list[str]:
@@ -330,12 +312,10 @@ def log_results(
     with _store_warnings_silenced():
         experiment_id = _experiment(client, experiment, resolved)
 
-    meta = results.metadata
-    env = meta.get("environment") if isinstance(meta.get("environment"), Mapping) else {}
-    commit = _git_commit(meta)
-    device = str(env.get("device", "unknown"))
-    common = {DEVICE_TAG: device} | ({COMMIT_TAG: commit, "mlflow.source.git.commit": commit} if commit else {})
-    common |= Lineage.of(meta).tags()  # what `--gate auto` and `history` select runs by
+    meta, record = results.metadata, results.record
+    commit, device = record.provenance.commit, record.device.name
+    common = {DEVICE_TAG: device} | ({"mlflow.source.git.commit": commit} if commit else {})
+    common |= Lineage.of(meta).tags()  # what `--gate auto` and `history` select runs by (commit, device model...)
     name = run_name or str((meta.get("run") or {}).get("name") or DEFAULT_EXPERIMENT)
 
     params = _Entries(MAX_PARAM_LENGTH)
@@ -343,7 +323,7 @@ def log_results(
     for section, prefix in (("config", "config."), ("suites", "suite."), ("environment", "env.")):
         if isinstance(meta.get(section), Mapping):
             params.update(meta[section], prefix)
-    params.update(_versions(), "version.")
+    params.update({k: v for k, v in record.provenance.packages.items() if v}, "version.")  # the run's own
 
     children: dict[str, str] = {}
     with (
@@ -371,15 +351,12 @@ def _log_system(
 ) -> None:
     """One system's params (kind, steps, its config), metrics, item rows and audio samples."""
     config = (results.metadata.get("systems") or {}).get(system) or {}
+    key = results.record.key(system)
     items = _rows(results.items, system)
     params = _Entries(MAX_PARAM_LENGTH)
-    for key in ("kind", "steps"):
-        value = config.get(key)
-        if value is None and key in items.columns and len(items):
-            value = items[key].iloc[0]  # a float column when some system has no steps
-            value = int(value) if isinstance(value, float) and value.is_integer() else value
-        params.add(key, None if pd.isna(value) else value)
-    params.update({k: v for k, v in config.items() if k not in ("kind", "steps")})
+    params.add("kind", None if key is None else key.kind)
+    params.add("steps", None if key is None else key.steps)
+    params.update({k: v for k, v in config.items() if k not in ("kind", "steps", "key")})  # the key's fields are there
     metrics, unavailable = _metrics(_rows(results.aggregates, system))
     _log(client, run_id, params, metrics)
     client.set_tag(run_id, UNAVAILABLE_TAG, truncate(",".join(unavailable), MAX_TAG_LENGTH))

@@ -108,16 +108,16 @@ def sim_verdict(results: Results) -> Verdict:
 
 def rtf_verdict(results: Results) -> Verdict:
     """Comparable only on the paper's device class (one V100), and the device is always named."""
-    dev = prov.device(results)
-    if dev.name is None and dev.gpu is None:
+    dev = results.record.device
+    if not dev.recorded:
         return Verdict(NOT_COMPARABLE, ("device not recorded",))
     if not dev.is_gpu:
         return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, not a GPU (paper: one {PAPER_GPU})",))
-    if dev.gpu is None:
+    if dev.model is None:
         return Verdict(NOT_COMPARABLE, (f"measured on {dev.label}, GPU model not recorded (paper: one {PAPER_GPU})",))
-    if PAPER_GPU.lower() in dev.gpu.lower():
-        return Verdict(COMPARABLE, (f"measured on {dev.gpu}, the paper's device class (one {PAPER_GPU})",))
-    return Verdict(NOT_COMPARABLE, (f"{dev.gpu} vs the paper's {PAPER_GPU}: not the same device class",))
+    if PAPER_GPU.lower() in dev.model.lower():
+        return Verdict(COMPARABLE, (f"measured on {dev.model}, the paper's device class (one {PAPER_GPU})",))
+    return Verdict(NOT_COMPARABLE, (f"{dev.model} vs the paper's {PAPER_GPU}: not the same device class",))
 
 
 def utmos_verdict(results: Results) -> Verdict:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bench.results import Results
 from reports.failures import failures_cell
-from reports.tables import Stat, fmt, fmt_ci, is_missing, short_name, stat, system_meta, system_steps, systems
+from reports.tables import Stat, fmt, fmt_ci, short_name, stat, system_key, system_steps, systems
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,7 @@ def jsd_notes(results: Results) -> list[str]:
     for system in shown:
         count = stat(results, system, "prosody", "jsd_items")
         if count is not None:
-            testset = system_meta(results, system).get("testset")
-            by_testset.setdefault("" if is_missing(testset) else str(testset), {})[system] = count
+            by_testset.setdefault(system_key(results, system).testset, {})[system] = count
     for counts in by_testset.values():
         if len({int(c.value) for c in counts.values()}) > 1:
             listed = ", ".join(f"{s} {int(c.value)}" for s, c in counts.items())

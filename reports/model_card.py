@@ -68,24 +68,34 @@ def _value(frame: pd.DataFrame, system: str, suite: str, metric: str) -> float:
 
 
 def results_table(results: Results, testset: str) -> tuple[str, pd.DataFrame]:
-    frame = results.aggregates
-    frame = frame[frame.system.str.startswith(f"{testset}:")]
-    systems = list(dict.fromkeys(frame.system))
+    """The card's table of `testset`'s systems (by their names) and the aggregate rows it was made from."""
+    record = results.record
+    labels = {k.label: k.name for k in record.system_keys(testset)}
+    frame = results.aggregates[results.aggregates.system.isin(labels)]
     lines = ["| system | " + " | ".join(c[2] for c in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for system in systems:
+    for system in dict.fromkeys(frame.system):
         cells = [_cell(frame, system, suite, metric, fmt) for suite, metric, _, fmt in COLUMNS]
-        lines.append(f"| {system.split(':', 1)[1]} | " + " | ".join(cells) + " |")
+        lines.append(f"| {labels[system]} | " + " | ".join(cells) + " |")
     return "\n".join(lines), frame
 
 
-def _steps(frame: pd.DataFrame, testset: str, series: str) -> list[int]:
-    """The step counts of a system series (e.g. diffusion-heun) present in the results, ascending."""
-    found = set()
-    for system in frame.system.unique():
-        name = system.split(":", 1)[1]
-        if name.startswith(f"{series}@"):
-            found.add(int(name.split("@", 1)[1]))
-    return sorted(found)
+class _Values:
+    """A test set's aggregate values looked up by system series and steps (through the run record's keys)."""
+
+    def __init__(self, results: Results, testset: str) -> None:
+        self.record, self.testset, self.frame = results.record, testset, results.aggregates
+
+    def steps(self, series: str) -> list[int]:
+        return self.record.steps(self.testset, series)
+
+    def name(self, series: str, steps: int | None = None) -> str:
+        """The system's name as the run recorded it (for the card's text)."""
+        key = self.record.find(self.testset, series, steps)
+        return key.name if key is not None else series if steps is None else f"{series}@{steps}"
+
+    def __call__(self, series: str, steps: int | None, suite: str, metric: str) -> float:
+        key = self.record.find(self.testset, series, steps)
+        return math.nan if key is None else _value(self.frame, key.label, suite, metric)
 
 
 def _check(what: str, value: float, ok: bool, fmt: str = "{:.3f}") -> str:
@@ -93,76 +103,72 @@ def _check(what: str, value: float, ok: bool, fmt: str = "{:.3f}") -> str:
     return f"| {what} | {shown} | {'met' if ok and math.isfinite(value) else '**missed**'} |"
 
 
-def targets(
-    frame: pd.DataFrame, card: CardSet, fs: str = "flashspeech", diffusion: str = "diffusion-heun"
-) -> list[str]:
-    """Issue 16's targets on one test set, each as a Markdown table row (what, measured, met / missed)."""
-    t = card.name
-
-    def v(system: str, suite: str, metric: str) -> float:
-        return _value(frame, f"{t}:{system}", suite, metric)
-
-    wer2, gt_wer = v(f"{fs}@2", "wer", "wer_corpus"), v("ground_truth", "wer", "wer_corpus")
-    mos2, codec_mos = v(f"{fs}@2", "mos", "mos"), v("codec_resynthesis", "mos", "mos")
-    spk = v(f"{fs}@2", "similarity", "spk_id_acc")
+def targets(results: Results, card: CardSet, fs: str = "flashspeech", diffusion: str = "diffusion-heun") -> list[str]:
+    """Issue 16's targets on one test set, each as a Markdown table row (what, measured, met / missed); `fs` and
+    `diffusion` are the series (config entries) of FlashSpeech and of its diffusion baseline."""
+    v = _Values(results, card.name)
+    fs1, fs2 = v.name(fs, 1), v.name(fs, 2)
+    wer2, gt_wer = v(fs, 2, "wer", "wer_corpus"), v("ground_truth", None, "wer", "wer_corpus")
+    mos2, codec_mos = v(fs, 2, "mos", "mos"), v("codec_resynthesis", None, "mos", "mos")
+    spk = v(fs, 2, "similarity", "spk_id_acc")
     rows = [
         _check(
-            f"{fs}@2 corpus WER <= ground truth + {card.wer_margin:.2f} ({gt_wer:.3f})",
+            f"{fs2} corpus WER <= ground truth + {card.wer_margin:.2f} ({gt_wer:.3f})",
             wer2,
             wer2 <= gt_wer + card.wer_margin,
         ),
         _check(
-            f"{fs}@2 DistillMOS >= codec resynthesis - {MOS_MARGIN} ({codec_mos:.2f})",
+            f"{fs2} DistillMOS >= codec resynthesis - {MOS_MARGIN} ({codec_mos:.2f})",
             mos2,
             mos2 >= codec_mos - MOS_MARGIN,
             "{:.2f}",
         ),
         _check(
-            f"{fs}@2 prompt speaker nearest in >= {card.speaker_id:.0%} of items", spk, spk >= card.speaker_id, "{:.2f}"
+            f"{fs2} prompt speaker nearest in >= {card.speaker_id:.0%} of items", spk, spk >= card.speaker_id, "{:.2f}"
         ),
     ]
-    wer1, mos1 = v(f"{fs}@1", "wer", "wer_corpus"), v(f"{fs}@1", "mos", "mos")
-    for steps in [s for s in _steps(frame, t, diffusion) if 16 <= s <= 32]:
-        d_wer, d_mos = v(f"{diffusion}@{steps}", "wer", "wer_corpus"), v(f"{diffusion}@{steps}", "mos", "mos")
-        rows.append(_check(f"{diffusion}@{steps} WER <= {fs}@1's ({wer1:.3f})", d_wer, d_wer <= wer1))
-        rows.append(_check(f"{diffusion}@{steps} DistillMOS >= {fs}@1's ({mos1:.2f})", d_mos, d_mos >= mos1, "{:.2f}"))
-    matched = quality_matched_steps(frame, t, f"{fs}@2", diffusion)
+    wer1, mos1 = v(fs, 1, "wer", "wer_corpus"), v(fs, 1, "mos", "mos")
+    for steps in [s for s in v.steps(diffusion) if 16 <= s <= 32]:
+        name = v.name(diffusion, steps)
+        d_wer, d_mos = v(diffusion, steps, "wer", "wer_corpus"), v(diffusion, steps, "mos", "mos")
+        rows.append(_check(f"{name} WER <= {fs1}'s ({wer1:.3f})", d_wer, d_wer <= wer1))
+        rows.append(_check(f"{name} DistillMOS >= {fs1}'s ({mos1:.2f})", d_mos, d_mos >= mos1, "{:.2f}"))
+    matched = quality_matched_steps(results, card.name, (fs, 2), diffusion)
     if matched is not None:
         steps, how = matched
-        ratio = v(f"{diffusion}@{steps}", "rtf", "rtf") / v(f"{fs}@2", "rtf", "rtf")
+        ratio = v(diffusion, steps, "rtf", "rtf") / v(fs, 2, "rtf", "rtf")
         rows.append(
             _check(
-                f"{fs}@2 >= {SPEEDUP:g}x faster end to end than {diffusion}@{steps} ({how})",
+                f"{fs2} >= {SPEEDUP:g}x faster end to end than {v.name(diffusion, steps)} ({how})",
                 ratio,
                 ratio >= SPEEDUP,
                 "{:.1f}x",
             )
         )
 
-        def sampling(system: str) -> float:
-            return v(system, "rtf", "rtf") * v(system, "rtf", "share_sampling")
+        def sampling(series: str, n: int) -> float:
+            return v(series, n, "rtf", "rtf") * v(series, n, "rtf", "share_sampling")
 
-        stage = sampling(f"{diffusion}@{steps}") / sampling(f"{fs}@2")
+        stage = sampling(diffusion, steps) / sampling(fs, 2)
         shown = f"{stage:.1f}x" if math.isfinite(stage) else "not measured"
         rows.append(f"| the same, latent sampling stage only (context: the rest is shared) | {shown} | - |")
     return rows
 
 
-def quality_matched_steps(frame: pd.DataFrame, testset: str, reference: str, series: str) -> tuple[int, str] | None:
-    """The fewest steps of `series` whose WER and DistillMOS are both at least as good as `reference`'s, or,
-    when no step count gets there, the one with the lowest WER (the returned text says which)."""
-    steps = _steps(frame, testset, series)
+def quality_matched_steps(
+    results: Results, testset: str, reference: tuple[str, int], series: str
+) -> tuple[int, str] | None:
+    """The fewest steps of `series` whose WER and DistillMOS are both at least as good as `reference`'s (a series
+    and its steps), or, when no step count gets there, the one with the lowest WER (the returned text says which)."""
+    v = _Values(results, testset)
+    steps = v.steps(series)
     if not steps:
         return None
-
-    def v(system: str, suite: str, metric: str) -> float:
-        return _value(frame, f"{testset}:{system}", suite, metric)
-
-    ref_wer, ref_mos = v(reference, "wer", "wer_corpus"), v(reference, "mos", "mos")
+    ref_wer, ref_mos = v(*reference, "wer", "wer_corpus"), v(*reference, "mos", "mos")
     for n in steps:
-        if v(f"{series}@{n}", "wer", "wer_corpus") <= ref_wer and v(f"{series}@{n}", "mos", "mos") >= ref_mos:
+        if v(series, n, "wer", "wer_corpus") <= ref_wer and v(series, n, "mos", "mos") >= ref_mos:
             return n, "the fewest steps at least as good on WER and MOS"
-    best = min(steps, key=lambda n: v(f"{series}@{n}", "wer", "wer_corpus"))
+    best = min(steps, key=lambda n: v(series, n, "wer", "wer_corpus"))
     return best, "no step count matched its quality: the baseline's best WER"
 
 
@@ -272,10 +278,11 @@ def plot_validation_curves(curves: dict[str, list[dict[str, float]]], out: Path)
     return out
 
 
-def _baseline_grid(metadata: dict[str, Any], series: str = "diffusion-heun") -> str:
+def _baseline_grid(results: Results, series: str = "diffusion-heun") -> str:
     """Where the baseline's Heun grid stops before its final jump to 0, as a clause ("" when not run)."""
-    for name, described in metadata.get("systems", {}).items():
-        if name.split(":", 1)[-1].startswith(f"{series}@"):
+    for key in results.record.system_keys():
+        if key.curve == series and key.steps is not None:
+            described = (results.metadata.get("systems") or {}).get(key.label) or {}
             low = described.get("sampling", {}).get("sigmas", [])[-2:-1]
             if low:
                 return f"; its Heun grid stops at sigma {low[0]:g} and jumps from there to D(x, {low[0]:g})"
@@ -331,9 +338,9 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
         "speaker identification (the prompt's speaker is the nearest of the set's speakers' prompt centroids), "
         "pitch JSD against ground truth; 95 % bootstrap CIs over items; seeds "
         f"{results.metadata.get('config', {}).get('seeds', '?')}. The diffusion baseline runs without prosody "
-        f"refinement (alpha 0){_baseline_grid(results.metadata)}. RTF is batch-1, end to end, on the CPU that "
+        f"refinement (alpha 0){_baseline_grid(results)}. RTF is batch-1, end to end, on the CPU that "
         "ran the benchmark "
-        f"({results.metadata.get('environment', {}).get('device', 'cpu')}); when other jobs share that CPU it "
+        f"({results.record.device.name}); when other jobs share that CPU it "
         "is not a speed figure (`flashspeech-bench speed` is).",
         "",
     ]
@@ -349,7 +356,7 @@ def render(results_dir: str | Path, notes: str = "", curves_png: str | None = No
             "",
             "| target | measured | |",
             "|---|---|---|",
-            *targets(frame, card),
+            *targets(results, card),
             "",
         ]
     if notes:

@@ -4,8 +4,8 @@
 - `wer_vs_steps`, `sim_o_vs_steps`: corpus WER / SIM-o against steps with 95 % CI error bars, ground truth
   as a dashed line with its CI band;
 - `frontier`: speed/quality frontier, one panel per test set: RTF (log x) against WER, a line per series through
-  its step counts (small labels placed clear of each other and of the markers: `reports.labels`), the series named
-  in a legend;
+  its step counts (small labels placed clear of each other and of the markers: `reports.text_placement`), the
+  series named in a legend;
 - `prosody_diversity`: per-item spread across seeds (`groups` columns `prosody.seed_*`), one panel per metric side
   by side, a horizontal box per system under its test set; skipped with a note when the run has none.
 
@@ -28,22 +28,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
+from bench.record import SystemKey
 from bench.results import Results
-from reports.labels import log_ticks, place_labels
-from reports.provenance import device, sim_backend, wer_backend
+from reports.provenance import sim_backend, wer_backend
 from reports.tables import (
     GROUND_TRUTH,
     Stat,
-    is_missing,
     short_name,
     stat,
     system_family,
+    system_key,
     system_kind,
-    system_meta,
     system_steps,
     systems,
     testset_groups,
 )
+from reports.text_placement import log_ticks, place_labels
 
 DPI = 110
 DIVERSITY = (
@@ -82,9 +82,9 @@ def _err(stats: list[Stat]) -> np.ndarray:
     return np.maximum(np.array([lows, highs]), 0.0)
 
 
-def _series(results: Results, suite: str, metric: str) -> dict[str, list[tuple[int, Stat]]]:
-    """Family -> [(steps, stat)] sorted by steps, for systems with steps and a value."""
-    out: dict[str, list[tuple[int, Stat]]] = {}
+def _series(results: Results, suite: str, metric: str) -> dict[SystemKey, list[tuple[int, Stat]]]:
+    """Family (a series on a test set) -> [(steps, stat)] sorted by steps, for systems with steps and a value."""
+    out: dict[SystemKey, list[tuple[int, Stat]]] = {}
     for system in systems(results):
         steps, value = system_steps(results, system), stat(results, system, suite, metric)
         if steps is not None and value is not None:
@@ -104,7 +104,7 @@ def _steps_plot(
     for family, points in series.items():
         steps, stats = [p[0] for p in points], [p[1] for p in points]
         all_steps.update(steps)
-        ax.errorbar(steps, [s.value for s in stats], yerr=_err(stats), marker="o", capsize=4, label=family)
+        ax.errorbar(steps, [s.value for s in stats], yerr=_err(stats), marker="o", capsize=4, label=family.label)
     if reference:
         for system in systems(results):
             gt = stat(results, system, suite, metric) if system_kind(results, system) == GROUND_TRUTH else None
@@ -124,7 +124,7 @@ def _steps_plot(
 
 
 def rtf_vs_steps(results: Results) -> Plot:
-    title = f"RTF vs sampling steps ({device(results).label})"
+    title = f"RTF vs sampling steps ({results.record.device.label})"
     return _steps_plot(results, "rtf_vs_steps", title, "rtf", "rtf", "RTF (s compute / s audio)", reference=False)
 
 
@@ -159,11 +159,9 @@ def _frontier_points(results: Results) -> dict[str | None, list[_Point]]:
             rtf, wer = stat(results, system, "rtf", "rtf"), stat(results, system, "wer", "wer_corpus")
             if rtf is None or wer is None or rtf.value <= 0:
                 continue
-            meta, steps = system_meta(results, system), system_steps(results, system)
-            series = short_name(results, system) if is_missing(meta.get("series")) else str(meta["series"])
-            family = meta.get("family") or (meta.get("sampling") or {}).get("family")
-            marker = "D" if steps is None else MARKERS.get(str(family), "o")
-            out.setdefault(testset, []).append(_Point(system, series, steps, marker, rtf, wer))
+            key = system_key(results, system)
+            marker = "D" if key.steps is None else MARKERS.get(str(key.family), "o")
+            out.setdefault(testset, []).append(_Point(system, key.curve, key.steps, marker, rtf, wer))
     return out
 
 
@@ -220,7 +218,9 @@ def frontier_figure(results: Results) -> tuple[Figure, list[str]] | None:
         ax.set_xscale("log")
         ax.set_xlim(min(lows) / 1.6, max(highs) * 1.6)  # at least half a decade, so ticks can be labelled
         ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel(f"RTF (compute s / audio s, log scale; {device(results).label}): left is faster", fontsize=9)
+        ax.set_xlabel(
+            f"RTF (compute s / audio s, log scale; {results.record.device.label}): left is faster", fontsize=9
+        )
     for ax in axes[: len(panels) : ncols]:
         ax.set_ylabel(f"corpus WER (fraction; {wer_backend(results).short}): lower is better", fontsize=9)
     fig.suptitle("Speed / quality frontier (numbers at the points: sampling steps)", fontsize=11)

@@ -2,12 +2,11 @@
 
 Metadata read (each optional; a missing key reads as "not recorded"):
 
-- `run.git_commit` (or `git_commit`, `git.commit`), `run.name`;
-- `environment.device` / `gpu` / `torch` (else the rtf suite's `environment`);
+- the run record (`Results.record`): commit, device (name, model, torch), each system's test set; `run.name`;
 - `suites.wer`: `backend`, `model`, `normalizer`; `suites.similarity`: `backend`, `label`, `comparable_to_papers`;
   `suites.mos`: `backend`, `predictor` (only the `utmos` backend is the paper's UTMOS, whatever else is recorded);
-- `testsets` (name -> {items}) and `config.testsets` ({name, manifest}); per system `systems.<name>.testset`;
-  else a single `test_set` (a name, or a dict with `name` / `protocol` / `path`).
+- `testsets` (name -> {items}) and `config.testsets` ({name, manifest}); else a single `test_set` (a name, or a
+  dict with `name` / `protocol` / `path`).
 """
 
 from __future__ import annotations
@@ -163,45 +162,13 @@ class WerBackend:
 
 def wer_backend(results: Results) -> WerBackend:
     meta = suite_meta(results, "wer")
-    model = _get(meta, "model") or _get(meta, "model_name") or _get(meta, "checkpoint")
+    model = _get(meta, "model")  # every ASR backend describes its weights as `model`
     backend, normalizer = _get(meta, "backend"), _get(meta, "normalizer")
     return WerBackend(
         name=None if backend is None else str(backend),
         model=None if model is None else str(model),
         normalizer=None if normalizer is None else str(normalizer),
     )
-
-
-@dataclass(frozen=True)
-class Device:
-    name: str | None
-    gpu: str | None
-    torch: str | None
-
-    @property
-    def is_gpu(self) -> bool:
-        return self.gpu is not None or (self.name or "").lower().startswith(("cuda", "gpu"))
-
-    @property
-    def label(self) -> str:
-        if self.name is None and self.gpu is None:
-            return NOT_RECORDED
-        return " ".join(p for p in (self.name, f"({self.gpu})" if self.gpu else None) if p)
-
-
-def device(results: Results) -> Device:
-    envs = (_get(results.metadata, "environment"), _get(suite_meta(results, "rtf"), "environment"))
-    values = []
-    for key in ("device", "gpu", "torch"):
-        value = next((v for v in (_get(env, key) for env in envs) if v is not None), None)
-        values.append(None if value is None else str(value))
-    return Device(*values)
-
-
-def git_commit(results: Results) -> str | None:
-    md = results.metadata
-    commit = _get(md, "run", "git_commit") or _get(md, "git_commit") or _get(md, "git", "commit")
-    return None if commit is None else str(commit)
 
 
 def _describe(value: Any) -> str | None:
@@ -235,11 +202,9 @@ def describe_testsets(results: Results) -> dict[str, str]:
 def describe_testset(results: Results, system: str | None = None) -> str | None:
     """The description of `system`'s test set (its metadata `testset`), or of the run's only test set."""
     sets = describe_testsets(results)
-    if system is not None:
-        meta = _get(results.metadata, "systems", system)
-        name = _get(meta, "testset") if isinstance(meta, dict) else None
-        if name is not None:
-            return sets.get(str(name), str(name))
+    key = None if system is None else results.record.key(system)
+    if key is not None and key.testset:
+        return sets.get(key.testset, key.testset)
     return next(iter(sets.values())) if len(sets) == 1 else None
 
 
@@ -250,12 +215,12 @@ def report_title(results: Results) -> str:
 
 def provenance(results: Results) -> list[tuple[str, str]]:
     """(label, value) pairs for the report's provenance section."""
-    md = results.metadata
-    dev, wer, sim = device(results), wer_backend(results), sim_backend(results)
+    md, record = results.metadata, results.record
+    dev, wer, sim = record.device, wer_backend(results), sim_backend(results)
     sim_text = sim.label + ("" if sim.caveat is None else f". {sim.caveat}")
     pairs = [
         ("Run", str(_get(md, "run", "name") or NOT_RECORDED)),
-        ("Git commit", git_commit(results) or NOT_RECORDED),
+        ("Git commit", record.provenance.commit or NOT_RECORDED),
         ("Device", dev.label),
         ("torch", dev.torch or NOT_RECORDED),
         ("Test sets", "; ".join(describe_testsets(results).values()) or NOT_RECORDED),
@@ -294,7 +259,7 @@ def _spk_id_legend(results: Results) -> list[str]:
 
 def metric_legend(results: Results) -> list[str]:
     """How to read the headline numbers: definitions and the backends behind them."""
-    wer, sim, dev = wer_backend(results), sim_backend(results), device(results)
+    wer, sim, dev = wer_backend(results), sim_backend(results), results.record.device
     lines = [
         f"WER: corpus WER (word errors / reference words, as a fraction) from {wer.label}, "
         f"normaliser {wer.normalizer or NOT_RECORDED}.",

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from bench.results import Results
-from reports.tables import Stat, fmt, fmt_ci, stat, systems
+from reports.tables import Stat, fmt, fmt_ci, stat
 
 Values = dict[str, dict[str, Stat | None]]  # row label -> metric key -> aggregate
 
@@ -45,7 +45,7 @@ class Shape:
     name: str
     title: str
     claim: str
-    rows: tuple[tuple[str, str], ...]  # (label, system name within a test set)
+    rows: tuple[tuple[str, str, int], ...]  # (label, system series (config entry), sampling steps)
     columns: tuple[Column, ...]
     check: Callable[[Values], tuple[bool, str]]
 
@@ -116,7 +116,7 @@ def _alpha_shape(stream: str, table: int) -> Shape:
         name=f"alpha-{stream}",
         title=f"Table {table}: alpha for {stream} (the other stream's alpha 0), FlashSpeech at 2 steps",
         claim=f"{stream} JSD falls as alpha rises from 0 to 1 (from above the floor), and WER does not fall",
-        rows=tuple((f"alpha {a}", f"{stream}-alpha-{a}@2") for a in ("0", "0.2", "1")),
+        rows=tuple((f"alpha {a}", f"{stream}-alpha-{a}", 2) for a in ("0", "0.2", "1")),
         columns=(Column("prosody", jsd, f"{stream} JSD", ".4f", floor=f"{jsd}_floor"), WER),
         check=_check_alpha(jsd),
     )
@@ -127,7 +127,7 @@ SHAPES = (
         name="steps",
         title="Table 3: sampling steps",
         claim="1 step about equals 2 steps, and 2 steps are at least as good as 4, on MOS and SIM-o",
-        rows=(("1 step", "flashspeech@1"), ("2 steps", "flashspeech@2"), ("4 steps", "flashspeech@4")),
+        rows=(("1 step", "flashspeech", 1), ("2 steps", "flashspeech", 2), ("4 steps", "flashspeech", 4)),
         columns=(MOS, SIM),
         check=_check_steps,
     ),
@@ -135,7 +135,7 @@ SHAPES = (
         name="adversarial",
         title="Table 2: the adversarial stage, at 2 steps",
         claim="adversarial training raises MOS and SIM-o over consistency training alone",
-        rows=(("consistency training", "consistency-only@2"), ("+ adversarial", "flashspeech@2")),
+        rows=(("consistency training", "consistency-only", 2), ("+ adversarial", "flashspeech", 2)),
         columns=(MOS, SIM),
         check=_check_adversarial,
     ),
@@ -143,7 +143,7 @@ SHAPES = (
         name="diffusion-steps",
         title="The diffusion baseline by Heun steps",
         claim="(implied by the speed-up comparison) the baseline's quality rises with steps up to a plateau",
-        rows=tuple((str(n), f"diffusion-heun@{n}") for n in (4, 8, 16, 32, 64)),
+        rows=tuple((str(n), "diffusion-heun", n) for n in (4, 8, 16, 32, 64)),
         columns=(WER, MOS),
         check=_check_diffusion_steps,
     ),
@@ -152,22 +152,19 @@ SHAPES = (
 )
 
 
-def _testsets(results: Results) -> list[str]:
-    return list(dict.fromkeys(s.split(":", 1)[0] for s in systems(results) if ":" in s))
-
-
 def shape_values(results: Results, shape: Shape, testset: str) -> Values | None:
     """The shape's aggregates on one test set, or None when the run lacks one of its systems."""
-    present = set(systems(results))
-    if not all(f"{testset}:{system}" in present for _, system in shape.rows):
+    record = results.record
+    keys = [record.find(testset, series, steps) for _, series, steps in shape.rows]
+    if any(key is None for key in keys):
         return None
     values: Values = {}
-    for label, system in shape.rows:
+    for (label, _, _), key in zip(shape.rows, keys, strict=True):
         metrics: dict[str, Stat | None] = {}
         for col in shape.columns:
-            metrics[col.metric] = stat(results, f"{testset}:{system}", col.suite, col.metric)
+            metrics[col.metric] = stat(results, key.label, col.suite, col.metric)
             if col.floor:
-                metrics[col.floor] = stat(results, f"{testset}:{system}", col.suite, col.floor)
+                metrics[col.floor] = stat(results, key.label, col.suite, col.floor)
         values[label] = metrics
     return values
 
@@ -175,7 +172,7 @@ def shape_values(results: Results, shape: Shape, testset: str) -> Values | None:
 def render_shape(shape: Shape, values: Values, testset: str) -> list[str]:
     header = "| | " + " | ".join(c.header + (" (floor)" if c.floor else "") for c in shape.columns) + " |"
     lines = [f"### {shape.title}: `{testset}`", "", header, "|---" * (len(shape.columns) + 1) + "|"]
-    for label, _ in shape.rows:
+    for label, _, _ in shape.rows:
         cells = []
         for col in shape.columns:
             cell = fmt_ci(values[label][col.metric], col.spec)
@@ -194,7 +191,7 @@ def render_shapes(results: Results, shapes: Sequence[Shape] = SHAPES) -> list[st
     """Markdown for every shape the run holds, per test set (nothing for shapes it lacks)."""
     lines: list[str] = []
     for shape in shapes:
-        for testset in _testsets(results):
+        for testset in results.record.testsets:
             values = shape_values(results, shape, testset)
             if values is not None:
                 lines += render_shape(shape, values, testset)

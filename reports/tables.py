@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.record import SystemKey
 from bench.results import Results
 
 GROUND_TRUTH = "ground_truth"
@@ -63,8 +64,8 @@ def fmt_ci(stat: Stat | None, spec: str = ".3f") -> str:
 
 
 def systems(results: Results) -> list[str]:
-    """Systems by test set, in metadata order, then any others found in the tables; ground truth last."""
-    ordered = list((results.metadata.get("systems") or {}).keys())
+    """Systems by test set, in run order, then any others found in the tables; ground truth last."""
+    ordered = list(results.record.systems)
     found: set[str] = set()
     for frame in (results.items, results.aggregates):
         if "system" in frame.columns:
@@ -72,51 +73,42 @@ def systems(results: Results) -> list[str]:
     names = ordered + sorted(found - set(ordered))
 
     def key(s: str) -> tuple[str, bool, int]:
-        testset = system_meta(results, s).get("testset")
-        return ("" if is_missing(testset) else str(testset), system_kind(results, s) == GROUND_TRUTH, names.index(s))
+        k = system_key(results, s)
+        return (k.testset, k.kind == GROUND_TRUTH, names.index(s))
 
     return sorted(names, key=key)
 
 
+def system_key(results: Results, system: str) -> SystemKey:
+    """The system's typed key (test set, name, series, kind, sampling) from the run record; a system found only in
+    the tables stands for itself (no test set, kind unknown)."""
+    key = results.record.key(system)
+    if key is not None:
+        return key
+    return SystemKey(testset="", name=system, kind=GROUND_TRUTH if system == GROUND_TRUTH else "unknown")
+
+
 def system_meta(results: Results, system: str) -> dict[str, Any]:
+    """The system's recorded description (its config, checkpoint, provenance note), for what is not its key."""
     meta = (results.metadata.get("systems") or {}).get(system)
     return meta if isinstance(meta, dict) else {}
 
 
-def _item_value(results: Results, system: str, column: str) -> Any:
-    items = results.items
-    if column not in items.columns or "system" not in items.columns:
-        return None
-    values = items.loc[items["system"] == system, column].dropna()
-    return values.iloc[0] if len(values) else None
-
-
 def system_steps(results: Results, system: str) -> int | None:
-    """Sampling steps from the metadata, else from the items table; None for systems without steps."""
-    steps = system_meta(results, system).get("steps")
-    if is_missing(steps):
-        steps = _item_value(results, system, "steps")
-    return None if is_missing(steps) else int(float(steps))
+    """Sampling steps; None for systems without steps."""
+    return system_key(results, system).steps
 
 
 def system_kind(results: Results, system: str) -> str:
-    """The system's kind ("flashspeech", "ground_truth", ...) from metadata or the items table."""
-    kind = system_meta(results, system).get("kind")
-    if is_missing(kind):
-        kind = _item_value(results, system, "kind")
-    if is_missing(kind):
-        return GROUND_TRUTH if system == GROUND_TRUTH else "unknown"
-    return str(kind)
+    """The system's kind ("flashspeech", "ground_truth", ...)."""
+    return system_key(results, system).kind
 
 
-def system_family(results: Results, system: str) -> str:
-    """What a steps curve connects: the system's `series` (its config entry, recorded in the metadata with its
-    sampling plan), else the system alone."""
-    series = system_meta(results, system).get("series")
-    if is_missing(series):
-        return system
-    testset = system_meta(results, system).get("testset")
-    return f"{testset}:{series}" if testset else str(series)
+def system_family(results: Results, system: str) -> SystemKey:
+    """What a steps curve connects: the systems of one series (config entry) on one test set, as a key with no
+    sampling (the system alone when it has no series)."""
+    key = system_key(results, system)
+    return SystemKey(testset=key.testset, name=key.curve, kind=key.kind, series=key.curve)
 
 
 def stat(results: Results, system: str, suite: str, metric: str) -> Stat | None:
@@ -157,9 +149,8 @@ def suites_run(results: Results) -> list[str]:
 
 
 def system_testset(results: Results, system: str) -> str | None:
-    """The system's test set from the metadata, or None when not recorded."""
-    testset = system_meta(results, system).get("testset")
-    return None if is_missing(testset) else str(testset)
+    """The system's test set, or None when not recorded."""
+    return system_key(results, system).testset or None
 
 
 def testset_groups(results: Results) -> list[tuple[str | None, list[str]]]:
@@ -171,7 +162,5 @@ def testset_groups(results: Results) -> list[tuple[str | None, list[str]]]:
 
 
 def short_name(results: Results, system: str) -> str:
-    """The system's name without its `<testset>:` prefix (shown under its test set's heading)."""
-    testset = system_testset(results, system)
-    prefix = f"{testset}:" if testset else ""
-    return system[len(prefix) :] if prefix and system.startswith(prefix) and len(system) > len(prefix) else system
+    """The system's name without its test set (shown under its test set's heading)."""
+    return system_key(results, system).name

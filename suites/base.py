@@ -12,16 +12,15 @@ from __future__ import annotations
 import enum
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from flashspeech.foundation.assets import AssetError
-from flashspeech.foundation.audio import read_audio
+from flashspeech.foundation.fields import FieldError, field_names, from_table
 from flashspeech.foundation.hashing import canonical_json, fingerprint, source_digest
 from flashspeech.foundation.registry import Registry
 from suites.item import EvalItem
@@ -48,9 +47,25 @@ class MetricInfo:
     description: str = ""
 
 
-@lru_cache(maxsize=512)
-def _clip(path: str, sample_rate: int, offset_s: float, duration_s: float | None) -> np.ndarray:
-    return read_audio(path, sample_rate, offset_s=offset_s, duration_s=duration_s).samples
+@dataclass(frozen=True)
+class Ratio:
+    """An aggregate that is a ratio of sums over the scored rows, Σ numerator / Σ denominator, of the suite's per-row
+    metrics (torchmetrics' sum states): corpus WER = Σ(S + D + I) / Σ ref_words, RTF = Σ time_s / Σ audio_s. A suite
+    declares its ratios once (`Suite.ratios`); its `aggregate` computes them, and the regression gate compares them
+    from the same sums of the items columns (`<suite>.<name>`), paired by cluster."""
+
+    numerator: tuple[str, ...]
+    denominator: str
+
+    def sums(self, rows: Iterable[Mapping[str, float]]) -> tuple[float, float]:
+        """(Σ numerator, Σ denominator) over per-row metric dicts (`ItemScore.metrics`)."""
+        rows = list(rows)
+        return sum(sum(r[c] for r in rows) for c in self.numerator), sum(r[self.denominator] for r in rows)
+
+    def of(self, rows: Iterable[Mapping[str, float]]) -> float:
+        """The ratio over `rows`; NaN when the denominator sums to 0."""
+        num, den = self.sums(rows)
+        return num / den if den else float("nan")
 
 
 @dataclass
@@ -75,14 +90,12 @@ class Sample:
         return len(self.audio) / self.sample_rate
 
     def prompt_audio(self, sample_rate: int) -> np.ndarray:
-        """The prompt clip (offset and duration applied) at `sample_rate` (cached across samples)."""
-        item = self.item
-        return _clip(item.prompt_audio, sample_rate, item.prompt_offset_s, item.prompt_duration_s)
+        """The item's prompt clip at `sample_rate` (`EvalItem.load_prompt`)."""
+        return self.item.load_prompt(sample_rate)
 
     def target_audio(self, sample_rate: int) -> np.ndarray | None:
-        if self.item.target_audio is None:
-            return None
-        return _clip(self.item.target_audio, sample_rate, 0.0, None)
+        """The item's ground-truth target at `sample_rate`, None when it has none (`EvalItem.load_target`)."""
+        return self.item.load_target(sample_rate)
 
     def generated_audio(self, sample_rate: int) -> np.ndarray:
         from flashspeech.foundation.audio import resample
@@ -115,21 +128,51 @@ class SuiteError(RuntimeError):
 CANNOT_RUN = (SuiteError, AssetError)
 
 
+@dataclass(frozen=True)
+class SuiteOptions:
+    """What a `[suites.<name>]` table may set for every suite; a suite's own `Options` adds its keys."""
+
+    batch_size: int = 8
+
+
 class Suite(ABC):
-    """Base class: subclasses set `name`, `needs`, `metrics` and implement `_load` and `score_batch`."""
+    """Base class: subclasses set `name`, `needs`, `metrics` and implement `_load` and `score_batch`.
+
+    `Options` declares what a config table of the suite may set (the constructor's keywords but `device`);
+    a suite that scores through a named model sets `backends`, the registry its `backend` option names, and
+    takes that backend's options in the same table (`check_options`)."""
 
     name: ClassVar[str]
+    Options: ClassVar[type] = SuiteOptions
+    backends: ClassVar[Registry | None] = None
     needs: ClassVar[frozenset[Need]]
     # needs the suite uses when a sample has them; a metric that needs a missing one is absent for that
     # sample, with the reason in the row's details
     optional_needs: ClassVar[frozenset[Need]] = frozenset()
     metrics: ClassVar[dict[str, MetricInfo]]  # per-row metrics
     aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {}  # numbers only `aggregate` makes (corpus WER, JSD)
+    ratios: ClassVar[dict[str, Ratio]] = {}  # aggregates that are ratios of sums of per-row metrics (`Ratio`)
 
     def __init__(self, device: str = "cpu", batch_size: int = 8):
         self.device = device
         self.batch_size = batch_size
         self._loaded = False
+
+    @classmethod
+    def check_options(cls, options: dict[str, Any], where: str) -> Any:
+        """Check a config table of this suite (at dotted key `where`) without building or loading anything:
+        known keys, typed values, the backend's name and options; FieldError naming the dotted key. Returns
+        the suite's own options (an `Options`)."""
+        what, passed = f"the {cls.name} suite", []
+        if cls.backends is not None:
+            backend = options.get("backend", cls.Options.backend)
+            if not isinstance(backend, str) or backend not in cls.backends:
+                raise FieldError(f"{where}.backend: {cls.backends.unknown(backend)}")
+            what, passed = f"{what} with the {backend} backend", field_names(cls.backends[backend].Options)
+        checked = from_table(cls.Options, options, where, skip=passed, what=what)
+        if passed:
+            cls.backends.options(backend, {k: v for k, v in options.items() if k in passed}, where)
+        return checked
 
     def load(self) -> None:
         """Load models once."""
@@ -206,6 +249,15 @@ register = SUITES.register  # class decorator: make a suite available by its `na
 
 def build_suite(name: str, **options: Any) -> Suite:
     return SUITES.lookup(name)(**options)
+
+
+def check_suite_options(name: str, options: dict[str, Any], where: str = "") -> None:
+    """Check the options `build_suite(name, **options)` would get, building nothing (a config's check when it
+    loads); FieldError naming the dotted key (`where`, default `suites.<name>`), e.g. `suites.wer.beem`."""
+    where = where or f"suites.{name}"
+    if name not in SUITES:
+        raise FieldError(f"{where}: {SUITES.unknown(name)}")
+    SUITES[name].check_options(options, where)
 
 
 def evaluator_fingerprint(description: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
+from flashspeech.foundation.fields import from_table
+from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteOptions, register
 
 FLAGS = ("long_silence", "edge_silence", "noise_tail", "clipping", "truncated", "runaway")
 TEXT_FLAGS = ("truncated", "runaway")  # need the item's text
@@ -76,6 +77,11 @@ class DefectThresholds:
         bad += [name for name in positive if not getattr(self, name) > 0]
         if bad:
             raise ValueError(f"defects: {', '.join(bad)} must be finite (and > 0 for rates, frames and levels)")
+
+
+@dataclass(frozen=True)
+class DefectsOptions(DefectThresholds, SuiteOptions):
+    """What `[suites.defects]` sets: the batch size and every threshold."""
 
 
 @dataclass(frozen=True)
@@ -228,6 +234,7 @@ class DefectsSuite(Suite):
     """Failed-generation flags per sample: long pauses, edge silence, noise tails, clipping, wrong length."""
 
     name: ClassVar[str] = "defects"
+    Options: ClassVar[type] = DefectsOptions
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GENERATED, Need.TEXT})
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "long_silence": _flag("an internal pause is longer than long_silence_s"),
@@ -245,11 +252,7 @@ class DefectsSuite(Suite):
 
     def __init__(self, device: str = "cpu", batch_size: int = 8, **thresholds: Any):
         super().__init__(device=device, batch_size=batch_size)
-        known = {f.name for f in dataclasses.fields(DefectThresholds)}
-        unknown = sorted(set(thresholds) - known)
-        if unknown:
-            raise ValueError(f"defects suite has no option {', '.join(unknown)}; it takes {', '.join(sorted(known))}")
-        self.thresholds = DefectThresholds(**thresholds)
+        self.thresholds = from_table(DefectThresholds, thresholds, what="the defects suite")
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from flashspeech.foundation.environment import environment
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
+from suites.base import ItemScore, MetricInfo, Need, Ratio, Sample, Suite, register
 
 TOTAL_KEY = "total"
 OTHER_STAGE = "other"
@@ -84,6 +84,7 @@ class RtfSuite(Suite):
         "borrowed": MetricInfo(None, "samples", "samples whose timings are an earlier run's (cache), excluded"),
         "contended": MetricInfo(False, "samples", "samples timed while other processes competed for the CPU"),
     }
+    ratios: ClassVar[dict[str, Ratio]] = {"rtf": Ratio(("time_s",), "audio_s")}  # over the samples timed here
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
         scored = [s for s in scores if s.ok]
@@ -141,8 +142,7 @@ class RtfSuite(Suite):
         )
         if not ok:  # nothing timed in this run: the numbers are absent, not borrowed (aggregate_notes says why)
             return {**out, **dict.fromkeys(TIMED_METRICS, math.nan)}
-        time_s = sum(s.metrics["time_s"] for s in ok)
-        audio_s = sum(s.metrics["audio_s"] for s in ok)
+        time_s, audio_s = self.ratios["rtf"].sums(s.metrics for s in ok)
         out.update(time_s=time_s, audio_s=audio_s, rtf=time_s / audio_s)
         out["rtfx"] = audio_s / time_s if time_s > 0 else math.inf
         out["rtf_median"] = float(np.median([s.metrics["rtf"] for s in ok]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.testsets.synth import VOICES, CorpusConfig, build_corpus
+from bench.testsets.espeak_corpus import VOICES, CorpusConfig, build_corpus
 
 pytest_plugins = ["tests.fixtures.mlflow_server"]  # the loopback `mlflow server` fixture
 

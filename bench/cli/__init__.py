@@ -2,12 +2,14 @@
 
 Subcommands:
   run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
+  scaling         scoring throughput against the number of Ray actors (random-weight models, a benchmark)
   model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
   shapes          the paper's ablation shapes (Tables 2-5) checked on benchmark runs, as Markdown
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
   compare         regression gate between two runs (results directories, MLflow run ids, tags, auto)
   history         trend report of a config's runs across commits from MLflow (Markdown, HTML, departures)
   accept          accept a logged run as the new baseline after a deliberate change (its failed gate)
+  calibrate-rtf   run a config's generation N times to measure RTF noise (the gate's timing margin)
   speed           GPU-speed benchmark: paper-scale RTF, speed-up over diffusion, scoring throughput
   data synth      build the synthetic corpus (cached; resumes; deterministic)
   data natural    build the natural-voice corpus (flite, piper, hibari); --export / --check the committed sets
@@ -260,12 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def user_errors() -> tuple[type[Exception], ...]:
     """The errors that mean bad input (a config, a flag, a missing file): `main` prints them as one line."""
-    from bench.config import ConfigError
     from bench.execution import ExecutorError
-    from bench.gate_config import GateConfigError
-    from bench.systems import SystemConfigError
+    from flashspeech.foundation.fields import FieldError
 
-    return ConfigError, SystemConfigError, GateConfigError, ExecutorError, FileNotFoundError
+    # FieldError: every table that does not fit its dataclass (ConfigError, SystemConfigError, GateConfigError...)
+    return FieldError, ExecutorError, FileNotFoundError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    from bench.testsets.corpus import HELDOUT
     from bench.testsets.embedded import EMBEDDED
-    from bench.testsets.synth import HELDOUT, CorpusConfig, build_corpus
+    from bench.testsets.espeak_corpus import CorpusConfig, build_corpus
 
     config = CorpusConfig(seed=args.seed, max_sentences=args.max_sentences)
     voices = args.voices
@@ -162,7 +163,7 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.cli.publish import publish
     from bench.config import load_config
-    from bench.runner import run_benchmark
+    from bench.run import run_benchmark
 
     overrides = list(args.set or [])
     flags = [("device", "device"), ("output_dir", "output_dir"), ("tracking_uri", "tracking_uri")]
@@ -179,11 +180,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         overrides.append("retime=true")  # a gated run times itself: RTF compares or the gate fails closed
     config = load_config(args.config, overrides)
     gate = _gate_config(args) if args.gate else None  # a bad gate config fails before anything is generated
-    if args.gate and args.gate != "auto" and not args.gate.startswith("tag:"):
-        from bench.compare import results_dir
+    if args.gate:
+        from bench.gate.run import check_baseline
 
         try:  # a baseline path that is not a results directory fails now, not after the run
-            results_dir(args.gate)
+            check_baseline(args.gate)
         except FileNotFoundError as exc:
             raise FileNotFoundError(f"--gate {exc}") from exc
     outcome = run_benchmark(config, progress=not args.quiet)
@@ -199,28 +200,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     if tracking is not None:
         print(f"mlflow: {tracking.describe()}")
     if args.gate:
-        from bench.cli.regression import no_baseline_note, record_gate, resolve_baseline
-        from bench.compare import compare, load_results
+        from bench.gate.run import gate as run_gate
         from bench.tracking import tracking_uri
 
         uri = tracking.uri if tracking is not None else tracking_uri(outcome.output_dir, config.tracking_uri)
         logged = tracking.run_id if tracking is not None else None
-        baseline = resolve_baseline(args.gate, results.metadata, uri, args, gate, exclude=(logged,))
-        if baseline is None:
-            no_baseline_note(args.gate_report)
-            record_gate(uri, logged, None, None)
-            return 3 if args.require_baseline else 0
-        report = compare(load_results(baseline, uri=uri), results, gate, baseline, "this run")
-        _emit_gate(report, args.gate_report)
-        record_gate(uri, logged, report.passed, baseline)
-        return 0 if report.passed else 3
+        options = _gate_options(args, gate, uri, exclude=(logged,), candidate_label="this run", tag_run=logged)
+        return run_gate(results, args.gate, options).exit_status(args.require_baseline)
     return 0
 
 
 def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """The gate config of `--gate-config`, `--allow-evaluator-change`, `--allow-incomparable` and `--rtf-noise`
     (run --gate, compare)."""
-    from bench.gate_config import GateConfig
+    from bench.gate.rules import GateConfig
 
     config = GateConfig.from_toml(args.gate_config) if args.gate_config else GateConfig()
     config.allow_evaluator_change |= args.allow_evaluator_change
@@ -230,10 +223,13 @@ def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return config
 
 
-def _emit_gate(report, markdown_path) -> None:  # type: ignore[no-untyped-def]
-    from bench.cli.regression import publish_markdown
+def _gate_options(args: argparse.Namespace, config, uri: str | None, **fields):  # type: ignore[no-untyped-def]
+    """The gate's options from the flags of `run --gate` and `compare` (`--gate-report`, the `auto` options)."""
+    from bench.gate.baseline import REPO
+    from bench.gate.run import GateOptions
 
-    publish_markdown(report.to_markdown(), markdown_path)
+    repo = Path(args.git_repo) if args.git_repo else REPO
+    return GateOptions(config, uri, args.baseline_branch, repo, args.noise_runs, report_path=args.gate_report, **fields)
 
 
 def _print_problems(results, limit: int = 10) -> None:  # type: ignore[no-untyped-def]
@@ -269,23 +265,15 @@ def _headline(results) -> str:  # type: ignore[no-untyped-def]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.cli.regression import no_baseline_note, resolve_baseline
-    from bench.compare import compare, load_results
+    from bench.gate.compare import load_results
+    from bench.gate.run import gate, needs_store
 
-    gate = _gate_config(args)
+    config = _gate_config(args)
     candidate = load_results(args.candidate, uri=args.tracking_uri)
-    ref = args.baseline
-    if ref.startswith("tag:") or ref == "auto":
-        if not args.tracking_uri:
-            raise SystemExit(f"compare {ref}: needs --tracking-uri (the store to choose the baseline from)")
-        ref = resolve_baseline(ref, candidate.metadata, args.tracking_uri, args, gate, exclude=(args.candidate,))
-        if ref is None:
-            no_baseline_note(args.gate_report)
-            return 3 if args.require_baseline else 0
-    baseline = load_results(ref, uri=args.tracking_uri)
-    report = compare(baseline, candidate, gate, ref, args.candidate)
-    _emit_gate(report, args.gate_report)
-    return 0 if report.passed else 3
+    if needs_store(args.baseline) and not args.tracking_uri:
+        raise SystemExit(f"compare {args.baseline}: needs --tracking-uri (the store to choose the baseline from)")
+    options = _gate_options(args, config, args.tracking_uri, exclude=(args.candidate,), candidate_label=args.candidate)
+    return gate(candidate, args.baseline, options).exit_status(args.require_baseline)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -316,8 +304,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate_rtf(args: argparse.Namespace) -> int:
-    from bench.calibration import calibrate_rtf
     from bench.config import load_config
+    from bench.gate.rtf_noise import calibrate_rtf
 
     overrides = list(args.set or [])
     if args.output_dir is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.config import BenchConfig
 from bench.results import Results
-from bench.runner import RunOutcome
+from bench.run import RunOutcome
 
 
 def publish(outcome: RunOutcome, config: BenchConfig) -> tuple[dict[str, Path], Any]:

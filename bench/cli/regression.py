@@ -1,17 +1,14 @@
-"""CLI pieces of regression tracking: `history`, `accept`, and the gate's baseline resolution (`auto`, `tag:K=V`)."""
+"""CLI pieces of regression tracking: `history`, `accept`, and the options of `--gate auto` (the gate itself:
+`bench.gate.run`)."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
 from typing import Any
-
-from bench.regression.auto import AUTO, REPO
 
 
 def add_history_parser(commands: Any) -> None:
-    from bench.regression.history import DEFAULT_METRICS
+    from bench.gate.history import DEFAULT_METRICS
 
     p = commands.add_parser("history", help="trend report of a config's runs across commits (from MLflow)")
     p.add_argument("--tracking-uri", dest="tracking_uri", required=True, help="the MLflow store (sqlite:///..., http)")
@@ -40,8 +37,8 @@ def add_accept_parser(commands: Any) -> None:
 def cmd_accept(args: argparse.Namespace) -> int:
     """Tag a run `flashspeech_bench.accepted = <reason>`: `--gate auto` may then choose it although its own gate
     failed, so the commits after a deliberate change are gated against the new level, not the old one."""
-    from bench.regression.auto import find_tagged
-    from bench.regression.store import ACCEPTED_TAG, list_runs, tag_run
+    from bench.gate.baseline import find_tagged
+    from bench.gate.store import ACCEPTED_TAG, list_runs, tag_run
 
     if args.run.startswith("tag:"):
         run = find_tagged(args.tracking_uri, args.run)
@@ -73,8 +70,9 @@ def add_auto_gate_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from bench.regression.history import DEFAULT_METRICS, HistoryConfig, history_table
-    from reports.history import write_history
+    from bench.gate.history import DEFAULT_METRICS, HistoryConfig, history_table
+    from bench.gate.run import publish_markdown
+    from reports.history_report import write_history
 
     config = HistoryConfig(
         config=args.config,
@@ -93,50 +91,3 @@ def cmd_history(args: argparse.Namespace) -> int:
         latest = table[table["order"] == table["order"].max()]
         return 3 if (latest["left_band"] == "worse").any() else 0
     return 0
-
-
-def resolve_baseline(
-    ref: str, candidate_meta: dict[str, Any], uri: str, args: argparse.Namespace, gate: Any, exclude: tuple = ()
-) -> str | None:
-    """The results reference (directory or MLflow run id) the gate compares with: `ref` itself, the run that
-    `tag:K=V` names, or for `auto` the run `bench.regression.baseline` chooses (printed with what it skipped;
-    None when none qualifies). With `auto` and --noise-runs, `gate`'s margins widen to the baselines' noise."""
-    from bench.regression.auto import auto_baseline, find_tagged, noise_margins
-
-    if ref.startswith("tag:"):
-        run = find_tagged(uri, ref)
-        print(f"baseline: run {run.label} (tags {ref[4:]})")
-        return run.run_id
-    if ref != AUTO:
-        return ref
-    repo = Path(args.git_repo) if args.git_repo else REPO
-    choice = auto_baseline(candidate_meta, uri, args.baseline_branch, exclude, repo)
-    print(choice.describe())
-    if choice.run is not None and args.noise_runs:
-        for line in noise_margins(gate, choice, uri, args.noise_runs):
-            print(f"  {line}")
-    return None if choice.run is None else choice.run.run_id
-
-
-def record_gate(uri: str | None, run_id: str | None, passed: bool | None, baseline: str | None) -> None:
-    """Tag the logged run with the gate's outcome ("passed" | "failed" | "no baseline")."""
-    if not uri or not run_id:
-        return
-    from bench.regression.store import GATE_BASELINE_TAG, GATE_TAG, tag_run
-
-    outcome = "no baseline" if passed is None else "passed" if passed else "failed"
-    tag_run(uri, run_id, {GATE_TAG: outcome, **({GATE_BASELINE_TAG: baseline} if baseline else {})})
-
-
-def publish_markdown(text: str, path: str | None = None) -> None:
-    """Print Markdown and append it to `path` and to the CI job summary (`$GITHUB_STEP_SUMMARY`), when set."""
-    print("\n" + text)
-    for target in filter(None, (path, os.environ.get("GITHUB_STEP_SUMMARY"))):
-        with Path(target).open("a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
-
-
-def no_baseline_note(path: str | None) -> None:
-    publish_markdown(
-        "## Regression gate\n\nNo baseline run qualifies (see the log): nothing was compared; the gate passes.\n", path
-    )

@@ -10,36 +10,22 @@ and suite once and keeps it for the units that follow (an actor of the Ray execu
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.cache import GenerationCache, ScoreCache
-from bench.systems import Generated, System, SystemConfig, build_systems
+from bench.cache import CachedSystem, Entry, GenerationCache, ScoreCache
+from bench.systems import System, SystemConfig, build_systems
 from flashspeech.foundation.hashing import canonical_json
 from suites.base import CANNOT_RUN, ItemScore, Sample, Suite
 from suites.item import EvalItem
 
 
 def batch_id(label: str, number: int, run_id: str) -> str:
-    """Unique across runs: a cache hit keeps the batch id, and so the run, that timed it."""
+    """Unique across runs (an items-table column): a cache hit keeps the batch id, and so the run, that timed it.
+    Which run made a generation is read from its timing's own `run_id` field, never from this text."""
     return f"{label}#{number}@{run_id}"
-
-
-def timed_this_run(generated: Generated, run_id: str) -> bool:
-    """Whether a cached generation was made (and timed) by the run `run_id` (the timing context's "run_id")."""
-    return str((generated.timed or {}).get("batch_id", "")).endswith(f"@{run_id}")
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One generation to make: an item, the seed it is generated with, and its generation-cache key."""
-
-    item: EvalItem
-    seed: int
-    key: str
 
 
 @dataclass
@@ -71,19 +57,21 @@ class GenerationUnit:
     def describe(self) -> str:
         return f"generation of {self.label}, {self.size} item(s) from batch {self.first_batch}"
 
+    @property
+    def run_id(self) -> str:
+        return str(self.context.get("run_id", ""))
+
     def run(self, worker: Worker, context: Any = None) -> dict[str, str | None]:
         """key -> None (its audio is in the cache) or the item's error. Entries this run already cached (by an
         earlier attempt of this unit) are skipped, so a retried unit never generates an item twice."""
         system = worker.system(self.config, self.system, self.device)
-        cache = GenerationCache(Path(self.cache_root))
-        run_id = str(self.context.get("run_id", ""))
+        cached = CachedSystem(system, GenerationCache(Path(self.cache_root)), self.run_id, self.retime)
         outcome: dict[str, str | None] = {}
         todo: list[tuple[int, list[Entry]]] = []
         for number, start in enumerate(range(0, len(self.entries), self.batch_size)):
             batch = []
             for entry in self.entries[start : start + self.batch_size]:
-                hit = cache.get(entry.key)
-                if hit is not None and (not self.retime or timed_this_run(hit[0], run_id)):
+                if cached.done(entry.key):
                     outcome[entry.key] = None
                 else:
                     batch.append(entry)
@@ -92,27 +80,10 @@ class GenerationUnit:
         if todo:
             worker.warm(system, todo[0][1][0].item)
         for number, batch in todo:
-            for entry, generated in zip(batch, self._generate(system, number, batch), strict=True):
-                if generated.error is None:
-                    cache.put(entry.key, generated)
-                outcome[entry.key] = generated.error
+            generated = cached.generate(batch, self.context, batch_id(self.label, number, self.run_id))
+            for entry, result in zip(batch, generated, strict=True):
+                outcome[entry.key] = result.error
         return outcome
-
-    def _generate(self, system: System, number: int, batch: list[Entry]) -> list[Generated]:
-        from bench.contention import LoadMonitor
-
-        with LoadMonitor() as monitor:
-            results = system.generate([e.item for e in batch], [e.seed for e in batch])
-        timed = {
-            **self.context,
-            "source": "this run",
-            "measured_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "batch_id": batch_id(self.label, number, str(self.context.get("run_id", ""))),
-            "load": monitor.report.as_dict() if monitor.report else None,
-        }
-        for generated in results:
-            generated.timed = timed
-        return results
 
     def failed(self, error: str) -> dict[str, str | None]:
         """Every entry's error when the unit itself failed (after its retries)."""

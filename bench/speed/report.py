@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.record import Device
 from bench.speed.generation import FlashSpeechResults
 from bench.speed.settings import SpeedConfig
 from flashspeech.timing import STAGES
@@ -25,14 +25,9 @@ SCHEMA = 1
 TARGET_DEVICE = "one NVIDIA H100, paper preset"
 
 
-def device_slug(env: dict[str, Any]) -> str:
-    """'nvidia-h100-80gb-hbm3' for a GPU, 'cpu' otherwise."""
-    name = env.get("gpu") or ("cpu" if str(env.get("device", "cpu")).startswith("cpu") else env["device"])
-    return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-") or "device"
-
-
-def _find(systems: list[dict[str, Any]], system: str, batch: int) -> dict[str, Any] | None:
-    return next((s for s in systems if s["system"] == system and s["batch"] == batch), None)
+def _find(systems: list[dict[str, Any]], batch: int, **fields: Any) -> dict[str, Any] | None:
+    """The timed system at `batch` whose recorded fields (objective, sampler, steps) equal `fields`."""
+    return next((s for s in systems if s["batch"] == batch and all(s[k] == v for k, v in fields.items())), None)
 
 
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -40,8 +35,8 @@ def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     cfg = report["config"]
     paper_gpu = cfg["device"].startswith("cuda") and cfg["preset"] == "paper"
     systems = report["flashspeech"]["systems"]
-    ref = _find(systems, "flashspeech@2", 1)
-    base = _find(systems, f"diffusion-{cfg['sampler']}@150", 1)
+    ref = _find(systems, 1, objective="consistency", steps=2)
+    base = _find(systems, 1, objective="diffusion", sampler=cfg["sampler"], steps=150)
     suites = report["suites"]
     full_suites = suites.get("whisper", {}).get("model") == "large-v3" and "wavlm_tdnn" in suites
     rows = [
@@ -126,7 +121,7 @@ def write_report(report: dict[str, Any], directory: str | Path) -> Path:
     """`<dir>/<config>-<device>.json`, written to a temporary file first and renamed into place."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{report['config']['name']}-{device_slug(report['environment'])}.json"
+    path = directory / f"{report['config']['name']}-{Device.from_environment(report['environment']).slug}.json"
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

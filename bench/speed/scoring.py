@@ -1,8 +1,9 @@
 """Scoring throughput of the WER and similarity suites' models, with random weights of the real sizes.
 
-Whisper: `whisper.model.Whisper(ModelDimensions(...))` at the named size, driven through the WER suite's
-own `WhisperBackend.transcribe` (batched `whisper.decode`, fp16 on CUDA, greedy, English). Random weights
-emit arbitrary tokens, so the end-of-text token is suppressed and every clip decodes exactly
+Whisper: `whisper.model.Whisper(ModelDimensions(...))` at the named size, inside the WER suite's own backend
+built by the ASR registry (`ASR_BACKENDS.build("whisper")`) and driven through its `transcribe` (batched
+`whisper.decode`, fp16 on CUDA, greedy, English). Random weights emit arbitrary tokens, so the backend decodes a
+fixed length (`sample_len`, end-of-text suppressed): every clip decodes exactly
 `ceil(tokens_per_second x longest clip of its batch)` tokens: with the default 3 tokens/s of speech (about
 2.5 words/s of read English, ~1.3 BPE tokens per word) that is the length real transcripts stop at.
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from bench.speed.generation import precision
 from bench.speed.settings import SpeedConfig, SuiteSpeedConfig
 from suites.similarity.ecapa import HeadConfig
 from suites.similarity.wavlm_tdnn import WavLMConfig, WavLMTDNNConfig
+from suites.wer import ASR_BACKENDS
 from suites.wer.whisper_backend import WhisperBackend
 
 SAMPLE_RATE = 16_000
@@ -121,36 +123,23 @@ def _throughput(
     }
 
 
-@dataclass
-class CappedWhisper(WhisperBackend):
-    """The WER suite's backend with a fixed decode length: EOT suppressed, `sample_len` tokens per clip."""
-
-    sample_len: int = 30
-    eot: int = -1
-
-    @property
-    def options(self) -> Any:
-        return replace(super().options, sample_len=self.sample_len, suppress_tokens=f"-1,{self.eot}")
-
-
-def build_whisper(name: str, device: str, seed: int) -> CappedWhisper:
-    """A random-weight Whisper of the named size inside a `CappedWhisper` backend."""
+def build_whisper(name: str, device: str, seed: int) -> WhisperBackend:
+    """A random-weight Whisper of the named size inside the WER suite's backend, decoding a fixed length
+    (`sample_len`, 30 tokens until a caller sets it)."""
     from whisper.model import Conv1d as WConv1d
     from whisper.model import Linear as WLinear
     from whisper.model import Whisper
-    from whisper.tokenizer import get_tokenizer
 
     dims = whisper_dims(name)
     with torch.random.fork_rng(devices=[]), torch.device(device):
         torch.manual_seed(seed)
         model = Whisper(dims).eval()
-    backend = CappedWhisper(model=None, device=device)
+    backend: WhisperBackend = ASR_BACKENDS.build("whisper", device=device)
+    backend.sample_len = 30
     if backend.fp16:  # whisper casts these weights to fp16 on every call; casting once gives the same numbers
         for module in model.modules():
             if isinstance(module, WLinear | WConv1d):
                 module.half()
-    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en")
-    backend.eot = tokenizer.eot
     backend._whisper = model  # already "loaded": no checkpoint, random weights
     backend._info = {"model": f"{name} (random weights)", "dims": asdict(dims), "multilingual": model.is_multilingual}
     return backend

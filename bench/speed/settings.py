@@ -7,11 +7,12 @@ name the key. `--set key=value` overrides use the benchmark config's syntax (TOM
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.config import ConfigError, load_toml
+from flashspeech.foundation.fields import typed_fields
 
 DTYPES = ("float32", "bfloat16", "float16")
 PRECISIONS = ("autocast", "cast")
@@ -142,12 +143,8 @@ class SpeedConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SpeedConfig:
-        data = dict(data)
-        suites = data.pop("suites", {})
-        if not isinstance(suites, dict):
-            raise ConfigError(f"suites must be a table, got {type(suites).__name__}")
-        kwargs = _typed(cls, data, "")
-        config = cls(**kwargs, suites=SuiteSpeedConfig(**_typed(SuiteSpeedConfig, suites, "suites.")))
+        """The config of a TOML table: known keys, typed values (`typed_fields`), then `validate`."""
+        config = cls(**typed_fields(cls, data, what="a speed config", error=ConfigError))
         config.validate()
         return config
 
@@ -160,33 +157,6 @@ def _choice(key: str, value: str, known: tuple[str, ...]) -> None:
 def _positive(key: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{key} must be >= 1, got {value}")
-
-
-def _typed(cls: type, data: dict[str, Any], prefix: str) -> dict[str, Any]:
-    """Check keys and value types against the dataclass defaults (ints may stand for floats)."""
-    defaults = {f.name: getattr(cls(), f.name) for f in fields(cls) if f.name != "suites"}
-    unknown = sorted(set(data) - set(defaults))
-    if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(prefix + k for k in unknown)}; known: {', '.join(defaults)}")
-    out = {}
-    for key, value in data.items():
-        default = defaults[key]
-        if isinstance(default, tuple):
-            if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ConfigError(f"{prefix}{key} must be a list of integers, got {value!r}")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{prefix}{key} must be true or false, got {value!r}")
-        elif isinstance(default, float):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ConfigError(f"{prefix}{key} must be a number, got {value!r}")
-            value = float(value)
-        elif isinstance(default, int) and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ConfigError(f"{prefix}{key} must be an integer, got {value!r}")
-        elif isinstance(default, str) and not isinstance(value, str):
-            raise ConfigError(f"{prefix}{key} must be a string, got {value!r}")
-        out[key] = value
-    return out
 
 
 def load_speed_config(source: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SpeedConfig:

@@ -6,6 +6,6 @@
 """
 
 from bench.systems import external, flashspeech, references  # noqa: F401 - each module registers its kind
-from bench.systems.base import SYSTEMS, Generated, System, SystemConfig, SystemConfigError, build_systems, prompt_clip
+from bench.systems.base import SYSTEMS, Generated, System, SystemConfig, SystemConfigError, build_systems
 
-__all__ = ["SYSTEMS", "Generated", "System", "SystemConfig", "SystemConfigError", "build_systems", "prompt_clip"]
+__all__ = ["SYSTEMS", "Generated", "System", "SystemConfig", "SystemConfigError", "build_systems"]

@@ -21,13 +21,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 import flashspeech
-from flashspeech.foundation.audio import read_audio
+from flashspeech.foundation.fields import FieldError, typed_fields
 from flashspeech.foundation.hashing import source_digest
 from flashspeech.foundation.registry import Registry
 from suites.item import EvalItem
 
 
-class SystemConfigError(ValueError):
+class SystemConfigError(FieldError):
     """A system entry that cannot be used; the message names the field."""
 
 
@@ -62,24 +62,16 @@ class SystemConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "systems") -> SystemConfig:
-        """Parse a flat TOML table; the kind's Options dataclass takes every key but kind, name, batch_size."""
-        data = dict(data)
-        kind = data.pop("kind", None)
+        """Parse a flat TOML table; the kind's Options dataclass takes every key but kind, name, batch_size (known
+        keys, typed values: `typed_fields`)."""
+        kind = data.get("kind")
         if kind not in SYSTEMS:
             raise SystemConfigError(f"{where}.kind: unknown system kind {kind!r}; known: {', '.join(sorted(SYSTEMS))}")
-        name, batch_size = data.pop("name", None), data.pop("batch_size", 1)
+        name, batch_size = data.get("name"), data.get("batch_size", 1)
         options_type = SYSTEMS[kind].Options
-        known = {f.name for f in dataclasses.fields(options_type)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise SystemConfigError(
-                f"{where}: {', '.join(unknown)}: not an option of {kind} systems; their options: "
-                f"{', '.join(['name', 'batch_size', *sorted(known)])}"
-            )
-        try:
-            options = options_type(**data)
-        except TypeError as exc:  # a required option is missing
-            raise SystemConfigError(f"{where}: {exc}") from exc
+        own = ("kind", "name", "batch_size")
+        values = typed_fields(options_type, data, where, skip=own, what=f"{kind} systems", error=SystemConfigError)
+        options = options_type(**values)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise SystemConfigError(f"{where}.batch_size: must be an integer >= 1, got {batch_size!r}")
         options.validate(where)
@@ -88,12 +80,6 @@ class SystemConfig:
     def to_dict(self) -> dict[str, Any]:
         """The flat table `from_dict` reads."""
         return {"kind": self.kind, "name": self.name, "batch_size": self.batch_size, **dataclasses.asdict(self.options)}
-
-
-def prompt_clip(item: EvalItem, sample_rate: int) -> np.ndarray:
-    return read_audio(
-        item.prompt_audio, sample_rate, offset_s=item.prompt_offset_s, duration_s=item.prompt_duration_s
-    ).samples
 
 
 def error_text(exc: BaseException) -> str:
@@ -108,6 +94,7 @@ class System(ABC):
     deterministic: ClassVar[bool] = False  # the same audio for every seed: one generation serves them all
     # torch computes its audio here: the CPU thread count changes its rounding (part of the generation key)
     threads_affect_audio: ClassVar[bool] = True
+    reads_target: ClassVar[bool] = True  # its audio may depend on item.target_audio (its identity joins the key)
     name: str
     sample_rate: int = 16_000
     batch_size: int = 1  # items per generate() call

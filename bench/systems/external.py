@@ -28,7 +28,6 @@ from bench.systems.base import (
     SystemConfig,
     SystemConfigError,
     error_text,
-    prompt_clip,
     register_system,
 )
 from bench.systems.engines import fingerprint_command
@@ -182,7 +181,7 @@ def _write_requests(tmpdir: Path, items: Sequence[EvalItem], seeds: Sequence[int
     """Each item's prompt clip as a 16 kHz wav, and the request file `requests.jsonl` naming them; the requests."""
     requests = []
     for k, (item, seed) in enumerate(zip(items, seeds, strict=True)):
-        prompt = write_wav(tmpdir / f"prompt-{k}.wav", prompt_clip(item, 16_000), 16_000)
+        prompt = write_wav(tmpdir / f"prompt-{k}.wav", item.load_prompt(16_000), 16_000)
         requests.append(
             {
                 "id": item.id,

@@ -15,7 +15,6 @@ from bench.systems.base import (
     SystemConfig,
     SystemConfigError,
     error_text,
-    prompt_clip,
     register_system,
 )
 from flashspeech.foundation.hashing import fingerprint
@@ -60,6 +59,7 @@ class FlashSpeechSystem(System):
 
     kind = "flashspeech"
     Options = FlashSpeechOptions
+    reads_target = False  # synthesises from the text and the prompt only
 
     def __init__(
         self, tts: Any, plan: Any, series: str, checkpoint: str, checkpoint_sha: str, opts: FlashSpeechOptions
@@ -126,7 +126,7 @@ class FlashSpeechSystem(System):
         return out
 
     def _synthesize(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> Any:
-        prompts = [prompt_clip(i, self.sample_rate) for i in items]
+        prompts = [i.load_prompt(self.sample_rate) for i in items]
         return self.tts.synthesize(
             [i.text for i in items],
             prompts,

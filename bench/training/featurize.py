@@ -149,7 +149,7 @@ def build_features(
     """Compute (or reuse) every utterance's features and load them; problems are listed by utterance."""
     from tqdm.auto import tqdm
 
-    from bench.testsets.synth import default_cache_dir
+    from bench.testsets.corpus import default_cache_dir
 
     f0_config = f0_config or F0Config()
     vocab = PhonemeVocab.load()

@@ -17,13 +17,14 @@ import json
 import platform
 import shutil
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.config import ConfigError, load_toml
+from flashspeech.foundation.fields import typed_fields
 from flashspeech.training.trainer import METRICS, TrainConfig, Trainer
 from flashspeech.training.validation import validation_batches
 
@@ -62,9 +63,10 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        data = dict(data)
+        """The recipe of a TOML table: known keys, typed values (`typed_fields`), each stage's TrainConfig."""
+        values = typed_fields(cls, data, skip=("stages",), what="a training recipe", error=ConfigError)
         stages = []
-        for i, raw in enumerate(data.pop("stages", [])):
+        for i, raw in enumerate(data.get("stages", [])):
             raw = dict(raw)
             name = raw.pop("name", None) or raw.get("stage")
             init = raw.pop("init", None)
@@ -77,11 +79,7 @@ class Recipe:
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stage names must be unique, got {names}")
-        known = {f.name for f in fields(cls)} - {"stages", "extra"}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(f"unknown recipe keys {sorted(unknown)}")
-        return cls(stages=tuple(stages), **data)
+        return cls(stages=tuple(stages), **values)
 
 
 def load_recipe(source: str | Path, overrides: list[str] = ()) -> Recipe:

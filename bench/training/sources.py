@@ -72,7 +72,7 @@ def synthetic_utterances(
 ) -> list[TrainingUtterance]:
     """The synthetic corpus's utterances of one voice split (built on demand). `sentences`: "train" (the
     test sentences left out: what training sees), "test" (only the test sentences) or "all"."""
-    from bench.testsets.synth import CorpusConfig, build_corpus
+    from bench.testsets.espeak_corpus import CorpusConfig, build_corpus
 
     _check_sentences(sentences)
     config = CorpusConfig()

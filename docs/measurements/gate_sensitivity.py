@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from bench.cli import main
-from bench.compare import compare
-from bench.gate_config import GateConfig
+from bench.gate.compare import compare
+from bench.gate.rules import GateConfig
 from bench.results import Results
 from bench.testsets.embedded import embedded_manifest
 

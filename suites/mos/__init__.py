@@ -1,19 +1,19 @@
 """Predicted-MOS suite ("mos"): DistillMOS (offline default), DNSMOS, and UTMOS22 strong from a local checkpoint."""
 
 from suites.mos.backends import (
-    BACKENDS,
+    MOS_BACKENDS,
     DistillMOSBackend,
     DistillMOSOptions,
     DNSMOSBackend,
     DNSMOSOptions,
     MosBackend,
     UTMOSBackend,
-    build_backend,
+    UTMOSOptions,
 )
 from suites.mos.suite import MosOptions, MosSuite
 
 __all__ = [
-    "BACKENDS",
+    "MOS_BACKENDS",
     "DNSMOSBackend",
     "DNSMOSOptions",
     "DistillMOSBackend",
@@ -22,5 +22,5 @@ __all__ = [
     "MosOptions",
     "MosSuite",
     "UTMOSBackend",
-    "build_backend",
+    "UTMOSOptions",
 ]

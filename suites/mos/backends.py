@@ -8,7 +8,8 @@
   reports UTMOS with. The only backend whose numbers may be set next to the paper's UTMOS.
 
 Weights are never downloaded: the two offline predictors read the files shipped in their wheels, whose sha256
-is recorded; UTMOS reads a file the user provides (model directory or explicit path).
+is recorded; UTMOS reads a file the user provides (model directory or explicit path). Each is built by name,
+`MOS_BACKENDS.build(name, device=..., **options)`, its `Options` checking the options.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import torch
 
 from flashspeech.foundation.assets import AssetError
 from flashspeech.foundation.hashing import cached_sha256
+from flashspeech.foundation.registry import Registry
 from suites.base import SuiteError
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 SAMPLE_RATE = 16_000
 Scores = dict[str, float]
+MOS_BACKENDS = Registry("mos backend", "name")  # MOS predictor classes by `name`
 
 
 def _package_file(package: str, relative: str) -> Path:
@@ -51,6 +54,7 @@ class MosBackend(ABC):
     """A MOS predictor: scores 16 kHz clips; `metrics` are the keys of every scores dict it returns."""
 
     name: ClassVar[str]
+    Options: ClassVar[type]  # what a config sets of it (the registry checks it before building)
     predictor: ClassVar[str]  # how its numbers must be labelled wherever they appear
     paper_comparable: ClassVar[bool]  # True only for the paper's predictor (UTMOS22 strong)
     metrics: ClassVar[tuple[str, ...]] = ("mos",)
@@ -79,6 +83,7 @@ class DistillMOSOptions:
     crops_per_batch: int = 16
 
 
+@MOS_BACKENDS.register
 class DistillMOSBackend(MosBackend):
     """DistillMOS v7 with the wheel's checkpoint loaded strictly; clips batched as the model's own crops.
 
@@ -89,14 +94,15 @@ class DistillMOSBackend(MosBackend):
     """
 
     name = "distillmos"
+    Options = DistillMOSOptions
     predictor = "DistillMOS (offline, not UTMOS)"
     paper_comparable = False
     CROP = 122_880
     MAX_HOP = 16_000
 
-    def __init__(self, device: str = "cpu", options: DistillMOSOptions | None = None):
+    def __init__(self, device: str = "cpu", **options: Any):
         self.device = device
-        self.options = options or DistillMOSOptions()
+        self.options = DistillMOSOptions(**options)
         self.weights = _package_file("distillmos", "distillmos/weights/distill_mos_v7.pt")
         self.model: torch.nn.Module | None = None
 
@@ -163,6 +169,7 @@ class DNSMOSOptions:
     personalized: bool = False
 
 
+@MOS_BACKENDS.register
 class DNSMOSBackend(MosBackend):
     """DNSMOS P.835 (SIG, BAK, OVRL) and P.808 through the `speechmos` wheel's ONNX files on onnxruntime (CPU).
 
@@ -174,14 +181,15 @@ class DNSMOSBackend(MosBackend):
     """
 
     name = "dnsmos"
+    Options = DNSMOSOptions
     predictor = "DNSMOS P.835 OVRL (offline, not UTMOS)"
     paper_comparable = False
     metrics = ("mos", "sig", "bak", "ovrl", "p808")
     WINDOW_S = 9.01
 
-    def __init__(self, device: str = "cpu", options: DNSMOSOptions | None = None):
+    def __init__(self, device: str = "cpu", **options: Any):
         self.device = device
-        self.options = options or DNSMOSOptions()
+        self.options = DNSMOSOptions(**options)
         folder = "pdnsmos_models" if self.options.personalized else "dnsmos_models"
         self.primary_path = _package_file("speechmos", f"speechmos/{folder}/sig_bak_ovr.onnx")
         self.p808_path = _package_file("speechmos", "speechmos/dnsmos_models/model_v8.onnx")
@@ -246,6 +254,14 @@ class DNSMOSBackend(MosBackend):
         }
 
 
+@dataclass
+class UTMOSOptions:
+    """UTMOS settings: the local UTMOS22 strong checkpoint (None: the model directory's copy)."""
+
+    checkpoint: str | None = None
+
+
+@MOS_BACKENDS.register
 class UTMOSBackend(MosBackend):
     """UTMOS22 strong from a local checkpoint, loaded strictly; one utterance per forward pass.
 
@@ -254,6 +270,7 @@ class UTMOSBackend(MosBackend):
     """
 
     name = "utmos"
+    Options = UTMOSOptions
     predictor = "UTMOS22 strong (SpeechMOS utmos22_strong, the FlashSpeech paper's predictor)"
     paper_comparable = True
 
@@ -310,26 +327,3 @@ class UTMOSBackend(MosBackend):
             "torch": torch.__version__,
             "torchaudio": torchaudio.__version__,
         }
-
-
-BACKENDS: dict[str, type[MosBackend]] = {cls.name: cls for cls in (DistillMOSBackend, DNSMOSBackend, UTMOSBackend)}
-
-
-def build_backend(name: str, device: str = "cpu", checkpoint: str | None = None, **options: Any) -> MosBackend:
-    """A backend by name; `checkpoint` (utmos only) is the local UTMOS22 strong file; `options` fill the
-    backend's options dataclass (an unknown option is a ValueError naming it)."""
-    if name not in BACKENDS:
-        raise SuiteError(f"unknown mos backend {name!r}; known: {', '.join(BACKENDS)}")
-    if name == "utmos":
-        if options:
-            raise ValueError(f"mos backend 'utmos' takes no options besides checkpoint, got {', '.join(options)}")
-        return UTMOSBackend(checkpoint, device=device)
-    if checkpoint is not None:
-        raise SuiteError(f"the {name} backend takes no checkpoint (its weights ship in its wheel)")
-    options_cls = DistillMOSOptions if name == "distillmos" else DNSMOSOptions
-    known = set(options_cls.__dataclass_fields__)
-    unknown = sorted(set(options) - known)
-    if unknown:
-        takes = ", ".join(sorted(known))
-        raise ValueError(f"mos backend {name!r} has no option {', '.join(unknown)}; it takes {takes}")
-    return BACKENDS[name](device=device, options=options_cls(**options))

@@ -13,14 +13,14 @@ Only the `utmos` backend (UTMOS22 strong, from a local checkpoint) is the FlashS
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
 from flashspeech.foundation.audio import DEFAULT_RESAMPLER
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
-from suites.mos.backends import SAMPLE_RATE, MosBackend, build_backend
+from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteOptions, register
+from suites.mos.backends import MOS_BACKENDS, SAMPLE_RATE, MosBackend
 
 SILENCE_RMS = 1e-4  # -80 dBFS
 
@@ -29,14 +29,13 @@ def _mos(description: str) -> MetricInfo:
     return MetricInfo(higher_is_better=True, unit="MOS 1-5", description=description)
 
 
-@dataclass
-class MosOptions:
-    """How the suite runs: which predictor, its local checkpoint (utmos), its options, the shortest clip rated."""
+@dataclass(frozen=True)
+class MosOptions(SuiteOptions):
+    """What `[suites.mos]` sets besides the predictor's own options (distillmos: crops_per_batch; dnsmos:
+    personalized; utmos: checkpoint): which predictor, and the shortest clip rated."""
 
     backend: str = "distillmos"
-    checkpoint: str | None = None
     min_seconds: float = 0.3
-    backend_options: dict[str, Any] = field(default_factory=dict)
 
 
 def unusable(audio: np.ndarray, min_seconds: float) -> str | None:
@@ -61,6 +60,8 @@ class MosSuite(Suite):
     """Predicted MOS of the generated speech (DistillMOS offline by default; DNSMOS; UTMOS22 strong)."""
 
     name = "mos"
+    Options = MosOptions
+    backends = MOS_BACKENDS
     needs = frozenset({Need.GENERATED})
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "mos": _mos("predicted mean opinion score of the generated speech (the backend's main score)"),
@@ -75,18 +76,17 @@ class MosSuite(Suite):
         device: str = "cpu",
         batch_size: int = 8,
         backend: str | MosBackend = "distillmos",
-        checkpoint: str | None = None,
         min_seconds: float = 0.3,
         **backend_options: Any,
     ):
         super().__init__(device=device, batch_size=batch_size)
         if isinstance(backend, MosBackend):
-            if checkpoint is not None or backend_options:
+            if backend_options:
                 raise ValueError("checkpoint / backend options apply to a backend named by string, not an object")
             self.backend = backend
         else:
-            self.backend = build_backend(backend, device=device, checkpoint=checkpoint, **backend_options)
-        self.options = MosOptions(self.backend.name, checkpoint, min_seconds, dict(backend_options))
+            self.backend = MOS_BACKENDS.build(backend, device=device, **backend_options)
+        self.options = MosOptions(batch_size, self.backend.name, min_seconds)
         # per instance: only this backend's metrics, each description naming the predictor
         label = self.backend.predictor
         self.metrics = {

@@ -19,13 +19,14 @@ JSD is NaN and `aggregate_notes` says why. Call `aggregate` with the rows of one
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from flashspeech.foundation.audio import read_audio
 from flashspeech.foundation.f0 import DEFAULT_F0, F0Config, F0Track, extract_f0, pyworld_version
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, register
+from flashspeech.foundation.fields import from_table
+from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, SuiteOptions, register
 from suites.prosody.distribution import FLOOR_SEED, FLOOR_SPLITS, KINDS, system_jsd
 from suites.prosody.diversity import diversity_rows
 from suites.prosody.features import CONTOUR_POINTS, UtteranceProsody, phone_durations, utterance_prosody
@@ -72,11 +73,20 @@ JSD_METRICS = {
 }
 
 
+@dataclass(frozen=True)
+class ProsodyOptions(SuiteOptions):
+    """What `[suites.prosody]` sets: how F0 is extracted (a table of F0Config) and the contour resolution."""
+
+    f0: F0Config = DEFAULT_F0
+    contour_points: int = CONTOUR_POINTS
+
+
 @register
 class ProsodySuite(Suite):
     """F0 statistics, seed diversity and the FlashSpeech prosody JSD (pyworld DIO + StoneMask)."""
 
     name = "prosody"
+    Options = ProsodyOptions
     needs = frozenset({Need.GENERATED, Need.SEEDS})
     optional_needs = frozenset({Need.TARGET})  # the JSD's reference distribution
     aggregate_metrics = JSD_METRICS
@@ -86,7 +96,7 @@ class ProsodySuite(Suite):
         self, device: str = "cpu", batch_size: int = 8, f0: F0Config = DEFAULT_F0, contour_points: int = CONTOUR_POINTS
     ):
         super().__init__(device=device, batch_size=batch_size)
-        self.f0 = f0
+        self.f0 = f0 if isinstance(f0, F0Config) else from_table(F0Config, f0, "f0")  # a config's table
         self.contour_points = contour_points
         self._features: dict[tuple[str, str, int], UtteranceProsody] = {}
         self._targets: dict[str, dict[str, Any]] = {}  # target path -> details (or {"target_error": ...})
@@ -127,12 +137,14 @@ class ProsodySuite(Suite):
             return out
         if item.target_audio not in self._targets:
             try:
-                audio = read_audio(item.target_audio, self.f0.sample_rate)
-                track = self._track(audio.samples, audio.sample_rate)
-                feats = utterance_prosody(track, audio.duration)
+                rate = self.f0.sample_rate
+                samples = item.load_target(rate)
+                track = self._track(samples, rate)
+                duration = len(samples) / rate
+                feats = utterance_prosody(track, duration)
                 self._targets[item.target_audio] = {
                     "target_pitch_hist": pitch_counts(track.f0).tolist(),
-                    "target_duration_s": audio.duration,
+                    "target_duration_s": duration,
                     "target_f0_mean_hz": feats.f0_mean_hz,
                     "target_voiced_fraction": feats.voiced_fraction,
                 }

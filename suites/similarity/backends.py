@@ -4,6 +4,8 @@
   `wavlm_large_finetune.pth` loaded strictly. Comparable to published SIM-o/SIM-r numbers.
 * `resemblyzer`: the GE2E d-vector whose weights ship in the `resemblyzer` wheel; the offline default.
   NOT comparable to papers' SIM (different model, different score range); always labelled as such.
+
+Both are built by name, `SPEAKER_BACKENDS.build(name, device=..., **options)`, each checking its `Options`.
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from __future__ import annotations
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from flashspeech.foundation.fields import field_names
 from flashspeech.foundation.hashing import cached_sha256
+from flashspeech.foundation.registry import NoOptions, Registry
 from suites.base import SuiteError
 
 if TYPE_CHECKING:
     from suites.similarity.wavlm_tdnn import WavLMTDNNConfig
 
 SAMPLE_RATE = 16_000
+SPEAKER_BACKENDS = Registry("similarity backend", "name")  # speaker-embedding backend classes by `name`
 
 
 class AudioRejected(ValueError):
@@ -41,6 +47,7 @@ class EmbeddingBackend(ABC):
     name: str
     label: str  # how its numbers must be labelled wherever they appear
     comparable_to_papers: bool
+    Options: ClassVar[type] = NoOptions  # what a config sets of it (the registry checks it before building)
 
     @abstractmethod
     def embed(self, clips: Sequence[np.ndarray]) -> torch.Tensor:
@@ -50,6 +57,7 @@ class EmbeddingBackend(ABC):
         return {"backend": self.name, "label": self.label, "comparable_to_papers": self.comparable_to_papers}
 
 
+@SPEAKER_BACKENDS.register
 class ResemblyzerBackend(EmbeddingBackend):
     """resemblyzer's `VoiceEncoder` (GE2E, 256-d) with its `preprocess_wav` (volume norm + VAD trimming).
 
@@ -139,12 +147,23 @@ class ResemblyzerBackend(EmbeddingBackend):
         }
 
 
+@dataclass(frozen=True)
+class WavLMTDNNOptions:
+    """What a config sets of WavLM-TDNN: the local `wavlm_large_finetune.pth` (None: the model directory's)
+    and the clips per forward pass."""
+
+    checkpoint: str | None = None
+    batch_size: int = 8
+
+
+@SPEAKER_BACKENDS.register
 class WavLMTDNNBackend(EmbeddingBackend):
     """UniSpeech WavLM-TDNN from a local checkpoint; padded batches sorted by length, masks throughout."""
 
     name = "wavlm-tdnn"
     label = "WavLM-TDNN (UniSpeech wavlm_large_finetune, as in seed-tts-eval / F5-TTS)"
     comparable_to_papers = True
+    Options = WavLMTDNNOptions
 
     def __init__(
         self,
@@ -203,17 +222,10 @@ class WavLMTDNNBackend(EmbeddingBackend):
         }
 
 
-BACKENDS = ("resemblyzer", "wavlm-tdnn")
-
-
-def build_backend(
-    name: str, device: str = "cpu", batch_size: int = 8, checkpoint: str | None = None
-) -> EmbeddingBackend:
-    """A backend by name; `checkpoint` is the local `wavlm_large_finetune.pth` for wavlm-tdnn."""
-    if name == "resemblyzer":
-        if checkpoint is not None:
-            raise SuiteError("the resemblyzer backend takes no checkpoint (its weights ship in the wheel)")
-        return ResemblyzerBackend(device)
-    if name == "wavlm-tdnn":
-        return WavLMTDNNBackend(checkpoint, device=device, batch_size=batch_size)
-    raise SuiteError(f"unknown similarity backend {name!r}; known: {', '.join(BACKENDS)}")
+def backend_options(backend: str, checkpoint: str | None, batch_size: int) -> dict[str, Any]:
+    """A backend's options from the similarity suite's: the checkpoint when one is set, and the suite's batch
+    size when the backend batches on its own (wavlm-tdnn)."""
+    options: dict[str, Any] = {} if checkpoint is None else {"checkpoint": checkpoint}
+    if backend in SPEAKER_BACKENDS and "batch_size" in field_names(SPEAKER_BACKENDS[backend].Options):
+        options["batch_size"] = batch_size
+    return options

@@ -26,21 +26,24 @@ import numpy as np
 import torch
 
 from flashspeech.foundation.audio import DEFAULT_RESAMPLER, resample
-from suites.base import CANNOT_RUN, ItemScore, MetricInfo, Need, Sample, Suite, register
+from suites.base import CANNOT_RUN, ItemScore, MetricInfo, Need, Sample, Suite, SuiteOptions, register
 from suites.similarity import identification
-from suites.similarity.backends import (
-    SAMPLE_RATE,
-    AudioRejected,
-    EmbeddingBackend,
-    ResemblyzerBackend,
-    WavLMTDNNBackend,
-    build_backend,
-)
+from suites.similarity.backends import SAMPLE_RATE, SPEAKER_BACKENDS, AudioRejected, EmbeddingBackend, backend_options
 from suites.similarity.identification import SPK_ID_REFERENCE, SpeakerReference, by_testset, testset_of
 
 NO_RECONSTRUCTION = "no reconstructed prompt from this system"
 NO_TARGET = "no ground-truth target audio for this item"
-_BACKEND_CLASSES = {cls.name: cls for cls in (ResemblyzerBackend, WavLMTDNNBackend)}
+
+
+@dataclass(frozen=True)
+class SimilarityOptions(SuiteOptions):
+    """What `[suites.similarity]` sets: the speaker-embedding backend, its local checkpoint (wavlm-tdnn), the
+    shortest clip embedded, and how many embeddings the clip cache keeps."""
+
+    backend: str = "resemblyzer"
+    checkpoint: str | None = None
+    min_seconds: float = 0.3
+    cache_size: int = 4096
 
 
 class _LRU(OrderedDict):
@@ -89,6 +92,7 @@ class SimilaritySuite(Suite):
     """Speaker similarity of generated speech to its prompt (SIM-o), reconstructed prompt (SIM-r), target."""
 
     name = "similarity"
+    Options = SimilarityOptions
     needs = frozenset({Need.GENERATED, Need.PROMPT})
     optional_needs = frozenset({Need.RECONSTRUCTED_PROMPT, Need.TARGET})
     metrics: ClassVar[dict[str, MetricInfo]] = {
@@ -110,14 +114,14 @@ class SimilaritySuite(Suite):
         embedder: EmbeddingBackend | None = None,
     ):
         super().__init__(device=device, batch_size=batch_size)
-        if embedder is None and backend not in _BACKEND_CLASSES:
-            raise ValueError(f"unknown similarity backend {backend!r}; known: {', '.join(_BACKEND_CLASSES)}")
+        if embedder is None:  # the backend's name and options checked now, the model built on `load`
+            SPEAKER_BACKENDS.options(backend, backend_options(backend, checkpoint, batch_size))
         self.backend_name = embedder.name if embedder else backend
         self.checkpoint = checkpoint
         self.min_seconds = min_seconds
         self.embedder = embedder
         self._cache = _LRU(cache_size)
-        kind = embedder or _BACKEND_CLASSES[backend]
+        kind = embedder or SPEAKER_BACKENDS[backend]
         self.label: str = kind.label
         self.comparable_to_papers: bool = kind.comparable_to_papers
         # per instance: every metric's description carries the backend label
@@ -127,9 +131,18 @@ class SimilaritySuite(Suite):
         }
         self._reference: dict[str | None, SpeakerReference] | None = None  # per test set, during `score`
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any], where: str) -> SimilarityOptions:
+        checked = super().check_options(options, where)
+        SPEAKER_BACKENDS.options(
+            checked.backend, backend_options(checked.backend, checked.checkpoint, checked.batch_size), where
+        )
+        return checked
+
     def _load(self) -> None:
         if self.embedder is None:
-            self.embedder = build_backend(self.backend_name, self.device, self.batch_size, self.checkpoint)
+            options = backend_options(self.backend_name, self.checkpoint, self.batch_size)
+            self.embedder = SPEAKER_BACKENDS.build(self.backend_name, device=self.device, **options)
 
     def describe(self) -> dict[str, Any]:
         try:  # what scores is described whether or not this run needed it (every score from the cache)

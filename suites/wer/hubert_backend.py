@@ -20,6 +20,7 @@ import torch
 from flashspeech.foundation.assets import ModelAsset
 from flashspeech.foundation.hashing import cached_sha256
 from suites.base import SuiteError
+from suites.wer.backends import ASR_BACKENDS
 
 # each entry: alternatives, one of which must be there (transformers >= 5 writes processor_config.json)
 REQUIRED_FILES = (
@@ -53,10 +54,19 @@ def check_hubert_dir(path: str | os.PathLike | None = None) -> tuple[Path, Path]
 
 
 @dataclass
-class HubertBackend:
+class HubertOptions:
+    """What a config sets of the HuBERT backend: its local directory (None: models_dir()/hubert-large-ls960-ft)."""
+
+    model: str | None = None
+
+
+@ASR_BACKENDS.register
+@dataclass
+class HubertBackend(HubertOptions):
     """Greedy CTC transcription of 16 kHz mono float32 arrays with `HubertForCTC`."""
 
-    model: str | None = None  # the local directory; None: models_dir()/hubert-large-ls960-ft
+    name: ClassVar[str] = "hubert"
+    Options: ClassVar[type] = HubertOptions
     device: str = "cpu"
     sample_rate: ClassVar[int] = 16000
     _model: Any = field(default=None, init=False, repr=False)

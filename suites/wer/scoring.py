@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import jiwer
 
+from suites.base import Ratio
+
 OVER_THRESHOLD = 0.5  # an item "over 50 %" has WER strictly above this
 
 
@@ -56,6 +58,9 @@ def count_words(reference: str, hypothesis: str) -> WordCounts:
     return WordCounts(out.substitutions, out.deletions, out.insertions, len(ref_words), len(hyp_words))
 
 
+WER_CORPUS = Ratio(("substitutions", "deletions", "insertions"), "ref_words")  # corpus WER: Σ errors / Σ ref words
+
+
 def summarize(rows: Iterable[dict[str, float]]) -> dict[str, float]:
     """Corpus summaries over per-item metric dicts (as made by `WordCounts.as_metrics`)."""
     rows = list(rows)
@@ -65,7 +70,7 @@ def summarize(rows: Iterable[dict[str, float]]) -> dict[str, float]:
     errors = total["substitutions"] + total["deletions"] + total["insertions"]
     over = sum(1 for r in rows if r["wer"] > OVER_THRESHOLD)
     return {
-        "wer_corpus": errors / total["ref_words"],
+        "wer_corpus": WER_CORPUS.of(rows),
         "wer_mean": sum(r["wer"] for r in rows) / len(rows),
         **total,
         "errors": errors,

@@ -14,50 +14,17 @@ or an ASR that loops); the aggregate is the rate, `hallucination_count` the numb
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import numpy as np
 
-from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, register
+from suites.base import ItemScore, MetricInfo, Need, Ratio, Sample, Suite, SuiteOptions, register
+from suites.wer.backends import ASR_BACKENDS, AsrBackend
 from suites.wer.normalize import get_normalizer
-from suites.wer.scoring import count_words, summarize
-
-
-@runtime_checkable
-class AsrBackend(Protocol):
-    """What the suite needs from an ASR model: batched transcription of mono float32 clips."""
-
-    sample_rate: int
-
-    def load(self) -> None: ...
-
-    def transcribe(self, audios: Sequence[np.ndarray]) -> list[str]: ...
-
-    def describe(self) -> dict[str, Any]: ...
-
-
-BACKENDS = ("whisper", "hubert")
-
-
-def build_backend(name: str, model: str | None = None, device: str = "cpu", **options: Any) -> AsrBackend:
-    """A backend by name ("whisper": openai-whisper, default tiny.en offline, `beam_size` for beam search;
-    "hubert": local HuBERT CTC, greedy). An option the backend does not take is a ValueError naming it."""
-    if name == "whisper":
-        from suites.wer.whisper_backend import WhisperBackend as cls
-    elif name == "hubert":
-        from suites.wer.hubert_backend import HubertBackend as cls
-    else:
-        raise ValueError(f"unknown WER backend {name!r}; known: {', '.join(BACKENDS)}")
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        takes = ", ".join(sorted(known))
-        raise ValueError(f"WER backend {name!r} has no option {', '.join(unknown)}; it takes {takes}")
-    return cls(model=model, device=device, **options)
-
+from suites.wer.scoring import WER_CORPUS, count_words, summarize
 
 SILENCE_RMS = 1e-4  # -80 dBFS: below it a clip is scored as an empty hypothesis (see the module docstring)
 
@@ -80,11 +47,29 @@ def _count(unit: str, what: str) -> MetricInfo:
     return MetricInfo(higher_is_better=False, unit=unit, description=what)
 
 
+@dataclass(frozen=True)
+class WerOptions(SuiteOptions):
+    """What `[suites.wer]` sets besides the backend's own options (whisper: model, download_root, beam_size;
+    hubert: model)."""
+
+    backend: str = "whisper"
+    normalizer: str = "whisper"
+    hallucination_ratio: float = 2.0
+    hallucination_margin: float = 3.0
+
+    def __post_init__(self) -> None:
+        get_normalizer(self.normalizer)  # ValueError naming the known ones
+        if not (self.hallucination_ratio >= 0 and self.hallucination_margin >= 0):
+            raise ValueError("hallucination_ratio and hallucination_margin must be >= 0")
+
+
 @register
 class WerSuite(Suite):
     """Word error rate of the generated speech against the item's text (per item, corpus and mean)."""
 
     name: ClassVar[str] = "wer"
+    Options: ClassVar[type] = WerOptions
+    backends = ASR_BACKENDS
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GENERATED, Need.TEXT})
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "wer": _count("fraction", "word errors / reference words of this item"),
@@ -104,27 +89,33 @@ class WerSuite(Suite):
         "over_50pct_frac": _count("fraction", "fraction of scored items with WER above 50 %"),
         "hallucination_count": _count("items", "items whose hypothesis is far longer than the reference"),
     }
+    ratios: ClassVar[dict[str, Ratio]] = {
+        "wer_corpus": WER_CORPUS,  # Σ errors / Σ ref words, the one definition `summarize` computes
+    }
 
     def __init__(
         self,
         device: str = "cpu",
         batch_size: int = 8,
         backend: str | AsrBackend = "whisper",
-        model: str | None = None,
         normalizer: str = "whisper",
         hallucination_ratio: float = 2.0,
         hallucination_margin: float = 3.0,
         **backend_options: Any,
     ):
         super().__init__(device=device, batch_size=batch_size)
-        if not (hallucination_ratio >= 0 and hallucination_margin >= 0):
-            raise ValueError("hallucination_ratio and hallucination_margin must be >= 0")
+        WerOptions(
+            batch_size,
+            normalizer=normalizer,
+            hallucination_ratio=hallucination_ratio,
+            hallucination_margin=hallucination_margin,
+        )  # checks them
         self.hallucination_ratio, self.hallucination_margin = float(hallucination_ratio), float(hallucination_margin)
         self.normalizer = get_normalizer(normalizer)
         if isinstance(backend, str):
-            self.backend: AsrBackend = build_backend(backend, model=model, device=device, **backend_options)
+            self.backend: AsrBackend = ASR_BACKENDS.build(backend, device=device, **backend_options)
         else:
-            if model is not None or backend_options:
+            if backend_options:
                 raise ValueError("model/backend options apply to a backend named by string, not to a backend object")
             self.backend = backend
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
@@ -32,25 +32,39 @@ from flashspeech.foundation.ct2_convert import alignment_heads_dump, checkpoint_
 from flashspeech.foundation.hashing import cached_sha256
 from flashspeech.foundation.whisper import OFFLINE, OFFLINE_MODELS, offline_checkpoint, whisper_cache_dir
 from suites.base import SuiteError
+from suites.wer.backends import ASR_BACKENDS
 
 
 @dataclass
-class WhisperBackend:
-    """Transcribes batches of 16 kHz mono float32 arrays with openai-whisper (temperature 0, English;
-    greedy, or beam search with `beam_size` beams)."""
+class WhisperOptions:
+    """What a config sets of the Whisper backend: the model (see the module docstring), where official
+    checkpoints are cached, and the beam size (None: greedy)."""
 
     model: str | None = None
-    device: str = "cpu"
     download_root: str | None = None
     beam_size: int | None = None  # None: greedy
-    sample_rate: ClassVar[int] = 16000
-    _whisper: Any = field(default=None, init=False, repr=False)
-    _info: dict[str, Any] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         beam = self.beam_size
         if beam is not None and (isinstance(beam, bool) or not isinstance(beam, int) or beam < 1):
             raise ValueError(f"beam_size must be an integer >= 1, or None for greedy decoding; got {beam!r}")
+
+
+@ASR_BACKENDS.register
+@dataclass
+class WhisperBackend(WhisperOptions):
+    """Transcribes batches of 16 kHz mono float32 arrays with openai-whisper (temperature 0, English;
+    greedy, or beam search with `beam_size` beams)."""
+
+    name: ClassVar[str] = "whisper"
+    Options: ClassVar[type] = WhisperOptions
+    device: str = "cpu"
+    # A fixed decode length in tokens with end-of-text suppressed, for throughput timing with random weights
+    # (`bench.speed.scoring`); not an option: scoring always decodes to the end of the text (None).
+    sample_len: int | None = None
+    sample_rate: ClassVar[int] = 16000
+    _whisper: Any = field(default=None, init=False, repr=False)
+    _info: dict[str, Any] = field(default_factory=dict, init=False)
 
     @property
     def fp16(self) -> bool:
@@ -60,7 +74,7 @@ class WhisperBackend:
     def options(self) -> Any:
         import whisper
 
-        return whisper.DecodingOptions(
+        options = whisper.DecodingOptions(
             task="transcribe",
             language="en",
             temperature=0.0,
@@ -68,6 +82,16 @@ class WhisperBackend:
             without_timestamps=True,
             fp16=self.fp16,
         )
+        if self.sample_len is None:
+            return options
+        return replace(options, sample_len=self.sample_len, suppress_tokens=f"-1,{self._end_of_text()}")
+
+    def _end_of_text(self) -> int:
+        """The loaded model's end-of-text token (suppressed when decoding a fixed `sample_len`)."""
+        from whisper.tokenizer import get_tokenizer
+
+        model = self._whisper
+        return get_tokenizer(model.is_multilingual, num_languages=model.num_languages, language="en").eot
 
     @property
     def long_form_options(self) -> dict[str, Any]:

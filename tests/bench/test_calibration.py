@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.calibration import calibrate_rtf, recommend_allowed_rel, rtf_noise
+from bench.gate.rtf_noise import calibrate_rtf, recommend_allowed_rel, rtf_noise
 from bench.results import AGGREGATE_COLUMNS, Results
 from tests.bench.test_timing_provenance import _config
 
@@ -49,7 +49,7 @@ def test_calibration_runs_retime_every_run(tmp_path, monkeypatch):
 
 
 def test_gate_takes_its_rtf_margin_from_a_calibration(tmp_path):
-    from bench.gate_config import GateConfig, GateConfigError
+    from bench.gate.rules import GateConfig, GateConfigError
 
     measured = "docs/measurements/rtf-noise-smoke-cpu-2core.json"  # the committed measurement on 2 CPU cores
     config = GateConfig.from_dict({"rtf_noise": measured})

@@ -83,7 +83,7 @@ def test_unknown_command_exits_with_usage():
 
 
 def test_run_executor_flags_reach_the_config(monkeypatch):
-    import bench.runner
+    import bench.run
 
     seen = []
 
@@ -91,7 +91,7 @@ def test_run_executor_flags_reach_the_config(monkeypatch):
         seen.append(config)
         raise SystemExit(0)
 
-    monkeypatch.setattr(bench.runner, "run_benchmark", stop)
+    monkeypatch.setattr(bench.run, "run_benchmark", stop)
     with pytest.raises(SystemExit):
         main(["run", "--executor", "ray", "--ray-address", "auto", "--quiet"])
     assert seen[0].executor.kind == "ray" and seen[0].executor.address == "auto"

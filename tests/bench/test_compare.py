@@ -1,4 +1,4 @@
-"""The regression gate (`bench.compare`) on toy results: known regressions, devices, pairing, config."""
+"""The regression gate (`bench.gate.compare`) on toy results: known regressions, devices, pairing, config."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.compare import VERDICTS, ComparisonRow, GateReport, compare, device_of, load_results
-from bench.gate_config import GateConfig, GateConfigError, MetricRule
+from bench.gate.compare import VERDICTS, ComparisonRow, GateReport, compare, load_results, timing_device
+from bench.gate.rules import GateConfig, GateConfigError, MetricRule
+from bench.gate.run import GateOptions, GateOutcome, check_baseline, gate
+from bench.gate.significance import ShiftTest
+from bench.record import Device, RunRecord
 from bench.results import Results
-from bench.stats import ShiftTest
-from suites.base import evaluator_fingerprint
+from suites.base import ItemScore, evaluator_fingerprint
+from suites.rtf import RtfSuite
+from suites.wer.suite import WerSuite
 from tests.fixtures.toy import toy_results
 
 FLASH = ("flashspeech@1", "flashspeech@2", "flashspeech@4")
@@ -51,6 +55,12 @@ def number(items: pd.DataFrame) -> pd.Series:
 @pytest.fixture(scope="module")
 def baseline() -> Results:
     return fresh()
+
+
+def on_device(results: Results, name: str, model: str | None = None) -> Results:
+    """Record `results` as generated and timed on `name` (its model: a GPU's name, a CPU's model)."""
+    results.metadata["record"]["device"] = Device(name, model=model, torch="toy").to_dict()
+    return results
 
 
 def row(report: GateReport, system: str, metric: str) -> ComparisonRow:
@@ -104,7 +114,7 @@ def test_the_cpu_timing_floor_applies_to_cpu_pairs_only_and_can_be_turned_off(ba
     assert plain.verdict == "regressed" and plain.allowed == pytest.approx(0.1 * plain.baseline)
     gpu_b, gpu_c = fresh(), fresh(rtf_scale=1.3)
     for results in (gpu_b, gpu_c):
-        results.metadata["environment"] = {"device": "cuda:0", "gpu": "NVIDIA H100 80GB HBM3"}
+        on_device(results, "cuda:0", "NVIDIA H100 80GB HBM3")
     assert row(compare(gpu_b, gpu_c), "flashspeech@1", "rtf.rtf").verdict == "regressed"  # GPUs: the rule's 10 %
     with pytest.raises(GateConfigError, match="cpu_timing_rel"):
         GateConfig.from_dict({"cpu_timing_rel": "40 %"})
@@ -120,7 +130,7 @@ def test_a_slowdown_within_the_relative_margin_is_unchanged(baseline):
 
 def test_rtf_on_different_devices_is_not_comparable_and_fails_closed_unless_allowed(baseline):
     candidate = fresh(rtf_scale=1.5)
-    candidate.metadata["environment"] = {"device": "cuda:0", "gpu": "NVIDIA H100 80GB HBM3"}
+    on_device(candidate, "cuda:0", "NVIDIA H100 80GB HBM3")
     report = compare(baseline, candidate)
     assert not report.passed and {r.metric for r in report.failures} == {"rtf.rtf"}
     for system in FLASH:
@@ -137,16 +147,22 @@ def test_rtf_on_different_devices_is_not_comparable_and_fails_closed_unless_allo
     assert compare(baseline, candidate, GateConfig(allow_incomparable=["*"])).passed
 
 
-def test_device_identity_ignores_the_index_but_not_the_gpu_model():
-    h100 = {"environment": {"device": "cuda:0", "gpu": "NVIDIA H100"}}
-    assert device_of(h100)[0] == device_of({"environment": {"device": "cuda:1", "gpu": "NVIDIA H100"}})[0]
-    assert device_of(h100)[0] != device_of({"environment": {"device": "cuda:0", "gpu": "NVIDIA H200"}})[0]
-    assert device_of({}) == (None, "device not recorded")
+def test_timing_device_ignores_the_index_but_not_the_gpu_model_and_cpu_runs_compare_across_cpu_models():
+    h100 = Device("cuda:0", model="NVIDIA H100", torch="2")
+    assert timing_device(h100) == timing_device(Device("cuda:1", model="NVIDIA H100", torch="2")) == "cuda|NVIDIA H100"
+    assert timing_device(h100) != timing_device(Device("cuda:0", model="NVIDIA H200", torch="2"))
+    epyc, xeon = Device("cpu", model="AMD EPYC 7B13", torch="2"), Device("cpu", model="Intel Xeon", torch="2")
+    assert timing_device(epyc) == timing_device(xeon) == "cpu|" and epyc.identity != xeon.identity
+    assert timing_device(RunRecord.of({}).device) is None  # not recorded
+    # a run written before the typed record: its environment's device
+    legacy = RunRecord.of({"environment": {"device": "cuda:1", "gpu": "NVIDIA H100", "torch": "2"}}).device
+    assert timing_device(legacy) == timing_device(h100)
 
 
 def test_unrecorded_device_makes_rtf_not_comparable(baseline):
     candidate = fresh(rtf_scale=1.5)
-    candidate.metadata.pop("environment")
+    for written in ("environment", "record"):  # a run that recorded no device
+        candidate.metadata.pop(written)
     report = compare(baseline, candidate)
     assert not report.passed and row(report, "flashspeech@2", "rtf.rtf").verdict == "not comparable"
     assert {r.metric for r in report.failures} == {"rtf.rtf"}
@@ -393,6 +409,45 @@ def test_load_results_from_a_directory_and_from_mlflow(tmp_path, baseline, monke
     monkeypatch.setitem(sys.modules, "bench.tracking", fake)
     assert load_results("0123abcd" * 4, uri="sqlite:///mlflow.db") is baseline
     assert calls == [("0123abcd" * 4, "sqlite:///mlflow.db")]
+
+
+def test_ratio_rules_read_the_ratios_the_suites_declare():
+    rules = {r.metric: r for r in GateConfig().rules}
+    for suite, name in ((WerSuite, "wer_corpus"), (RtfSuite, "rtf")):
+        ratio = suite.ratios[name]
+        rule = rules[f"{suite.name}.{name}"]
+        assert (rule.numerator, rule.denominator) == (ratio.numerator, ratio.denominator)
+        assert rule.columns() == ([f"{suite.name}.{c}" for c in ratio.numerator], f"{suite.name}.{ratio.denominator}")
+    # the suites' aggregates are the declared ratios of their rows' sums
+    rows = [
+        {"wer": 0.5, "substitutions": 1.0, "deletions": 0.0, "insertions": 1.0, "ref_words": 4.0, "hyp_words": 5.0},
+        {"wer": 0.1, "substitutions": 0.0, "deletions": 1.0, "insertions": 0.0, "ref_words": 10.0, "hyp_words": 9.0},
+    ]
+    scores = [ItemScore("wer", "s", f"i{k}", 0, metrics=r) for k, r in enumerate(rows)]
+    wer = WerSuite.__new__(WerSuite)  # no backend: only `aggregate`
+    assert wer.aggregate(scores)["wer_corpus"] == WerSuite.ratios["wer_corpus"].of(rows) == 3 / 14
+    timed = [{"time_s": 0.3, "audio_s": 1.0, "rtf": 0.3}, {"time_s": 0.5, "audio_s": 2.0, "rtf": 0.25}]
+    scores = [ItemScore("rtf", "s", f"i{k}", 0, metrics=r) for k, r in enumerate(timed)]
+    assert RtfSuite().aggregate(scores)["rtf"] == RtfSuite.ratios["rtf"].of(timed) == 0.8 / 3.0
+
+
+def test_one_gate_resolves_compares_emits_and_tags(tmp_path, baseline, monkeypatch):
+    """`run --gate` and `compare` both call `bench.gate.run.gate`: a results directory as the baseline, the report
+    emitted to its file and the CI summary; no store: nothing is tagged."""
+    baseline.save(tmp_path / "base")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    options = GateOptions(report_path=str(tmp_path / "gate.md"), candidate_label="this run")
+    outcome = gate(fresh(rtf_scale=1.5), str(tmp_path / "base"), options)
+    assert outcome.baseline == str(tmp_path / "base") and outcome.passed is False and outcome.exit_status() == 3
+    assert outcome.report.candidate_label == "this run"
+    assert (tmp_path / "gate.md").read_text() == summary.read_text() == outcome.report.to_markdown() + "\n"
+    assert GateOutcome(None).exit_status() == 0 and GateOutcome(None).exit_status(require_baseline=True) == 3
+    with pytest.raises(ValueError, match="needs a tracking store"):
+        gate(baseline, "auto", GateOptions())
+    with pytest.raises(FileNotFoundError):
+        check_baseline(str(tmp_path / "nowhere"))
+    check_baseline("auto")
 
 
 def test_items_the_candidate_cannot_score_fail_the_gate_by_default():

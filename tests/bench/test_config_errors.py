@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
 import pytest
 
 from bench.cli import main
-from bench.config import BenchConfig, ConfigError, load_config, typed_fields
+from bench.config import BenchConfig, ConfigError, load_config
 from bench.execution import ExecutorConfig
 from bench.tracking import TrackedRun
+from flashspeech.foundation.fields import FieldError, typed_fields
 
 TINY = """\
 name = "tiny"
@@ -51,6 +53,9 @@ def tiny(tmp_path):
         ("seeds=[0,1", "--set seeds: '[0,1' is not a valid TOML value (Unclosed array)"),
         ("executor.workers=2", "executor.workers: unknown key (known: kind, shard_items, "),
         ("executor.cpus_per_actor=true", "executor.cpus_per_actor: expected a number, got True"),
+        ("suites.wer.beem=5", "suites.wer.beem: unknown key of the wer suite with the whisper backend (known: model, "),
+        ("suites.wer.beam_size=0", "suites.wer: beam_size must be an integer >= 1, or None for greedy decoding; got 0"),
+        ("suites.wre.backend=1", "suites.wre: unknown suite 'wre'; known: defects, mos, prosody, rtf, similarity, wer"),
     ],
 )
 def test_a_bad_override_is_one_line_naming_the_key(tiny, override, message, capsys):
@@ -66,12 +71,12 @@ def test_debug_shows_the_traceback(tiny):
 
 
 def test_an_unexpected_error_keeps_its_traceback(tiny, monkeypatch):
-    import bench.runner
+    import bench.run
 
     def broken(config, progress=True):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(bench.runner, "run_benchmark", broken)
+    monkeypatch.setattr(bench.run, "run_benchmark", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         main(tiny)
 
@@ -96,6 +101,35 @@ def test_a_valid_override_still_applies():
         load_config("smoke", ["bootstrap_resamples=10"])
 
 
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('suites.wer.backend="whisperx"', "suites.wer.backend: unknown WER backend 'whisperx'; known: hubert, whisper"),
+        ('suites.wer.normalizer="nope"', "suites.wer: unknown normaliser 'nope'"),
+        ("suites.wer.model=1", "suites.wer.model: expected a string, got 1"),
+        ('suites.wer.backend="hubert"', None),
+        ('suites.wer.download_root="/x"', None),
+        (
+            'suites.similarity.checkpoint="x.pth"',
+            "suites.similarity.checkpoint: unknown key of the resemblyzer similarity",
+        ),
+        ('suites.similarity.backend="wavlm-tdnn"', None),
+        ('suites.mos.crops_per_batch="4"', "suites.mos.crops_per_batch: expected an integer, got '4'"),
+        ('suites.mos.backend="utmos"', None),
+        ("suites.defects.edge_silnce_s=1", "suites.defects.edge_silnce_s: unknown key of the defects suite"),
+        ('suites.prosody.f0={method="harvst"}', "suites.prosody.f0: unknown F0 method 'harvst'"),
+        ("suites.rtf.batch_size=true", "suites.rtf.batch_size: expected an integer, got True"),
+    ],
+)
+def test_suite_options_are_checked_when_the_config_loads(override, message):
+    """Each suite's table against what the suite and its backend take, without building either."""
+    if message is None:
+        load_config("smoke", [override])
+    else:
+        with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+            load_config("smoke", [override])
+
+
 def test_typed_fields_checks_keys_and_types_of_nested_tables():
     assert typed_fields(ExecutorConfig, {"kind": "ray", "num_cpus": 2, "address": None}) == {
         "kind": "ray",
@@ -108,6 +142,8 @@ def test_typed_fields_checks_keys_and_types_of_nested_tables():
         BenchConfig.from_dict({"testsets": [{"name": "smoke"}], "suites": {"wer": 1}})
     with pytest.raises(ConfigError, match=r"^executor\.shard_items: expected an integer, got '8'$"):
         BenchConfig.from_dict({"testsets": [{"name": "smoke"}], "executor": {"shard_items": "8"}})
+    with pytest.raises(FieldError, match=r"^x\.kind: expected a string, got 1$"):
+        typed_fields(ExecutorConfig, {"kind": 1}, "x")
 
 
 def test_history_without_runs_writes_an_empty_report(tmp_path, capsys):
@@ -142,4 +178,5 @@ def test_gate_inputs_fail_before_anything_is_generated(tiny, tmp_path, capsys):
     bad.write_text("[gate]\nalpah = 0.1\n")
     assert main([*tiny, "--gate", "auto", "--gate-config", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("flashspeech-bench: error: gate: unknown key(s) alpah") and not (tmp_path / "out").exists()
+    assert err.startswith("flashspeech-bench: error: gate.alpah: unknown key (known: defaults, metrics, alpha,")
+    assert " rules," not in err and "margin_notes" not in err and not (tmp_path / "out").exists()  # the gate's own

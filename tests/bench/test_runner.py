@@ -12,7 +12,7 @@ import pytest
 
 from bench.cache import GenerationCache, generation_key
 from bench.config import BenchConfig, ConfigError, load_config
-from bench.runner import run_benchmark
+from bench.run import run_benchmark
 from bench.systems import Generated
 from bench.systems.external import ExternalSystem
 from bench.testsets.manifest import write_manifest
@@ -73,6 +73,39 @@ def test_generation_key_tracks_what_determines_the_audio(tmp_path):
     assert key != generation_key(system, EvalItem(**{**item.__dict__, "text": "Other."}), 0)
     write_wav(item.prompt_audio, np.zeros(8000) + 0.01, 16000)  # the prompt file changed
     assert key != generation_key(system, item, 0)
+
+
+def test_target_recording_joins_the_key_only_of_systems_that_read_it(tmp_path):
+    from bench.systems.flashspeech import FlashSpeechSystem
+    from bench.systems.references import GroundTruthSystem
+
+    item = _item(tmp_path)
+    target = write_wav(tmp_path / "target.wav", np.zeros(8000) + 0.01, 16000)
+    with_target = EvalItem(**{**item.__dict__, "target_audio": str(target)})
+    system = {"kind": "any"}
+    assert GroundTruthSystem.reads_target and not FlashSpeechSystem.reads_target
+    assert generation_key(system, with_target, 0) != generation_key(system, item, 0)
+    assert generation_key(system, with_target, 0, reads_target=False) == generation_key(system, item, 0)
+
+
+def test_a_generation_is_this_runs_by_its_run_id_field_not_its_batch_id(tmp_path):
+    from bench.cache import CachedSystem
+    from bench.run import timed_label
+
+    cache = GenerationCache(tmp_path / "cache")
+    audio = np.zeros(160, np.float32)
+    timed = {"batch_id": "t:s#0@run-1", "device": "cpu", "cpu": "Some CPU", "host": "h", "measured_at": "now"}
+    cache.put("ab" + "0" * 62, Generated(audio, 16000, timed=timed))  # an older entry: no run_id field
+    cache.put("cd" + "0" * 62, Generated(audio, 16000, timed={**timed, "run_id": "run-1"}))
+    cached = CachedSystem(ExternalSystem(["x"], "s"), cache, "run-1", retime=True)
+    assert not cached.done("ab" + "0" * 62) and cached.done("cd" + "0" * 62)
+    assert cached.hit("cd" + "0" * 62) is None  # a re-timing run plans no hit
+    assert cached.collect("ab" + "0" * 62, None).timed["source"] == "cache"
+    assert cached.collect("cd" + "0" * 62, None).timed["source"] == "this run"
+    assert cached.collect("ef" + "0" * 62, "boom").error == "boom"
+    assert timed_label({**timed, "git_commit": "0123456789abc"}) == "now on h (Some CPU) at 0123456789"
+    assert timed_label({"device": "cuda:0", "gpu": "H100", "cpu": "Some CPU"}) == "? on ? (H100) at unknown co"
+    assert timed_label({"measured_at": "now"}) == "now on ? (unknown device) at unknown co"
 
 
 def test_cache_round_trip_and_damaged_entries(tmp_path):
@@ -168,6 +201,14 @@ def test_run_records_failures_and_resumes_from_the_cache(tmp_path):
     assert agg[("t:flashspeech@2", "generation", "failed")] == 2
     assert agg[("t:ground_truth", "wer", "wer_corpus")] < 0.5  # tiny.en on the real recording
     assert (first.generated, first.cached) == (4 + 4 + 2, 0)  # ground truth: one generation serves both seeds
+    record = first.results.metadata["record"]
+    assert record["config"] == "t" and record["provenance"]["commit"] == first.results.metadata["run"]["git_commit"]
+    systems = first.results.metadata["systems"]
+    assert list(systems) == ["t:flashspeech@1", "t:flashspeech@2", "t:ground_truth"]
+    assert systems["t:flashspeech@2"]["key"] == {
+        "testset": "t", "name": "flashspeech@2", "kind": "flashspeech", "series": "flashspeech",
+        "family": "consistency", "sampler": "consistency", "steps": 2, "nfe": 2,
+    }  # fmt: skip
     saved = (tmp_path / "out" / "items.csv").read_text()
     assert "no phonemes" in saved
     # what the WER was computed from is in the table, not only in the score cache

@@ -1,4 +1,5 @@
-"""Resampling and rank statistics (`bench.stats`) and the clustered intervals of the aggregates."""
+"""Clusters and the fallback rule (`bench.stats`), the gate's tests (`bench.gate.significance`) and the clustered
+intervals of the aggregates."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import mannwhitneyu
 
+from bench.gate.significance import ShiftTest, holm, paired_ratio_draws, tail_p
 from bench.results import GenerationRecord, aggregates_table, bootstrap_ci, bootstrap_scheme
-from bench.stats import ShiftTest, clusters, holm, paired_ratio_draws, tail_p
+from bench.stats import MIN_CLUSTERS, clusters, few_clusters, resample_within_clusters
 from suites.base import ItemScore
 from suites.rtf import RtfSuite
 
@@ -20,6 +22,15 @@ def test_clusters_are_the_connected_components_of_shared_keys():
     assert clusters("abcdef", links) == {"a": "a", "b": "a", "c": "c", "d": "c", "e": "e", "f": "f"}
     # labels do not depend on the order of the links
     assert clusters("fedcba", links[::-1]) == clusters("abcdef", links)
+
+
+def test_one_rule_for_too_few_clusters():
+    """Below MIN_CLUSTERS both the aggregates and the gate condition on the clusters; the aggregates keep the plain
+    item bootstrap when every cluster is one item (nothing to resample within)."""
+    assert few_clusters(MIN_CLUSTERS - 1) and not few_clusters(MIN_CLUSTERS) and few_clusters(5, min_clusters=6)
+    assert resample_within_clusters(4, 16) and not resample_within_clusters(24, 48)
+    assert not resample_within_clusters(16, 16)  # all singletons: few clusters, but nothing to stratify
+    assert bootstrap_scheme({f"i{k}": f"s{k % 4}" for k in range(16)}).startswith("16 items resampled within their 4")
 
 
 def test_holm_adjusts_step_down():
@@ -121,7 +132,7 @@ def test_aggregates_resample_the_speakers_of_the_generation_records():
 
 
 def test_sign_flip_test_is_exact_on_few_items_and_finds_a_consistent_shift():
-    from bench.stats import sign_flip_test
+    from bench.gate.significance import sign_flip_test
 
     rng = np.random.default_rng(0)
     wer = rng.uniform(0.0, 0.2, 12)
@@ -139,7 +150,7 @@ def test_sign_flip_test_is_exact_on_few_items_and_finds_a_consistent_shift():
 
 
 def test_sign_flip_test_counts_the_margin_and_mixed_signs():
-    from bench.stats import sign_flip_test
+    from bench.gate.significance import sign_flip_test
 
     rng = np.random.default_rng(1)
     base = rng.uniform(0.05, 0.3, 10)
@@ -158,7 +169,7 @@ def test_sign_flip_test_counts_the_margin_and_mixed_signs():
 
 
 def test_sign_flip_test_monte_carlo_above_sixteen_units():
-    from bench.stats import sign_flip_test, sign_flips
+    from bench.gate.significance import sign_flip_test, sign_flips
 
     flips, exact = sign_flips(40, 2000, np.random.default_rng(0))
     assert not exact and flips.shape == (2001, 40) and not flips[0].any()

@@ -17,7 +17,7 @@ from bench import cache as cache_module
 from bench.cache import GenerationCache, generation_key
 from bench.config import BenchConfig
 from bench.contention import LoadMonitor
-from bench.runner import run_benchmark
+from bench.run import run_benchmark
 from bench.testsets.manifest import write_manifest
 from suites.item import EvalItem
 

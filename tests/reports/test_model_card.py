@@ -7,6 +7,8 @@ import math
 
 import pandas as pd
 
+from bench.record import SystemKey
+from bench.results import Results
 from reports.model_card import (
     CARD_SETS,
     _baseline_grid,
@@ -46,11 +48,18 @@ def test_curves_come_from_the_checkpoints_with_stages_placed_where_their_weights
     assert is_png(plot_validation_curves(curves, tmp_path / "curves.png").read_bytes())
 
 
-def _frame(testset: str, values: dict[str, dict[str, float]]) -> pd.DataFrame:
+def _results(testset: str, values: dict[tuple[str, int | None], dict[str, float]]) -> Results:
+    """Aggregates of (series, steps) systems on `testset`, with the run record's keys in the metadata."""
     suites = {"wer_corpus": "wer", "mos": "mos", "spk_id_acc": "similarity", "rtf": "rtf", "share_sampling": "rtf"}
+    keys = {
+        (series, steps): SystemKey(
+            testset, series if steps is None else f"{series}@{steps}", "flashspeech", series=series, steps=steps
+        )
+        for series, steps in values
+    }
     rows = [
         {
-            "system": f"{testset}:{system}",
+            "system": keys[system].label,
             "suite": suites[metric],
             "metric": metric,
             "value": value,
@@ -60,28 +69,27 @@ def _frame(testset: str, values: dict[str, dict[str, float]]) -> pd.DataFrame:
         for system, metrics in values.items()
         for metric, value in metrics.items()
     ]
-    return pd.DataFrame(rows)
+    metadata = {"systems": {k.label: {"key": k.to_dict()} for k in keys.values()}}
+    return Results(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rows), metadata)
 
 
 def test_targets_and_the_quality_matched_speedup():
     seen = CARD_SETS[0]
-    frame = _frame(
-        seen.name,
-        {
-            "ground_truth": {"wer_corpus": 0.08},
-            "codec_resynthesis": {"wer_corpus": 0.09, "mos": 3.4},
-            "flashspeech@1": {"wer_corpus": 0.20, "mos": 3.0, "rtf": 0.03},
-            "flashspeech@2": {"wer_corpus": 0.12, "mos": 3.2, "spk_id_acc": 0.95, "rtf": 0.04, "share_sampling": 0.25},
-            "diffusion-heun@8": {"wer_corpus": 0.30, "mos": 2.9, "rtf": 0.3},
-            "diffusion-heun@16": {"wer_corpus": 0.11, "mos": 3.25, "rtf": 0.6, "share_sampling": 0.8},
-            "diffusion-heun@32": {"wer_corpus": 0.10, "mos": 3.3, "rtf": 1.2},
-        },
-    )
-    assert quality_matched_steps(frame, seen.name, "flashspeech@2", "diffusion-heun") == (
+    values = {
+        ("ground_truth", None): {"wer_corpus": 0.08},
+        ("codec_resynthesis", None): {"wer_corpus": 0.09, "mos": 3.4},
+        ("flashspeech", 1): {"wer_corpus": 0.20, "mos": 3.0, "rtf": 0.03},
+        ("flashspeech", 2): {"wer_corpus": 0.12, "mos": 3.2, "spk_id_acc": 0.95, "rtf": 0.04, "share_sampling": 0.25},
+        ("diffusion-heun", 8): {"wer_corpus": 0.30, "mos": 2.9, "rtf": 0.3},
+        ("diffusion-heun", 16): {"wer_corpus": 0.11, "mos": 3.25, "rtf": 0.6, "share_sampling": 0.8},
+        ("diffusion-heun", 32): {"wer_corpus": 0.10, "mos": 3.3, "rtf": 1.2},
+    }
+    results = _results(seen.name, values)
+    assert quality_matched_steps(results, seen.name, ("flashspeech", 2), "diffusion-heun") == (
         16,
         "the fewest steps at least as good on WER and MOS",
     )
-    rows = targets(frame, seen)
+    rows = targets(results, seen)
     verdict = {row.split(" | ")[0].lstrip("| "): row.rstrip(" |").split(" | ")[-1] for row in rows}
     assert verdict["flashspeech@2 corpus WER <= ground truth + 0.05 (0.080)"] == "met"  # 0.12 <= 0.13
     assert verdict["flashspeech@2 DistillMOS >= codec resynthesis - 0.3 (3.40)"] == "met"
@@ -96,16 +104,17 @@ def test_targets_and_the_quality_matched_speedup():
     stage = [row for row in rows if "sampling stage only" in row]  # 0.6 * 0.8 / (0.04 * 0.25)
     assert stage == ["| the same, latent sampling stage only (context: the rest is shared) | 48.0x | - |"]
     # nothing matches FlashSpeech@2: the baseline's best WER is used, and said so
-    worse = frame.copy()
-    worse.loc[worse.metric == "mos", "value"] = worse.loc[worse.metric == "mos", "value"].where(
-        ~worse.system.str.contains("diffusion"), 1.0
-    )
-    assert quality_matched_steps(worse, seen.name, "flashspeech@2", "diffusion-heun")[0] == 32
+    worse = {k: {**m, "mos": 1.0} if k[0] == "diffusion-heun" and "mos" in m else m for k, m in values.items()}
+    assert quality_matched_steps(_results(seen.name, worse), seen.name, ("flashspeech", 2), "diffusion-heun")[0] == 32
 
 
 def test_the_card_says_where_the_baselines_grid_stops():
-    described = {"sampling": {"sigmas": [80.0, 5.0, 0.3, 0.0]}}
-    metadata = {"systems": {"smoke:flashspeech@2": {"sampling": {"sigmas": [80.0, 2.0, 0.0]}}}}
-    assert _baseline_grid(metadata) == ""
-    metadata["systems"]["smoke:diffusion-heun@16"] = described
-    assert _baseline_grid(metadata) == "; its Heun grid stops at sigma 0.3 and jumps from there to D(x, 0.3)"
+    fs = SystemKey("smoke", "flashspeech@2", "flashspeech", series="flashspeech", steps=2)
+    heun = SystemKey("smoke", "diffusion-heun@16", "flashspeech", series="diffusion-heun", steps=16)
+    metadata = {"systems": {fs.label: {"key": fs.to_dict(), "sampling": {"sigmas": [80.0, 2.0, 0.0]}}}}
+    assert _baseline_grid(Results(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), metadata)) == ""
+    metadata["systems"][heun.label] = {"key": heun.to_dict(), "sampling": {"sigmas": [80.0, 5.0, 0.3, 0.0]}}
+    assert (
+        _baseline_grid(Results(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), metadata))
+        == "; its Heun grid stops at sigma 0.3 and jumps from there to D(x, 0.3)"
+    )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.record import Device
 from bench.results import Results, aggregates_table
 from flashspeech.foundation.audio import write_wav
 from reports import write_reports
@@ -53,8 +54,13 @@ def paper_protocol(
     """The toy results shaped like a runner's: systems named `<testset>:<system>`, environment, test sets."""
     rename = {name: f"{testset}:{name}" for name in results.metadata["systems"]}
     md = {**results.metadata, "suites": {**results.metadata["suites"], "wer": wer, "similarity": sim}}
-    md["systems"] = {rename[k]: {**v, "testset": testset} for k, v in results.metadata["systems"].items()}
+    md["systems"] = {
+        rename[k]: {**v, "testset": testset, "key": {**v["key"], "testset": testset}}
+        for k, v in results.metadata["systems"].items()
+    }
     md["environment"] = {"device": device, "gpu": gpu if device.startswith("cuda") else None, "torch": "2.11"}
+    model = gpu if device.startswith("cuda") else None
+    md["record"] = {**md["record"], "device": Device(device, model=model, torch="2.11").to_dict()}
     md["config"] = {"testsets": [{"name": testset, "manifest": f"{testset}.jsonl", "max_items": None}]}
     md["testsets"] = {testset: {"items": 6, "problems": []}}
     tables = [t.assign(system=t["system"].map(rename)) for t in (results.items, results.groups, results.aggregates)]

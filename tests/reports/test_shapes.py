@@ -6,26 +6,33 @@ import math
 
 import pandas as pd
 
+from bench.record import SystemKey
 from bench.results import Results
 from reports.shapes import SHAPES, render_shapes
 
 
-def _results(rows: list[tuple[str, str, str, float, float, float]]) -> Results:
+def _results(rows: list[tuple[SystemKey, str, str, float, float, float]]) -> Results:
     aggregates = pd.DataFrame(
         [
-            {"system": s, "suite": suite, "metric": m, "value": v, "ci_low": lo, "ci_high": hi, "n_items": 16}
-            for s, suite, m, v, lo, hi in rows
+            {"system": k.label, "suite": suite, "metric": m, "value": v, "ci_low": lo, "ci_high": hi, "n_items": 16}
+            for k, suite, m, v, lo, hi in rows
         ]
     )
-    return Results(pd.DataFrame(), pd.DataFrame(), aggregates, {})
+    metadata = {"systems": {k.label: {"key": k.to_dict()} for k, *_ in rows}}
+    return Results(pd.DataFrame(), pd.DataFrame(), aggregates, metadata)
+
+
+def _key(testset: str, series: str, steps: int) -> SystemKey:
+    return SystemKey(testset, f"{series}@{steps}", "flashspeech", series=series, steps=steps)
 
 
 def test_steps_shape_reproduced_and_not():
     def run(mos4: float) -> str:
         rows = []
         for steps, mos, sim in ((1, 3.2, 0.80), (2, 3.25, 0.81), (4, mos4, 0.79)):
-            rows.append((f"smoke:flashspeech@{steps}", "mos", "mos", mos, mos - 0.1, mos + 0.1))
-            rows.append((f"smoke:flashspeech@{steps}", "similarity", "sim_o", sim, sim - 0.02, sim + 0.02))
+            key = _key("smoke", "flashspeech", steps)
+            rows.append((key, "mos", "mos", mos, mos - 0.1, mos + 0.1))
+            rows.append((key, "similarity", "sim_o", sim, sim - 0.02, sim + 0.02))
         return "\n".join(render_shapes(_results(rows)))
 
     text = run(3.0)
@@ -39,7 +46,7 @@ def test_steps_shape_reproduced_and_not():
 def test_alpha_shape_shows_the_floor_and_checks_jsd_and_wer():
     rows = []
     for alpha, jsd, wer in (("0", 0.08, 0.10), ("0.2", 0.07, 0.10), ("1", 0.05, 0.14)):
-        system = f"smoke-seen:pitch-alpha-{alpha}@2"
+        system = _key("smoke-seen", f"pitch-alpha-{alpha}", 2)
         rows += [
             (system, "prosody", "pitch_jsd", jsd, math.nan, math.nan),
             (system, "prosody", "pitch_jsd_floor", 0.02, math.nan, math.nan),

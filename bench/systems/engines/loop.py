@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.record import package_versions
 from bench.systems.base import error_text
 from flashspeech.foundation.audio import write_wav
 from flashspeech.foundation.hashing import sha256_file, sha256_files
@@ -135,10 +136,7 @@ def file_digest(path: str | Path) -> str:
 
 def dist_version(name: str) -> str:
     """An installed distribution's version, or "not installed"."""
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
+    return package_versions((name,))[name] or "not installed"
 
 
 def fingerprint(engine_module: str, *parts: str) -> str:

@@ -10,7 +10,7 @@ import os
 import pandas as pd
 import pytest
 
-from bench.runner import run_benchmark
+from bench.run import run_benchmark
 from tests.bench.execution.test_units import comparable
 
 ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")

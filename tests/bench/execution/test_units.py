@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from bench.execution import ExecutorConfig, LocalExecutor, UnitFailure, by_length, merge_shards, score_shards
-from bench.runner import run_benchmark
+from bench.run import run_benchmark
 from suites.base import ItemScore, Sample
 from tests.bench.execution.conftest import items
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.record import Device, RunRecord, evaluator_digest
 from bench.results import Results
 from bench.tracking import log_results
 from tests.fixtures.toy import toy_results
@@ -80,6 +81,10 @@ def synthetic_results(
     if kind == "cuda":
         meta["environment"]["gpu"] = model
     meta["evaluators"] = {"wer": {"digest": evaluator, "parts": {}}, "similarity": {"digest": "sim", "parts": {}}}
+    # the typed record, as the runner writes it next to the fields above
+    provenance = replace(results.record.provenance, commit=commit, branch=branch, lock_sha256=lock)
+    provenance = replace(provenance, evaluator=evaluator_digest(meta["evaluators"]))
+    meta["record"] = RunRecord(config, Device(kind, model=model, torch="toy"), provenance).metadata()
     return results
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench.cli import main
-from bench.gate_config import GateConfig
+from bench.gate.baseline import auto_baseline, find_tagged
+from bench.gate.margins import noise_margins
+from bench.gate.rules import GateConfig
+from bench.gate.store import GATE_TAG, list_runs, tag_run
 from bench.lineage import Lineage
-from bench.regression.auto import auto_baseline, find_tagged, noise_margins
-from bench.regression.store import GATE_TAG, list_runs, tag_run
 from tests.bench.regression.conftest import DEVICE, log_synthetic, synthetic_results
 
 
@@ -23,6 +24,8 @@ def test_lineage_reads_the_metadata_and_round_trips_through_tags():
     )
     assert lineage.device_model == DEVICE and lineage.evaluator and len(lineage.evaluator) == 16
     assert Lineage.from_tags(lineage.tags()) == lineage
+    # read through the typed record; a run written before the record has the same lineage from its legacy fields
+    assert Lineage.of({k: v for k, v in meta.items() if k != "record"}) == lineage
     other = Lineage.of(synthetic_results("abc1234", seed=0, evaluator="whisper-b", device_model="cuda:H200").metadata)
     assert lineage.mismatch(other) == ["evaluator", "device_model"]
     assert lineage.mismatch(Lineage()) == ["config", "lock_sha256", "evaluator", "device_model"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.regression.store import GATE_BASELINE_TAG, list_runs
+from bench.gate.store import GATE_BASELINE_TAG, list_runs
 from flashspeech.foundation.environment import git_commit
 
 SCRIPT = Path(".ci/regression").resolve()

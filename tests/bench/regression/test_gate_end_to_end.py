@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bench.cli import main
-from bench.compare import compare
-from bench.gate_config import GateConfig
+from bench.gate.compare import compare
+from bench.gate.rules import GateConfig
 from bench.results import Results
 from bench.testsets.embedded import embedded_manifest
 

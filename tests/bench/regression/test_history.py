@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bench.regression.history import HistoryConfig, departures, history_table, mark_bands
-from reports.history import write_history
+from bench.gate.history import HistoryConfig, departures, history_table, mark_bands
+from reports.history_report import write_history
 from tests.bench.regression.conftest import log_synthetic
 
 REGRESSED_AT = 5  # FlashSpeech's WER goes from 0.10 to 0.40 at this commit and stays there
@@ -78,7 +78,7 @@ def test_bands_follow_each_device_for_timings_and_ignore_noise_within_the_ci():
 
 def test_timings_that_are_not_clean_are_marked_and_kept_out_of_bands():
     """A contended run 3x slower is no departure and does not move the band; the next clean slow run is."""
-    from reports.history import marked_timings
+    from reports.history_report import marked_timings
 
     rows = []
     for order in range(8):
@@ -109,7 +109,7 @@ def test_timings_that_are_not_clean_are_marked_and_kept_out_of_bands():
 
 
 def test_timing_quality_reads_the_rtf_suite_counts():
-    from bench.regression.history import timing_quality
+    from bench.gate.history import timing_quality
 
     metrics = pd.DataFrame(
         [

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.regression.history import HistoryConfig, departures, history_table
-from bench.regression.store import list_runs, run_metrics
+from bench.gate.history import HistoryConfig, departures, history_table
+from bench.gate.store import list_runs, run_metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 SYNTHESIS = "flashspeech/synthesis.py"

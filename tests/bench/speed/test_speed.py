@@ -64,17 +64,18 @@ def test_shipped_configs_parse():
     [
         ('dtype="fp8"', "dtype = 'fp8': expected one of"),
         ("steps=[0]", "steps must be >= 1"),
-        ('steps="2"', "steps must be a list of integers"),
+        ('steps="2"', "steps: expected a list, got '2'"),
+        ("steps=[true]", "steps.0: expected an integer, got True"),
         ("repeats=0", "repeats must be >= 1"),
-        ("warmpu=2", "unknown key(s) warmpu"),
-        ("suites.itmes=2", "unknown key(s) suites.itmes"),
+        ("warmpu=2", "warmpu: unknown key of a speed config (known: name, "),
+        ("suites.itmes=2", "suites.itmes: unknown key (known: whisper, "),
         ('suites.whisper="huge"', "suites.whisper = 'huge'"),
         ('preset="tiny-diffusion"', "is a diffusion model"),
         ('diffusion_preset="tiny"', "is not a diffusion model"),
         ("reference_steps=8", "reference_steps 8 is not in steps"),
         ('device="tpu"', "device must be cpu or cuda"),
-        ("compile=1", "compile must be true or false"),
-        ('target_seconds="ten"', "target_seconds must be a number"),
+        ("compile=1", "compile: expected true or false, got 1"),
+        ('target_seconds="ten"', "target_seconds: expected a number, got 'ten'"),
     ],
 )
 def test_config_errors_name_the_key(override, message):

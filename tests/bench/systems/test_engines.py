@@ -156,7 +156,7 @@ def test_fixed_voice_is_recorded_and_prompted_systems_are_unchanged():
     assert version.startswith("code ") and "; espeak-ng 1." in version and fixed.provenance_note() is None
     (prompted,) = build_systems([SystemConfig.from_dict({"kind": "external", "command": ["tts", "{input}"]})], "cpu")
     assert prompted.describe() == {"kind": "external", "command": ["tts", "{input}"], "sample_rate": 16_000}
-    with pytest.raises(SystemConfigError, match="prompted: must be true or false"):
+    with pytest.raises(SystemConfigError, match="prompted: expected true or false, got 'no'"):
         SystemConfig.from_dict({"kind": "external", "command": ["tts"], "prompted": "no"})
 
 

@@ -290,12 +290,12 @@ def test_a_command_that_cannot_start_fails_its_items(tmp_path):
     [
         ({"timeout_s": 0}, r"systems\.0\.timeout_s: must be a number of seconds > 0, got 0"),
         ({"timeout_s": -5.0}, r"systems\.0\.timeout_s: must be a number"),
-        ({"timeout_s": "60"}, r"systems\.0\.timeout_s: must be a number"),
-        ({"timeout_s": True}, r"systems\.0\.timeout_s: must be a number"),
+        ({"timeout_s": "60"}, r"systems\.0\.timeout_s: expected a number, got '60'"),
+        ({"timeout_s": True}, r"systems\.0\.timeout_s: expected a number, got True"),
         ({"timeout_s": float("inf")}, r"systems\.0\.timeout_s: must be a number"),
-        ({"version_command": "tts --version"}, r"systems\.0\.version_command: must be a list of strings"),
+        ({"version_command": "tts --version"}, r"systems\.0\.version_command: expected a list, got 'tts --version'"),
         ({"version_command": ["tts", "{input}"]}, r"systems\.0\.version_command: only \{python\} is substituted"),
-        ({"fingerprint_files": "model.onnx"}, r"systems\.0\.fingerprint_files: must be a list of paths"),
+        ({"fingerprint_files": "model.onnx"}, r"systems\.0\.fingerprint_files: expected a list, got 'model\.onnx'"),
         ({"fingerprint_files": [""]}, r"systems\.0\.fingerprint_files: must be a list of paths"),
     ],
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.testsets.embedded import embedded_manifest, list_embedded
-from bench.testsets.synth import HELDOUT_VOICES
+from bench.testsets.espeak_corpus import HELDOUT_VOICES
 
 
 @pytest.mark.slow

@@ -6,8 +6,8 @@ import shutil
 
 import pytest
 
+from bench.testsets.corpus import HELDOUT, TRAIN
 from bench.testsets.natural import NATURAL_HELDOUT, NaturalConfig, build_natural_corpus, export_sets
-from bench.testsets.synth import HELDOUT, TRAIN
 
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="needs Debian's `flite` program")
 VOICES = ["flite-slt", "piper-joe", "hibari-heart"]  # one voice per engine

@@ -8,18 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from bench.testsets.corpus import HELDOUT, TRAIN, frame_durations, load_sentences, utterance_seed
 from bench.testsets.embedded import espeak_items
-from bench.testsets.synth import (
-    HELDOUT,
-    TRAIN,
-    VOICES,
-    CorpusConfig,
-    build_corpus,
-    frame_durations,
-    load_corpus,
-    load_sentences,
-    utterance_seed,
-)
+from bench.testsets.espeak_corpus import VOICES, CorpusConfig, build_corpus, load_corpus
 from flashspeech.foundation.audio import read_audio
 from flashspeech.text.espeak import PAUSE
 from flashspeech.text.phonemes import BOS, EOS, Frontend

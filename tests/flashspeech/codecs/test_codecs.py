@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.testsets.synth import TRAIN
+from bench.testsets.corpus import TRAIN
 from flashspeech.codecs import (
     CODEC_FILE,
     CODECS,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.testsets.synth import load_sentences
+from bench.testsets.corpus import load_sentences
 from flashspeech.text.espeak import PAUSE, Espeak, VoiceSettings
 from flashspeech.text.phonemes import BOS, EOS, SPECIALS, Frontend, FrontendError, PhonemeVocab, build_inventory
 

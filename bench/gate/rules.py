@@ -1,8 +1,10 @@
-"""The regression gate's configuration: which metrics gate, by which test, with what margin (`[gate]` tables).
+"""The regression gate's rules and configuration: which metrics gate, by which test, with what margin (`[gate]`
+tables).
 
-`default_rules()` are the rules a run is gated by when nothing else is said; `GateConfig.from_dict` /
-`from_toml` read a `[gate]` table: config fields, `defaults` (keep the default rules; true) and `metrics` =
-{"<suite>.<metric>": {rule fields} | false}. The comparison itself is `bench.compare`.
+`default_rules()` are the rules a run is gated by when nothing else is said; a ratio statistic's sums (corpus WER,
+RTF) are the ones its suite declares (`suites.base.Ratio`, `Suite.ratios`). `GateConfig.from_dict` / `from_toml`
+read a `[gate]` table: config fields, `defaults` (keep the default rules; true) and `metrics` =
+{"<suite>.<metric>": {rule fields} | false}. The comparison itself is `bench.gate.compare`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.stats import MIN_CLUSTERS
+from flashspeech.foundation.fields import FieldError, typed_fields
+from suites import SUITES
 from suites.defects import FLAGS as DEFECT_FLAGS
 
 if sys.version_info >= (3, 11):
@@ -22,12 +26,11 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TESTS = ("bootstrap", "mannwhitney", "count")
-WER_ERRORS = ("substitutions", "deletions", "insertions")
 # per-sample 0/1 flags that the count test counts as it counts `<suite>.failed`: flagged samples both runs scored
 FLAG_METRICS = frozenset({*(f"defects.{flag}" for flag in (*DEFECT_FLAGS, "defective")), "wer.hallucination"})
 
 
-class GateConfigError(ValueError):
+class GateConfigError(FieldError):
     """A gate config that cannot be used; the message names the field."""
 
 
@@ -94,6 +97,13 @@ class MetricRule:
         return names[:-1], names[-1]
 
 
+def declared_ratio(metric: str) -> dict[str, Any]:
+    """The numerator and denominator of `<suite>.<metric>` as its registered suite declares them (`Suite.ratios`)."""
+    suite, _, name = metric.partition(".")
+    ratio = SUITES.lookup(suite).ratios[name]
+    return {"numerator": ratio.numerator, "denominator": ratio.denominator}
+
+
 def default_rules() -> list[MetricRule]:
     """WER +1 point (mean of per-item WERs and corpus WER, both shown by the reports), SIM-o / SIM-r -0.01, RTF
     (Σ time / Σ audio) +10 % on the same device only, no new generation failures, no new defective sample (the
@@ -102,10 +112,10 @@ def default_rules() -> list[MetricRule]:
     failing."""
     return [
         MetricRule("wer.wer", allowed_abs=0.01),
-        MetricRule("wer.wer_corpus", allowed_abs=0.01, numerator=WER_ERRORS, denominator="ref_words"),
+        MetricRule("wer.wer_corpus", allowed_abs=0.01, **declared_ratio("wer.wer_corpus")),
         MetricRule("similarity.sim_o", allowed_abs=0.01),
         MetricRule("similarity.sim_r", allowed_abs=0.01),
-        MetricRule("rtf.rtf", allowed_rel=0.10, same_device=True, numerator=("time_s",), denominator="audio_s"),
+        MetricRule("rtf.rtf", allowed_rel=0.10, same_device=True, **declared_ratio("rtf.rtf")),
         MetricRule("generation.failed", allowed_abs=0.0),
         MetricRule("defects.defective", test="count", allowed_abs=0.0),
         MetricRule("wer.hallucination", test="count", allowed_abs=0.0),
@@ -167,12 +177,9 @@ class GateConfig:
     def from_dict(cls, data: dict[str, Any]) -> GateConfig:
         """Config fields, `defaults` (keep the default rules and failure rules; true) and `metrics` =
         {"<suite>.<metric>": {rule fields} (override that metric's rule, or add one) | false (drop it)}."""
-        data = dict(data)
         derived = {"rules", "dropped", "timing_margin_note", "margin_notes"}  # set by the code, not by a config
-        unknown = set(data) - ({f.name for f in fields(cls)} - derived)
-        unknown -= {"defaults", "metrics"}
-        if unknown:
-            raise GateConfigError(f"gate: unknown key(s) {', '.join(sorted(unknown))}")
+        checked = typed_fields(cls, data, "gate", skip=("defaults", "metrics"), hide=derived, error=GateConfigError)
+        data = {**data, **checked}
         defaults = data.pop("defaults", True)
         data.setdefault("failure_rules", bool(defaults))
         rules = {r.metric: r for r in (default_rules() if defaults else [])}
@@ -193,12 +200,8 @@ class GateConfig:
                 "gate: alpha must be in (0, 1), resamples >= 100, min_paired >= 2 and min_flip_units >= 1"
             )
         floor = config.cpu_timing_rel
-        if floor is not None and (isinstance(floor, bool) or not isinstance(floor, int | float) or floor < 0):
+        if floor is not None and floor < 0:
             raise GateConfigError(f"gate.cpu_timing_rel: a fraction >= 0 (0.4 = 40 %) or absent, got {floor!r}")
-        if not isinstance(config.allow_incomparable, list) or not all(
-            isinstance(m, str) for m in config.allow_incomparable
-        ):
-            raise GateConfigError("gate.allow_incomparable: expected a list of '<suite>.<metric>' names (or '*')")
         return config
 
     @classmethod

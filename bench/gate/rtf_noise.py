@@ -71,7 +71,7 @@ def recommend_allowed_rel(noise: pd.DataFrame, safety: float = SAFETY) -> float:
 def calibrate_rtf(config: BenchConfig, runs: int = 3, progress: bool = True) -> dict[str, Any]:
     """Run `config` `runs` times (timings only, always re-timed) and return the noise table as a dict, also
     written to `<output_dir>/rtf-noise.json`."""
-    from bench.runner import run_benchmark, timing_context
+    from bench.run import run_benchmark, timing_context
 
     if runs < 2:
         raise ValueError("need at least 2 runs to measure run-to-run noise")

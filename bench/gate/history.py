@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.regression.store import StoredRun, list_runs, run_metrics
+from bench.gate.store import StoredRun, list_runs, run_metrics
 from bench.tracking import DEFAULT_EXPERIMENT
 
 DEFAULT_METRICS = (

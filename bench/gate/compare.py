@@ -1,16 +1,16 @@
 """Regression gate: a candidate run against a baseline run, per system and metric (`flashspeech-bench compare`).
 
-Each rule of the config (`bench.gate_config`: rules and margins; failures and per-sample flags such as
+Each rule of the config (`bench.gate.rules`: rules and margins; failures and per-sample flags such as
 `defects.defective` are counted), plus a `<suite>.failed` rule per suite with an error column, gives one row per
-system: its statistic, interval and test (`bench.gate_rows`). A metric REGRESSES when its estimate is worse than the
+system: its statistic, interval and test (`bench.gate.rows`). A metric REGRESSES when its estimate is worse than the
 margin and significantly so after Holm's adjustment over every gating comparison of the report; improvements mirror
 regressions; an estimate beyond the margin that is not significant reads "worse (not significant)" (it does not
-fail). `same_device` rules (RTF) need one device. A gating row that cannot compare (too few items, other device,
-contended or borrowed timings, evaluator changed) is "not comparable" and fails: the gate fails closed, unless the
-config allows that metric (`allow_incomparable`, `--allow-incomparable`) or, for a changed evaluator fingerprint
-(`suites.base.evaluator_fingerprint`), `allow_evaluator_change`. Items of the baseline missing from the candidate (a
-shrunken test set) fail as a `testset.items` row. `GateReport` holds the rows and renders them for a CI job summary;
-`load_results` reads either run from a results directory or an MLflow run id.
+fail). `same_device` rules (RTF) need one device (`timing_device`). A gating row that cannot compare (too few items,
+other device, contended or borrowed timings, evaluator changed) is "not comparable" and fails: the gate fails
+closed, unless the config allows that metric (`allow_incomparable`, `--allow-incomparable`) or, for a changed
+evaluator fingerprint (`suites.base.evaluator_fingerprint`), `allow_evaluator_change`. Items of the baseline missing
+from the candidate (a shrunken test set) fail as a `testset.items` row. `GateReport` holds the rows and renders them
+for a CI job summary; `load_results` reads either run from a results directory or an MLflow run id.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench.gate_config import GateConfig, MetricRule
-from bench.gate_rows import (
+from bench.gate.rows import (
     ComparisonRow,
     Usable,
     count_flags,
@@ -32,8 +31,10 @@ from bench.gate_rows import (
     timing_blocker,
     usable,
 )
+from bench.gate.rules import GateConfig, MetricRule
+from bench.gate.significance import GateTest, holm
+from bench.record import Device
 from bench.results import Results
-from bench.stats import GateTest, holm
 from suites.base import evaluator_fingerprint
 
 VERDICTS = (
@@ -118,13 +119,21 @@ def _fmt(x: float, signed: bool = False) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{x:+.4g}" if signed else f"{x:.4g}"
 
 
-def device_of(metadata: dict[str, Any]) -> tuple[str | None, str]:
-    """(identity, label) of the device a run was timed on: device kind (index dropped) and GPU model."""
-    env = metadata.get("environment") or {}
-    device, gpu = env.get("device"), env.get("gpu")
-    if not device and not gpu:
-        return None, "device not recorded"
-    return f"{str(device or '').split(':')[0]}|{gpu or ''}", f"{device} ({gpu})" if gpu else str(device)
+def timing_device(device: Device) -> str | None:
+    """What must match for two runs' timings to compare (`same_device` rules): the device kind and, on a GPU, its
+    model, the index dropped (`cuda|NVIDIA H100 80GB HBM3`, `cpu|`); None when the run recorded no device. Unlike
+    `Device.identity` (the baselines' `device_model`), CPU runs compare across CPU models: whole CPU runs drift
+    together, which the CPU timing floor (`cpu_timing_rel`) or a calibrated margin covers."""
+    if not device.recorded:
+        return None
+    return f"{device.kind}|{device.model if device.is_gpu and device.model else ''}"
+
+
+def _device(results: Results) -> tuple[str | None, str]:
+    """(`timing_device`, label) of the device a run was timed on."""
+    device = results.record.device
+    identity = timing_device(device)
+    return identity, device.label if identity else "device not recorded"
 
 
 def _fingerprint(metadata: dict[str, Any], suite: str) -> dict[str, Any] | None:
@@ -169,7 +178,7 @@ def compare(
     b_items, c_items = (r.items.astype({"system": str, "item_id": str}) for r in (baseline, candidate))
     b_ids, c_ids = (items.groupby("system")["item_id"].agg(set).to_dict() for items in (b_items, c_items))
     shared, only_b, only_c = sorted(b_ids.keys() & c_ids), sorted(b_ids.keys() - c_ids), sorted(c_ids.keys() - b_ids)
-    (b_dev, b_label), (c_dev, c_label) = device_of(baseline.metadata), device_of(candidate.metadata)
+    (b_dev, b_label), (c_dev, c_label) = _device(baseline), _device(candidate)
     why = "different devices" if b_dev and c_dev else "device not recorded"
     device_note = "" if b_dev and b_dev == c_dev else f"{why} ({b_label} vs {c_label})"
     rows: list[tuple[ComparisonRow, MetricRule]] = []
@@ -246,8 +255,8 @@ def compare(
         ]
     return GateReport(
         rows=ordered,
-        baseline_label=baseline_label or str((baseline.metadata.get("run") or {}).get("name") or "baseline"),
-        candidate_label=candidate_label or str((candidate.metadata.get("run") or {}).get("name") or "candidate"),
+        baseline_label=baseline_label or str(baseline.record.config or "baseline"),
+        candidate_label=candidate_label or str(candidate.record.config or "candidate"),
         baseline_device=b_label,
         candidate_device=c_label,
         systems_only={"baseline": only_b, "candidate": only_c},

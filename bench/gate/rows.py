@@ -1,20 +1,21 @@
-"""The rows of the regression gate (`bench.compare`): what each run can use of a metric, and per system the
+"""The rows of the regression gate (`bench.gate.compare`): what each run can use of a metric, and per system the
 statistic, its interval and its test.
 
 Statistic: the one the reports show, over the (item, seed) samples both runs scored: the mean of `<suite>.<metric>`,
-or a ratio of sums (`numerator` / `denominator` columns: corpus WER = Σ(S+D+I) / Σ ref_words, RTF = Σ time / Σ
-audio). Uncertainty: a paired bootstrap over clusters (`bench.stats.clusters`): items linked by a shared speaker or
-text, or for timings by a shared batch. With fewer than `min_paired` clusters (the shipped sets: 16 items on a few
-voices), a paired sign-flip test over items (timings: over the batch clusters), exact up to 16 units, conditional on
-the test set's items and voices (the note says so); fewer than `min_flip_units` units is "not comparable", which
-fails a gating rule unless the config allows it (`allow_incomparable`). A bootstrap row's p is twice the smaller
-one-sided tail beyond the margin: unadjusted, p < alpha iff the (1 - alpha) percentile CI shown excludes the margin
-(up to the +1 of the tail count). `mannwhitney` (unpaired, items taken as independent) tests a shift beyond the
-margin and reports the Hodges-Lehmann shift with its Moses CI (the shifts that test does not reject) and the
-rank-biserial r. `<suite>.failed` counts over the (item, seed) samples both runs attempted; every suite with an
-error column gets such a rule (no new failure allowed) unless the config names it. A 0/1 flag (`FLAG_METRICS`: a
-defective sample, an ASR hallucination) is counted the same way, over the samples both runs scored. `same_device`
-rules (RTF) use only samples timed in this run on an uncontended machine.
+or a ratio of sums (`numerator` / `denominator` columns, as the suite declares them: corpus WER = Σ(S+D+I) / Σ
+ref_words, RTF = Σ time / Σ audio). Uncertainty: a paired bootstrap over clusters (`bench.stats.clusters`): items
+linked by a shared speaker or text, or for timings by a shared batch. With fewer than `min_paired` clusters
+(`bench.stats.few_clusters`; the shipped sets: 16 items on a few voices), a paired sign-flip test over items
+(timings: over the batch clusters), exact up to 16 units, conditional on the test set's items and voices (the note
+says so); fewer than `min_flip_units` units is "not comparable", which fails a gating rule unless the config allows
+it (`allow_incomparable`). A bootstrap row's p is twice the smaller one-sided tail beyond the margin: unadjusted, p
+< alpha iff the (1 - alpha) percentile CI shown excludes the margin (up to the +1 of the tail count). `mannwhitney`
+(unpaired, items taken as independent) tests a shift beyond the margin and reports the Hodges-Lehmann shift with its
+Moses CI (the shifts that test does not reject) and the rank-biserial r. `<suite>.failed` counts over the (item,
+seed) samples both runs attempted; every suite with an error column gets such a rule (no new failure allowed) unless
+the config names it. A 0/1 flag (`FLAG_METRICS`: a defective sample, an ASR hallucination) is counted the same way,
+over the samples both runs scored. `same_device` rules (RTF) use only samples timed in this run on an uncontended
+machine.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.gate_config import GateConfig, MetricRule
+from bench.gate.rules import GateConfig, MetricRule
+from bench.gate.significance import EXACT_SIGN_FLIPS, GateTest, ShiftTest, bootstrap_test, sign_flip_test
 from bench.results import AGGREGATE_COLUMNS, Results
-from bench.stats import EXACT_SIGN_FLIPS, GateTest, ShiftTest, bootstrap_test, clusters, sign_flip_test
+from bench.stats import clusters, few_clusters
 
 PROVENANCE = ("batch_id", "timing_source", "contended")  # items columns a timing rule needs
 
@@ -216,7 +218,7 @@ def stat_row(
     cluster = {} if blocker or unpaired else _clusters(list(x.index), base, cand, rule.same_device)
     row.n_clusters = len(set(cluster.values()))
     # few clusters: a sign-flip test over items (timings: over clusters of batches), conditional on them
-    flip = not unpaired and row.n_clusters < config.min_paired
+    flip = not unpaired and few_clusters(row.n_clusters, config.min_paired)
     units = (row.n_clusters if rule.same_device else row.n_paired) if flip else 0
     if unpaired:
         n, need, unit = row.n_paired, config.min_paired, "item(s) to compare"

@@ -1,6 +1,6 @@
 """The trend report (`flashspeech-bench history`): Markdown for a CI job summary, HTML with one plot per metric.
 
-Input is `bench.regression.history.history_table`: a row per (run, system, metric) with bands. The report
+Input is `bench.gate.history.history_table`: a row per (run, system, metric) with bands. The report
 names every departure (the commit where a metric left its band for the worse), every run whose gate failed,
 each system's latest value against its band, and the runs it covers. Plots: a metric's value per run (x: the
 runs in order, labelled by commit) with its 95 % CI, the band shaded, gate failures as red lines and departures
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.regression.history import CLEAN, departures
-from bench.regression.store import GATE_BASELINE_TAG, StoredRun
+from bench.gate.history import CLEAN, departures
+from bench.gate.store import GATE_BASELINE_TAG, StoredRun
 from flashspeech.foundation.files import write_text_atomic
 from reports.html import CSS, html_table
 from reports.markdown import md_table

@@ -14,10 +14,17 @@ import math
 
 import pandas as pd
 
-from bench.gate_config import GateConfig
+from bench.gate.baseline import BaselineChoice
+from bench.gate.rules import GateConfig
+from bench.gate.store import run_metrics
 
 MIN_RUNS = 3
 DEFAULT_K = 3.0
+
+
+def noise_margins(config: GateConfig, choice: BaselineChoice, uri: str, runs: int, k: float = DEFAULT_K) -> list[str]:
+    """Widen `config`'s margins from the spread of the `runs` nearest qualifying baseline runs (`--noise-runs`)."""
+    return apply_history_noise(config, run_metrics(uri, choice.eligible[:runs]), k)
 
 
 def apply_history_noise(config: GateConfig, history: pd.DataFrame, k: float = DEFAULT_K) -> list[str]:

@@ -1,4 +1,5 @@
-"""Choosing the baseline a run is gated against from the tracking store (`run --gate auto`, `compare auto`).
+"""Choosing the baseline a run is gated against from the tracking store (`run --gate auto`, `compare auto`), or
+the run that `tag:KEY=VALUE` names (`find_tagged`).
 
 The baseline is the closest run before the candidate in git history: a FINISHED run on the baseline branch
 (main by default) whose config, lock, evaluator fingerprint and device model equal the candidate's, whose
@@ -10,14 +11,18 @@ nearest commit wins, then the latest start. Every run passed over is listed with
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench.lineage import Lineage
-from bench.regression.store import StoredRun
+from bench.gate.store import StoredRun, list_runs
+from bench.lineage import TAG_PREFIX, Lineage
+from bench.tracking import DEFAULT_EXPERIMENT
 
+AUTO = "auto"
 DEFAULT_BRANCH = "main"
+REPO = Path(__file__).resolve().parents[2]  # the checkout whose history decides ancestry
 
 
 def _git(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -110,3 +115,44 @@ def _disqualified(candidate: Lineage, run: StoredRun, branch: str, excluded: set
     if run.gate == "failed" and not run.accepted:
         return "its own gate failed (accept it with `flashspeech-bench accept` if the change was deliberate)"
     return None
+
+
+def auto_baseline(
+    candidate: Mapping[str, Any],
+    uri: str,
+    branch: str = DEFAULT_BRANCH,
+    exclude: Iterable[str] = (),
+    repo: Path = REPO,
+    experiment: str = DEFAULT_EXPERIMENT,
+) -> BaselineChoice:
+    """The baseline for a run with results metadata `candidate` among the store's runs of its config."""
+    lineage = Lineage.of(candidate)
+    runs = list_runs(uri, experiment, lineage.config) if lineage.config else []
+    return choose_baseline(lineage, runs, repo, branch, exclude)
+
+
+def find_tagged(uri: str, ref: str, experiment: str = DEFAULT_EXPERIMENT) -> StoredRun:
+    """The newest benchmark run whose tags match `ref` = "tag:KEY=VALUE[,KEY=VALUE...]"; a key without a dot is
+    one of ours (`commit=abc123`, `branch=main`; a commit may be abbreviated)."""
+    wanted = {}
+    for part in ref.removeprefix("tag:").split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{ref}: expected tag:KEY=VALUE[,KEY=VALUE...]")
+        key = key.strip() if "." in key else TAG_PREFIX + key.strip()
+        wanted[key] = value.strip()
+    commit_tag = TAG_PREFIX + "commit"
+
+    def matches(run: StoredRun) -> bool:
+        for key, value in wanted.items():
+            have = run.tags.get(key)
+            if have is None or not (
+                have == value or (key == commit_tag and len(value) >= 7 and have.startswith(value))
+            ):
+                return False
+        return True
+
+    found = [r for r in list_runs(uri, experiment) if r.status == "FINISHED" and matches(r)]
+    if not found:
+        raise LookupError(f"no finished benchmark run at {uri} has the tags {wanted}")
+    return found[-1]

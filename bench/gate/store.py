@@ -1,4 +1,5 @@
-"""Benchmark runs as the MLflow store holds them: parent runs with their lineage tags, children's metrics."""
+"""Benchmark runs as the MLflow store holds them: parent runs with their lineage tags (`bench.lineage`), children's
+metrics; the gate's outcome tags."""
 
 from __future__ import annotations
 
