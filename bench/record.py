@@ -103,7 +103,7 @@ class SystemKey:
             testset=testset,
             name=system.name,
             kind=system.kind,
-            series=sampling.get("series") or getattr(system, "series", None) or system.name,
+            series=sampling.get("series") or system.name,  # a system that does not sample is its own series
             family=sampling.get("family"),
             sampler=sampling.get("sampler"),
             steps=sampling.get("steps"),
