@@ -4,6 +4,8 @@
   (never trained on), each prompted by another sentence of the same voice: zero-shot, cross-sentence.
 - ``smoke-seen``: the natural corpus's training voices reading the test sentences (seen voices, unseen
   sentences). Both natural sets are committed (``assets/natural``, see `bench.testsets.natural`).
+- ``gate`` / ``gate-seen``: the same two splits, larger (40 items each: every test sentence once), for the
+  nightly config's regression gate; committed beside the smoke sets.
 - ``espeak``: the espeak-ng corpus's held-out voices, the same way (synthesized on first use from the
   espeakng-loader wheel; what the bundled tiny models were trained on).
 - ``real``: real human speech from Debian's pocketsphinx-testdata (committed under
@@ -198,7 +200,7 @@ def list_tiers(cache_dir: str | Path | None = None) -> list[CorpusTier]:
             tuple(v for v in natural.voice_names if natural.split_of(v) != HELDOUT),
             natural.heldout,
             licences,
-            ("smoke", "smoke-seen"),
+            tuple(spec.name for spec in NATURAL_SETS),
             *natural_built,
             build="flashspeech-bench data natural (needs Debian's flite and the [voices] extra)",
         ),

@@ -341,6 +341,17 @@ class NaturalSet:
 NATURAL_SETS: tuple[NaturalSet, ...] = (
     NaturalSet("smoke", HELDOUT, 8, "smoke", "unseen natural voices (zero-shot): flite awb, hibari heart"),
     NaturalSet("smoke-seen", TRAIN, 4, "seen", "training voices (flite slt/rms/kal16, piper joe), unseen sentences"),
+    # the nightly config's larger sets, for its regression gate: every test sentence, once per split
+    NaturalSet(
+        "gate", HELDOUT, 20, "gate", "unseen natural voices (zero-shot), the gate's larger set: flite awb, hibari heart"
+    ),
+    NaturalSet(
+        "gate-seen",
+        TRAIN,
+        10,
+        "gate-seen",
+        "training voices (flite slt/rms/kal16, piper joe), unseen sentences, the gate's larger set",
+    ),
 )
 
 

@@ -31,6 +31,7 @@ def test_data_list_shows_tiers_licences_and_sets(tmp_path, capsys):
     sets = {line.split()[0]: line.split() for line in lines[lines.index("test sets") + 2 :] if line}
     assert sets["real"][1:3] == ["12", "3"] and sets["smoke"][1:3] == ["16", "2"]  # items, speakers
     assert sets["smoke-seen"][1:3] == ["16", "4"]
+    assert sets["gate"][1:3] == ["40", "2"] and sets["gate-seen"][1:3] == ["40", "4"]  # the nightly gate's sets
     assert "not built yet" in out and "data synth" in out  # the espeak set, in an empty cache
     for tier in ("natural", "espeak", "real"):
         assert any(line.startswith(f"{tier} ") for line in lines), tier

@@ -26,7 +26,7 @@ def test_espeak_set_builds_and_lists(tmp_path):
 
 
 def test_unknown_embedded_set():
-    with pytest.raises(KeyError, match="known: smoke, smoke-seen, espeak, real"):
+    with pytest.raises(KeyError, match="known: smoke, smoke-seen, gate, gate-seen, espeak, real"):
         embedded_manifest("nope")
 
 
@@ -45,3 +45,25 @@ def test_natural_sets_are_committed_and_split_by_voice():
         assert len(item.meta["target_phonemes"]) == len(item.meta["target_durations"])
     rows = {r.name: r for r in list_embedded()}
     assert rows["smoke"].built and rows["smoke"].speakers == 2 and rows["smoke-seen"].speakers == 4
+
+
+def test_gate_sets_are_larger_and_cover_every_test_sentence():
+    from bench.testsets.natural import NATURAL_HELDOUT, NATURAL_VOICES
+
+    sets = {name: embedded_manifest(name, progress=False) for name in ("smoke", "smoke-seen", "gate", "gate-seen")}
+    gate, gate_seen = sets["gate"], sets["gate-seen"]
+    assert gate.ok and gate_seen.ok and len(gate) == 40 and len(gate_seen) == 40
+    assert {i.speaker for i in gate.items} == set(NATURAL_HELDOUT)
+    assert {i.speaker for i in gate_seen.items} == {v.name for v in NATURAL_VOICES} - set(NATURAL_HELDOUT)
+    for manifest in (gate, gate_seen):  # every test sentence once: disjoint targets across voices
+        assert len({i.text for i in manifest.items}) == 40
+        assert len({i.id for i in manifest.items}) == 40
+    for item in [*gate.items, *gate_seen.items]:
+        assert item.prompt_audio != item.target_audio and item.prompt_text != item.text
+        assert Path(item.target_audio).is_file() and Path(item.prompt_audio).is_file()
+        assert len(item.meta["target_phonemes"]) == len(item.meta["target_durations"])
+    ids = [i.id for m in sets.values() for i in m.items]
+    assert len(ids) == len(set(ids))  # item ids never collide across the natural sets
+    rows = {r.name: r for r in list_embedded()}
+    assert rows["gate"].items == 40 and rows["gate"].speakers == 2 and rows["gate"].problems == 0
+    assert rows["gate-seen"].items == 40 and rows["gate-seen"].speakers == 4 and rows["gate-seen"].problems == 0
