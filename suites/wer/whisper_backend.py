@@ -35,6 +35,24 @@ from suites.base import SuiteError
 from suites.wer.backends import ASR_BACKENDS
 
 
+def padded_log_mels(audios: Sequence[np.ndarray], n_mels: int, device: Any = "cpu") -> torch.Tensor:
+    """(clips, n_mels, 3000) log-mels of clips up to 30 s, each zero-padded to Whisper's 30-second window.
+
+    One clip at a time: whisper's log-mel clamps to (max - 8) over the whole input tensor, so a batch computed
+    together would let one clip's loudness change another's features.
+    """
+    import whisper
+
+    return torch.stack(
+        [
+            whisper.log_mel_spectrogram(
+                whisper.pad_or_trim(torch.from_numpy(np.asarray(audio, dtype=np.float32))), n_mels, device=device
+            )
+            for audio in audios
+        ]
+    )
+
+
 @dataclass
 class WhisperOptions:
     """What a config sets of the Whisper backend: the model (see the module docstring), where official
@@ -171,17 +189,7 @@ class WhisperBackend(WhisperOptions):
         texts = [""] * len(audios)
         short = [i for i, a in enumerate(audios) if len(a) <= whisper.audio.N_SAMPLES]
         if short:
-            # log-mels one clip at a time: whisper's log-mel clamps to (max - 8) over the whole input tensor
-            mels = torch.stack(
-                [
-                    whisper.log_mel_spectrogram(
-                        whisper.pad_or_trim(torch.from_numpy(np.asarray(audios[i], dtype=np.float32))),
-                        model.dims.n_mels,
-                        device=model.device,
-                    )
-                    for i in short
-                ]
-            )
+            mels = padded_log_mels([audios[i] for i in short], model.dims.n_mels, model.device)
             # beam search one clip at a time: openai-whisper 20250625 does not repeat the audio features per
             # beam, so a batch of several clips fails in cross-attention (one clip broadcasts correctly)
             groups = [mels] if self.beam_size is None else [mels[k : k + 1] for k in range(len(short))]
