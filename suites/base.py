@@ -152,6 +152,9 @@ class Suite(ABC):
     metrics: ClassVar[dict[str, MetricInfo]]  # per-row metrics
     aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {}  # numbers only `aggregate` makes (corpus WER, JSD)
     ratios: ClassVar[dict[str, Ratio]] = {}  # aggregates that are ratios of sums of per-row metrics (`Ratio`)
+    # True when a sample's row depends on nothing but its item and its audio (and reconstructed prompt): the
+    # runner then scores identical samples of one system (a deterministic system's seeds) once and copies the row
+    rows_per_sample: ClassVar[bool] = False
 
     def __init__(self, device: str = "cpu", batch_size: int = 8):
         self.device = device

@@ -236,6 +236,7 @@ class DefectsSuite(Suite):
     name: ClassVar[str] = "defects"
     Options: ClassVar[type] = DefectsOptions
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GENERATED, Need.TEXT})
+    rows_per_sample: ClassVar[bool] = True
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "long_silence": _flag("an internal pause is longer than long_silence_s"),
         "edge_silence": _flag("the leading or trailing silence is longer than edge_silence_s"),

@@ -6,15 +6,59 @@ rescored every run, never cached: the same audio must not replay another run's s
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
+
+import numpy as np
 
 from bench.cache import ScoreCache
 from bench.config import BenchConfig
 from bench.execution import Executor, ScoringUnit, UnitFailure, by_length, merge_shards, score_shards
 from bench.execution.units import ScoredShard
 from suites.base import ItemScore, Need, Sample, Suite, suite_code_digest
+
+
+def _identity(sample: Sample) -> tuple[str, str | None, bytes, bytes | None]:
+    """What a per-sample row is computed from: the item, its text, the audio and the reconstructed prompt."""
+    prompt = sample.reconstructed_prompt
+    digest = hashlib.sha1(np.ascontiguousarray(sample.audio).tobytes()).digest()
+    return (
+        sample.item.id,
+        sample.item.text,
+        digest + str(sample.sample_rate).encode(),
+        (None if prompt is None else hashlib.sha1(np.ascontiguousarray(prompt).tobytes()).digest()),
+    )
+
+
+def distinct_samples(samples: Sequence[Sample]) -> list[Sample]:
+    """`samples` without replicas: a sample identical to an earlier one (same item, text, audio and reconstructed
+    prompt: a deterministic system's other seeds) is left out, its row to be copied (`replicate_rows`)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for sample in samples:
+        identity = _identity(sample)
+        if identity not in seen:
+            seen.add(identity)
+            out.append(sample)
+    return out
+
+
+def replicate_rows(rows: Sequence[ItemScore], scored: Sequence[Sample], samples: Sequence[Sample]) -> list[ItemScore]:
+    """The rows of every sample of `samples` from the rows of its distinct subset `scored`: a replica gets a copy
+    of its original's row under its own seed (error rows included), in the order of `samples`."""
+    if len(scored) == len(samples):
+        return list(rows)
+    original = {_identity(s): (s.item.id, s.seed) for s in scored}
+    by_key = {(r.item_id, r.seed): r for r in rows if r.seed is not None}
+    out = []
+    for sample in samples:
+        row = by_key.get(original[_identity(sample)])
+        if row is not None:
+            out.append(row if row.seed == sample.seed else replace(row, seed=sample.seed))
+    return out + [r for r in rows if r.seed is None]
 
 
 class CachedSuite:
@@ -50,18 +94,21 @@ class CachedSuite:
         for sample in mine:
             by_system.setdefault(sample.system, []).append(sample)
         description = {**suite.describe(), "context": suite.context_key(mine), "code": self.code}
+        # replicas (identical samples of a system) are scored once and their rows copied (`rows_per_sample`)
+        distinct = {s: distinct_samples(g) if suite.rows_per_sample else g for s, g in by_system.items()}
         # over the samples in shard order: a system scored as one shard is cached once, under its system key
-        keys = {system: self.cache.key(description, by_length(group)) for system, group in by_system.items()}
+        keys = {system: self.cache.key(description, by_length(group)) for system, group in distinct.items()}
         rows: dict[str, list[ItemScore]] = {}
         units: list[ScoringUnit] = []
         with tqdm(total=len(mine), desc=f"scoring {suite.name}", unit="item", disable=not progress) as bar:
             for system, group in by_system.items():
                 cached = self.cache.get(keys[system]) if cacheable else None
-                if cached is not None:
-                    rows[system] = merge_shards([cached], group)  # a shard's rows are in by_length order
+                if cached is not None:  # a shard's rows are in by_length order
+                    rows[system] = replicate_rows(merge_shards([cached], distinct[system]), distinct[system], group)
                     bar.update(len(group))
                     continue
-                units += [self._unit(system, shard, description) for shard in self._shards(group)]
+                bar.update(len(group) - len(distinct[system]))  # replicas: their rows are copied, not scored
+                units += [self._unit(system, shard, description) for shard in self._shards(distinct[system])]
             context = mine if description["context"] is not None else None
             outcomes = executor.run(units, context=context, on_done=lambda unit, _: bar.update(unit.size))
         shards: dict[str, list[ScoredShard]] = {}
@@ -74,9 +121,10 @@ class CachedSuite:
             shards.setdefault(unit.system, []).append(outcome)
             shard_keys.setdefault(unit.system, set()).add(unit.key)
         for system, parts in shards.items():
-            rows[system] = merge_shards([p.rows for p in parts], by_system[system])
+            scored = merge_shards([p.rows for p in parts], distinct[system])
+            rows[system] = replicate_rows(scored, distinct[system], by_system[system])
             if cacheable and keys[system] not in shard_keys[system] and not any(p.cannot_run for p in parts):
-                self.cache.put(keys[system], rows[system])
+                self.cache.put(keys[system], scored)
         return [r for system in by_system for r in rows[system]]
 
 

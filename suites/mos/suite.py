@@ -63,6 +63,7 @@ class MosSuite(Suite):
     Options = MosOptions
     backends = MOS_BACKENDS
     needs = frozenset({Need.GENERATED})
+    rows_per_sample = True
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "mos": _mos("predicted mean opinion score of the generated speech (the backend's main score)"),
         "sig": _mos("DNSMOS P.835 speech signal quality"),

@@ -71,6 +71,7 @@ class WerSuite(Suite):
     Options: ClassVar[type] = WerOptions
     backends = ASR_BACKENDS
     needs: ClassVar[frozenset[Need]] = frozenset({Need.GENERATED, Need.TEXT})
+    rows_per_sample: ClassVar[bool] = True
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "wer": _count("fraction", "word errors / reference words of this item"),
         "substitutions": _count("words", "substituted words"),

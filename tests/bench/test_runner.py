@@ -18,6 +18,7 @@ from bench.systems.external import ExternalSystem
 from bench.testsets.manifest import write_manifest
 from flashspeech.foundation.audio import write_wav
 from reports.comparability import PAPER_NORMALIZER
+from suites.base import SUITES
 from suites.item import EvalItem
 
 REAL = "bench/testsets/assets/real"
@@ -29,7 +30,7 @@ REAL = "bench/testsets/assets/real"
 def test_shipped_configs_load_and_overrides_apply():
     smoke = load_config("smoke")
     assert [t.name for t in smoke.testsets] == ["smoke", "smoke-seen", "real"]
-    assert smoke.systems[0].options.steps == [1, 2, 4, 8] and smoke.systems[0].kind == "flashspeech"
+    assert smoke.systems[0].options.steps == [1, 2, 4] and smoke.systems[0].kind == "flashspeech"
     assert {s.kind for s in smoke.systems} == {"flashspeech", "ground_truth", "codec_resynthesis"}
     paper = load_config("paper")
     assert paper.suites["wer"]["backend"] == "hubert" and paper.suites["similarity"]["backend"] == "wavlm-tdnn"
@@ -251,6 +252,31 @@ def test_adding_a_system_scores_only_that_system(tmp_path, monkeypatch):
     before = first.results.items.set_index(["system", "item_id", "seed"])["wer.wer"]
     after = again.results.items.set_index(["system", "item_id", "seed"])["wer.wer"].loc[before.index]
     np.testing.assert_allclose(after.to_numpy(dtype=float), before.to_numpy(dtype=float))
+
+
+def test_a_deterministic_systems_seeds_are_scored_once_and_their_rows_copied(tmp_path, monkeypatch):
+    from suites.wer.suite import WerSuite
+
+    scored: list[tuple[str, str, int]] = []
+    original = WerSuite.score_batch
+
+    def spy(self, samples):
+        scored.extend(s.key for s in samples)
+        return original(self, samples)
+
+    monkeypatch.setattr(WerSuite, "score_batch", spy)
+    run = run_benchmark(_config(tmp_path), progress=False)
+    truth = [k for k in scored if k[0] == "t:ground_truth"]
+    model = [k for k in scored if k[0] == "t:flashspeech@1"]
+    assert truth == [("t:ground_truth", "ok-1", 0)]  # one recording: seed 1 is the same audio, not transcribed again
+    assert sorted(k[2] for k in model) == [0, 1]  # a sampled system's seeds differ: both are scored
+    items = run.results.items.set_index(["system", "item_id", "seed"])
+    assert (
+        items.loc[("t:ground_truth", "ok-1", 1), "wer.hypothesis_raw"]
+        == items.loc[("t:ground_truth", "ok-1", 0), "wer.hypothesis_raw"]
+    )
+    assert items.loc[("t:ground_truth", "no-phonemes", 1), "status"] == "failed"  # failures stay per seed
+    assert WerSuite.rows_per_sample and not SUITES["similarity"].rows_per_sample  # prompts looked across
 
 
 # --- the items table: what a researcher audits ------------------------------------------------------------
