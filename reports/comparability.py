@@ -72,7 +72,7 @@ def _asr_verdict(wer: prov.WerBackend) -> Verdict:
         return Verdict(COMPARABLE)
     if name == "hubert":
         return Verdict(APPROXIMATE, (f"HuBERT checkpoint {wer.model or 'not recorded'}, not hubert-large-ls960-ft",))
-    if name == "whisper":
+    if name in ("whisper", "ct2"):  # Whisper on openai-whisper or on CTranslate2
         return Verdict(APPROXIMATE, (f"WER from {wer.label}, not the paper's HuBERT-large: a different ASR",))
     if wer.name is None:
         return Verdict(NOT_COMPARABLE, ("WER backend not recorded",))
@@ -97,6 +97,8 @@ def wer_verdict(results: Results) -> Verdict:
 def sim_verdict(results: Results) -> Verdict:
     """Comparable only with WavLM-TDNN (or a backend recorded as comparable to papers)."""
     sim = prov.sim_backend(results)
+    if sim is None:
+        return Verdict(NOT_COMPARABLE, ("no similarity suite ran",))
     if sim.is_resemblyzer:
         return Verdict(NOT_COMPARABLE, ("SIM from resemblyzer (GE2E d-vector), not WavLM-TDNN",))
     if sim.name is None:

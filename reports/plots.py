@@ -30,7 +30,7 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from bench.record import SystemKey
 from bench.results import Results
-from reports.provenance import sim_backend, wer_backend
+from reports.provenance import NOT_RECORDED, sim_backend, wer_backend
 from reports.tables import (
     GROUND_TRUTH,
     Stat,
@@ -134,7 +134,8 @@ def wer_vs_steps(results: Results) -> Plot:
 
 
 def sim_o_vs_steps(results: Results) -> Plot:
-    label = f"SIM-o [{sim_backend(results).short}]"
+    sim = sim_backend(results)
+    label = f"SIM-o [{sim.short if sim is not None else NOT_RECORDED}]"
     return _steps_plot(results, "sim_o_vs_steps", "SIM-o vs sampling steps", "similarity", "sim_o", label)
 
 

@@ -69,8 +69,11 @@ class SimBackend:
         return None
 
 
-def sim_backend(results: Results) -> SimBackend:
+def sim_backend(results: Results) -> SimBackend | None:
+    """The similarity suite's backend, or None when no similarity suite ran."""
     meta = suite_meta(results, "similarity")
+    if not meta and "similarity" not in suites_run(results):
+        return None
     name = _get(meta, "backend") or _get(meta, "embedder", "backend")
     label = _get(meta, "label") or _get(meta, "embedder", "label")
     resemblyzer = "resemblyzer" in f"{name} {label}".lower()
@@ -144,12 +147,14 @@ class WerBackend:
     name: str | None
     model: str | None
     normalizer: str | None
+    decoding: str | None = None  # "greedy" / "beam 5", and the compute type where the backend records one
 
     @property
     def label(self) -> str:
         if self.name is None:
             return NOT_RECORDED
-        return self.name if self.model is None else f"{self.name} ({self.model})"
+        details = "; ".join(d for d in (self.model, self.decoding) if d)
+        return f"{self.name} ({details})" if details else self.name
 
     @property
     def short(self) -> str:
@@ -164,10 +169,17 @@ def wer_backend(results: Results) -> WerBackend:
     meta = suite_meta(results, "wer")
     model = _get(meta, "model")  # every ASR backend describes its weights as `model`
     backend, normalizer = _get(meta, "backend"), _get(meta, "normalizer")
+    decoding = None
+    if isinstance(_get(meta, "decoding"), dict):  # the Whisper backends record their decoding options
+        beam = _get(meta, "decoding", "beam_size")
+        decoding = "greedy" if beam in (None, 1) else f"beam {beam}"
+        compute = _get(meta, "compute_type")
+        decoding += "" if compute is None else f", {compute}"
     return WerBackend(
         name=None if backend is None else str(backend),
         model=None if model is None else str(model),
         normalizer=None if normalizer is None else str(normalizer),
+        decoding=decoding,
     )
 
 
@@ -217,7 +229,6 @@ def provenance(results: Results) -> list[tuple[str, str]]:
     """(label, value) pairs for the report's provenance section."""
     md, record = results.metadata, results.record
     dev, wer, sim = record.device, wer_backend(results), sim_backend(results)
-    sim_text = sim.label + ("" if sim.caveat is None else f". {sim.caveat}")
     pairs = [
         ("Run", str(_get(md, "run", "name") or NOT_RECORDED)),
         ("Git commit", record.provenance.commit or NOT_RECORDED),
@@ -226,8 +237,9 @@ def provenance(results: Results) -> list[tuple[str, str]]:
         ("Test sets", "; ".join(describe_testsets(results).values()) or NOT_RECORDED),
         ("WER backend", wer.label),
         ("WER normaliser", wer.normalizer or NOT_RECORDED),
-        ("SIM backend", sim_text),
     ]
+    if sim is not None:
+        pairs.append(("SIM backend", sim.label + ("" if sim.caveat is None else f". {sim.caveat}")))
     mos = mos_predictor(results)
     if mos is not None:
         digest = f" (weights sha256 {mos.weights_sha256[:12]}…)" if mos.weights_sha256 else ""
@@ -263,8 +275,14 @@ def metric_legend(results: Results) -> list[str]:
     lines = [
         f"WER: corpus WER (word errors / reference words, as a fraction) from {wer.label}, "
         f"normaliser {wer.normalizer or NOT_RECORDED}.",
-        f"SIM-o / SIM-r / SIM-target: mean cosine similarity to the prompt / the codec-reconstructed prompt / "
-        f"the ground-truth recording, embeddings from {sim.label}.",
+        *(
+            []
+            if sim is None
+            else [
+                f"SIM-o / SIM-r / SIM-target: mean cosine similarity to the prompt / the codec-reconstructed "
+                f"prompt / the ground-truth recording, embeddings from {sim.label}."
+            ]
+        ),
         *_spk_id_legend(results),
         f"RTF: total compute seconds / total audio seconds, on {dev.label}.",
         f"[low, high]: 95 % percentile bootstrap CI: {_bootstrap(results)}; every seed of an item resampled "
@@ -273,7 +291,7 @@ def metric_legend(results: Results) -> list[str]:
     mos = mos_predictor(results)
     if mos is not None:
         lines.append(_mos_legend(results, mos))
-    if sim.caveat:
+    if sim is not None and sim.caveat:
         lines.append(f"Caveat: {sim.caveat}")
     if mos is not None and mos.caveat:
         lines.append(f"Caveat: {mos.caveat}")
@@ -299,7 +317,7 @@ def report_warnings(results: Results) -> list[str]:
     """What a reader must know before reading any number: non-comparable SIM, an offline MOS predictor (not the
     paper's UTMOS), untrained systems, external programs the generation cache cannot tell apart, timings."""
     warnings = []
-    for caveat in (sim_backend(results).caveat, getattr(mos_predictor(results), "caveat", None)):
+    for caveat in (getattr(sim_backend(results), "caveat", None), getattr(mos_predictor(results), "caveat", None)):
         if caveat:
             warnings.append(caveat)
     systems = results.metadata.get("systems") or {}

@@ -258,7 +258,10 @@ def _print_problems(results, limit: int = 10) -> None:  # type: ignore[no-untype
 
 
 def _headline(results) -> str:  # type: ignore[no-untyped-def]
-    keys = ["generation.failed", "wer.wer_corpus", "similarity.sim_o", "similarity.sim_r", "rtf.rtf"]
+    """The report's summary metrics (WER, SIM-o, MOS, RTF), with failed generations and defective samples."""
+    from reports.headline import SUMMARY
+
+    keys = ["generation.failed", *(f"{c.suite}.{c.metric}" for c in SUMMARY), "similarity.sim_r", "defects.defective"]
     table = results.summary()
     cols = [k for k in keys if k in table.columns]
     return table[cols].to_string(float_format=lambda v: f"{v:.4f}") if cols else "(no aggregates)"
@@ -358,6 +361,24 @@ def cmd_scaling(args: argparse.Namespace) -> int:
         report = measure_scaling(config)
     except ValueError as exc:
         raise SystemExit(f"scaling: {exc}") from exc
+    table = markdown(report)
+    print("\n" + table)
+    if args.out:
+        write_text_atomic(f"{args.out}.json", json.dumps(report, indent=1, default=str) + "\n")
+        write_text_atomic(f"{args.out}.md", table + "\n")
+        print(f"\nwrote {args.out}.json and {args.out}.md")
+    return 0
+
+
+def cmd_throughput(args: argparse.Namespace) -> int:
+    from bench.speed.throughput import DEFAULT_CASES, Case, markdown, measure_throughput
+    from flashspeech.foundation.files import write_text_atomic
+
+    try:
+        cases = [Case.parse(text) for text in (args.cases or DEFAULT_CASES)]
+        report = measure_throughput(cases, args.batches, args.device, args.repeat, args.threads)
+    except ValueError as exc:
+        raise SystemExit(f"throughput: {exc}") from exc
     table = markdown(report)
     print("\n" + table)
     if args.out:
