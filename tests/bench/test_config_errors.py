@@ -104,11 +104,19 @@ def test_a_valid_override_still_applies():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ('suites.wer.backend="whisperx"', "suites.wer.backend: unknown WER backend 'whisperx'; known: hubert, whisper"),
+        (
+            'suites.wer.backend="whisperx"',
+            "suites.wer.backend: unknown WER backend 'whisperx'; known: ct2, hubert, whisper",
+        ),
         ('suites.wer.normalizer="nope"', "suites.wer: unknown normaliser 'nope'"),
         ("suites.wer.model=1", "suites.wer.model: expected a string, got 1"),
-        ('suites.wer.backend="hubert"', None),
-        ('suites.wer.download_root="/x"', None),
+        ('suites.wer.backend="whisper"', None),  # openai-whisper takes the smoke config's model and beam_size
+        ('suites.wer.backend="hubert"', "suites.wer.beam_size: unknown key of the wer suite with the hubert backend"),
+        (
+            'suites.wer.download_root="/x"',
+            "suites.wer.download_root: unknown key of the wer suite with the ct2 backend",
+        ),
+        ('suites.wer.compute_type="int4"', "suites.wer: compute_type: unknown 'int4'"),
         (
             'suites.similarity.checkpoint="x.pth"',
             "suites.similarity.checkpoint: unknown key of the resemblyzer similarity",
