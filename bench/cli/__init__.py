@@ -3,6 +3,7 @@
 Subcommands:
   run             run a benchmark config (generation cache, suites, results, reports, MLflow, gate)
   scaling         scoring throughput against the number of Ray actors (random-weight models, a benchmark)
+  throughput      scoring throughput of the suites' real backends per batch size (a benchmark)
   model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
   shapes          the paper's ablation shapes (Tables 2-5) checked on benchmark runs, as Markdown
   train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
@@ -40,6 +41,7 @@ from bench.cli.commands import (
     cmd_speed,
     cmd_survey,
     cmd_synth,
+    cmd_throughput,
     cmd_train,
     cmd_validate,
 )
@@ -134,6 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-local", dest="local", action="store_false", help="skip the local-executor row")
     p.add_argument("--out", default=None, metavar="PREFIX", help="write PREFIX.json and PREFIX.md")
     p.set_defaults(func=cmd_scaling)
+
+    p = commands.add_parser("throughput", help="scoring throughput of the suites' real backends (a benchmark)")
+    p.add_argument(
+        "--case",
+        dest="cases",
+        action="append",
+        default=None,
+        help="suite:backend[:key=value,...], repeatable (default: Whisper base greedy / beam 5 on openai-whisper "
+        "and CTranslate2, CT2 int8, DistillMOS, resemblyzer)",
+    )
+    p.add_argument("--batch", dest="batches", type=int, nargs="+", default=[8], help="batch sizes to time")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeat", type=int, default=1, help="tile the 44 committed clips N times (28: 1,232 items)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: as set)")
+    p.add_argument("--out", default=None, metavar="PREFIX", help="write PREFIX.json and PREFIX.md")
+    p.set_defaults(func=cmd_throughput)
 
     p = commands.add_parser("train", help="train from a recipe (stages in order; resumes; MLflow curves)")
     p.add_argument(
