@@ -608,3 +608,30 @@ def test_an_unfingerprinted_external_system_is_a_report_warning():
     warnings = report_warnings(results)
     assert f"smoke:mine: {UNFINGERPRINTED_NOTE}" in warnings
     assert not any("fingerprinted" in w for w in warnings)
+
+
+def test_a_run_without_the_similarity_suite_has_no_similarity_caveat_and_the_cli_headline_shows_mos():
+    from dataclasses import replace
+
+    from bench.cli.commands import _headline
+    from reports.comparability import sim_verdict
+    from reports.provenance import metric_legend, provenance, report_warnings, sim_backend
+
+    results = toy_results()
+    agg = results.aggregates
+    mos = agg[agg["suite"] == "wer"].assign(suite="mos", metric="mos", value=3.5)
+    no_sim = replace(
+        results,
+        aggregates=pd.concat([agg[agg["suite"] != "similarity"], mos.drop_duplicates("system")], ignore_index=True),
+        metadata={
+            **results.metadata,
+            "suites": {k: v for k, v in results.metadata["suites"].items() if k != "similarity"},
+        },
+    )
+    assert sim_backend(no_sim) is None and sim_backend(results) is not None
+    assert not any("similarity" in w.lower() for w in report_warnings(no_sim))
+    assert "SIM backend" not in dict(provenance(no_sim)) and "SIM backend" in dict(provenance(results))
+    assert not any(line.startswith("SIM-o") for line in metric_legend(no_sim))
+    assert sim_verdict(no_sim).reasons == ("no similarity suite ran",)
+    headline = _headline(no_sim)
+    assert "mos.mos" in headline and "wer.wer_corpus" in headline and "similarity" not in headline
