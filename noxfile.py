@@ -10,6 +10,7 @@ step brings a reused environment back to the lock.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import tempfile
@@ -99,9 +100,12 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """The embedded benchmark on CPU (or a config/flags given after `--`), e.g. `nox -s bench -- --gate DIR`.
-    Installs the [asr-base] and [mos] extras: the smoke config scores WER with Whisper base, MOS with DistillMOS."""
-    _install(session, "-e", ".[asr-base,mos]")
+    Installs the [asr-base] and [mos] extras: the smoke config scores WER with Whisper base, MOS with DistillMOS;
+    with `--device cuda` also [ct2-cuda] (the CUDA 12 cuBLAS that CTranslate2 loads on a GPU)."""
     args = list(session.posargs)
+    device = next((b for a, b in itertools.pairwise(args) if a == "--device"), "")
+    device = next((a.split("=", 1)[1] for a in args if a.startswith("--device=")), device)
+    _install(session, "-e", ".[asr-base,mos,ct2-cuda]" if device.startswith("cuda") else ".[asr-base,mos]")
     if "--config" not in args:
         args = ["--config", "smoke", *args]
     session.run("flashspeech-bench", "run", *args)

@@ -27,6 +27,7 @@ device supports may be named (CPU: float32, int8, int8_float32, int16; CUDA: flo
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -56,6 +57,36 @@ COMPUTE_TYPES = (
 MAX_LENGTH = 448  # CTranslate2 samples at most min(max_length / 2, max_length - prompt) = 224 tokens, as openai-whisper
 INPUT_STRIDE = 2  # mel frames per encoder position: one timestamp step (20 ms) is 2 frames of 10 ms
 CT2_FILES = ("model.bin", "config.json", "vocabulary.txt")
+
+
+CUBLAS = "libcublas.so.12"  # what this CTranslate2 build (4.x, CUDA 12) loads on a GPU; the driver it finds itself
+
+
+def load_cublas() -> None:
+    """Make CUDA 12 cuBLAS loadable for CTranslate2 on Linux: from the library path if it is there, else from the
+    `nvidia-cublas-cu12` wheel (the `[ct2-cuda]` extra; the locked torch ships CUDA 13's); SuiteError naming the
+    fix when neither has it."""
+    import ctypes
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(CUBLAS, mode=ctypes.RTLD_GLOBAL)
+        return
+    except OSError:
+        pass
+    try:
+        files = metadata.files("nvidia-cublas-cu12") or []
+    except metadata.PackageNotFoundError:
+        files = []
+    found = [Path(str(f.locate())) for f in files if str(f).endswith(f"/{CUBLAS}")]
+    if not found:
+        raise SuiteError(
+            f"the ct2 WER backend on CUDA needs {CUBLAS} (CUDA 12 cuBLAS; the locked torch ships CUDA 13's): "
+            "pip install -e '.[ct2-cuda]' (nox -s bench -- --device cuda does), or score with openai-whisper: "
+            '--set suites.wer.backend="whisper"'
+        )
+    ctypes.CDLL(str(found[0]), mode=ctypes.RTLD_GLOBAL)  # its libcublasLt is found beside it (RPATH $ORIGIN)
 
 
 def suppressed_tokens(tokenizer: Any) -> list[int]:
@@ -161,6 +192,8 @@ class Ct2WhisperBackend(Ct2Options):
                 f"ct2 WER backend: compute_type {compute!r} is not supported on {self.device} here "
                 f"(supported: {', '.join(supported) or 'none: no CUDA device'})"
             )
+        if kind == "cuda":
+            load_cublas()
         path, files, info = self._files()
         threads = self.threads or torch.get_num_threads()
         try:

@@ -152,3 +152,41 @@ def test_error_paths_name_the_problem(tmp_path: Path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ctranslate2", None)
     with pytest.raises(SuiteError, match="needs the ctranslate2 package"):
         Ct2WhisperBackend().load()
+
+
+def test_cuda_12_cublas_is_loaded_from_the_wheel_or_named(monkeypatch, tmp_path: Path):
+    import ctypes
+    from importlib import metadata
+
+    from suites.wer import ct2_backend
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("CTranslate2 looks for libcublas.so.12 on Linux")
+    loaded: list[str] = []
+
+    def cdll(name, mode=0):
+        if name == ct2_backend.CUBLAS:
+            raise OSError(f"{name}: cannot open shared object file")  # not on the library path
+        loaded.append(str(name))
+
+    class Entry:
+        def __init__(self, path: Path):
+            self.path = path
+
+        def __str__(self) -> str:
+            return f"nvidia/cublas/lib/{self.path.name}"
+
+        def locate(self) -> Path:
+            return self.path
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    monkeypatch.setattr(metadata, "files", lambda name: [Entry(tmp_path / ct2_backend.CUBLAS)])
+    ct2_backend.load_cublas()
+    assert loaded == [str(tmp_path / ct2_backend.CUBLAS)]  # the [ct2-cuda] wheel's copy
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "files", missing)
+    with pytest.raises(SuiteError, match=r"needs libcublas\.so\.12.*\[ct2-cuda\].*suites\.wer\.backend=\"whisper\""):
+        ct2_backend.load_cublas()
