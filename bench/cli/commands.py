@@ -137,6 +137,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     manifest.write(args.output)
     print(f"{args.output}: {len(manifest)} items, {len(manifest.problems)} problem(s)")
     _report_problems(manifest, args.show)
+    if not len(manifest):
+        print(f"error: {args.output}: no items imported; nothing to benchmark", file=sys.stderr)
+        return 1  # an empty test set is never usable, --strict or not
     return 1 if manifest.problems and args.strict else 0
 
 

@@ -123,6 +123,16 @@ def scan_librispeech(root: Path, problems: list[ManifestProblem]) -> list[Uttera
     return sorted(utterances, key=lambda u: u.id)
 
 
+def _no_utterances(root: Path) -> str:
+    """Why a directory held no LibriSpeech utterance, naming the subset folders one level down when that is it."""
+    deeper = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*/*/*.trans.txt")))
+    layout = "expected <subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt and .flac files"
+    if deeper:
+        subsets = ", ".join(deeper)
+        return f"no utterances directly under it ({layout}); it holds the subsets {subsets}: pass one of those"
+    return f"no LibriSpeech utterances under it ({layout}, e.g. LibriSpeech/test-clean)"
+
+
 def clip_start(rng: random.Random, duration: float, clip_s: float) -> float:
     """A start uniform in [0, duration - clip_s], rounded to ms without letting the clip overrun."""
     latest = math.floor((duration - clip_s) * 1000 + 1e-6) / 1000
@@ -139,6 +149,8 @@ def load_librispeech(root: str | os.PathLike, options: LibriSpeechOptions | None
         return manifest
     root = root.resolve()
     utterances = scan_librispeech(root, manifest.problems)
+    if not utterances and not manifest.problems:
+        manifest.problems.append(_problem(root, 0, None, "root", _no_utterances(root)))
 
     pools: dict[str, list[Utterance]] = {}
     for u in utterances:

@@ -446,3 +446,19 @@ def test_round_trip_through_a_manifest_file(protocol: str, libri: Path, seed_dir
     assert back.items == manifest.items
     written = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
     assert not Path(written["prompt_audio"]).is_absolute()  # relative: the pair survives moving the tree
+
+
+def test_librispeech_one_folder_too_high_names_the_subsets_and_fails_the_import(libri: Path, capsys) -> None:
+    from bench.cli import main
+
+    parent = libri.parent  # LibriSpeech/ instead of LibriSpeech/test-clean
+    manifest = load_librispeech(parent)
+    assert len(manifest) == 0 and len(manifest.problems) == 1
+    assert "it holds the subsets test-clean: pass one of those" in manifest.problems[0].message
+    empty = parent / "empty"
+    empty.mkdir()
+    assert "no LibriSpeech utterances under it" in load_librispeech(empty).problems[0].message
+    out = parent / "ls.jsonl"
+    assert main(["data", "import", "librispeech", str(parent), "-o", str(out)]) == 1  # not only with --strict
+    assert "no items imported" in capsys.readouterr().err
+    assert main(["data", "import", "librispeech", str(libri), "-o", str(out)]) == 0
