@@ -343,9 +343,20 @@ def cmd_speed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_and_save(report: dict, table: str, out: str | None) -> int:
+    """A benchmark's Markdown table on stdout, and with `out` as PREFIX.json (the report) and PREFIX.md."""
+    from flashspeech.foundation.files import write_text_atomic
+
+    print("\n" + table)
+    if out:
+        write_text_atomic(f"{out}.json", json.dumps(report, indent=1, default=str) + "\n")
+        write_text_atomic(f"{out}.md", table + "\n")
+        print(f"\nwrote {out}.json and {out}.md")
+    return 0
+
+
 def cmd_scaling(args: argparse.Namespace) -> int:
     from bench.speed.scaling import ScalingConfig, markdown, measure_scaling
-    from flashspeech.foundation.files import write_text_atomic
 
     config = ScalingConfig(
         model=args.model,
@@ -364,31 +375,18 @@ def cmd_scaling(args: argparse.Namespace) -> int:
         report = measure_scaling(config)
     except ValueError as exc:
         raise SystemExit(f"scaling: {exc}") from exc
-    table = markdown(report)
-    print("\n" + table)
-    if args.out:
-        write_text_atomic(f"{args.out}.json", json.dumps(report, indent=1, default=str) + "\n")
-        write_text_atomic(f"{args.out}.md", table + "\n")
-        print(f"\nwrote {args.out}.json and {args.out}.md")
-    return 0
+    return _print_and_save(report, markdown(report), args.out)
 
 
 def cmd_throughput(args: argparse.Namespace) -> int:
     from bench.speed.throughput import DEFAULT_CASES, Case, markdown, measure_throughput
-    from flashspeech.foundation.files import write_text_atomic
 
     try:
         cases = [Case.parse(text) for text in (args.cases or DEFAULT_CASES)]
         report = measure_throughput(cases, args.batches, args.device, args.repeat, args.threads)
     except ValueError as exc:
         raise SystemExit(f"throughput: {exc}") from exc
-    table = markdown(report)
-    print("\n" + table)
-    if args.out:
-        write_text_atomic(f"{args.out}.json", json.dumps(report, indent=1, default=str) + "\n")
-        write_text_atomic(f"{args.out}.md", table + "\n")
-        print(f"\nwrote {args.out}.json and {args.out}.md")
-    return 0
+    return _print_and_save(report, markdown(report), args.out)
 
 
 def cmd_model_card(args: argparse.Namespace) -> int:

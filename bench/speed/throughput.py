@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-SAMPLE_RATE = 16_000
+from bench.speed.scoring import SAMPLE_RATE, sync_device
+
 SETS = ("smoke", "smoke-seen", "real")
 
 
@@ -99,11 +100,6 @@ def _runner(case: Case, device: str) -> tuple[Callable[[Sequence[np.ndarray]], A
     raise ValueError(f"case {case.label}: no throughput runner for suite {case.suite!r} (wer, mos, similarity)")
 
 
-def _sync(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize(device)
-
-
 def time_case(case: Case, clips: list[np.ndarray], texts: list[str], batch: int, device: str) -> dict[str, Any]:
     """Items/s of one case at one batch size over `clips` (one untimed warm-up batch first)."""
     run, description = _runner(case, device)
@@ -111,10 +107,10 @@ def time_case(case: Case, clips: list[np.ndarray], texts: list[str], batch: int,
     outputs: list[Any] = []
     start = time.perf_counter()
     for k in range(0, len(clips), batch):
-        _sync(device)
+        sync_device(device)
         result = run(clips[k : k + batch])
         outputs.extend(result if not isinstance(result, torch.Tensor) else list(result))
-    _sync(device)
+    sync_device(device)
     wall = time.perf_counter() - start
     audio = sum(len(c) for c in clips) / SAMPLE_RATE
     row = {
@@ -132,12 +128,18 @@ def time_case(case: Case, clips: list[np.ndarray], texts: list[str], batch: int,
         "compute_type": description.get("compute_type"),
     }
     if case.suite == "wer":
-        from suites.wer import count_words, get_normalizer
-
-        normalise = get_normalizer("whisper")
-        counts = [count_words(normalise(t), normalise(h)) for t, h in zip(texts, outputs, strict=True)]
-        row["wer_corpus"] = sum(c.errors for c in counts) / sum(c.ref_words for c in counts)
+        row["wer_corpus"] = corpus_wer(texts, outputs)
     return row
+
+
+def corpus_wer(texts: Sequence[str], hypotheses: Sequence[str]) -> float:
+    """The WER suite's corpus WER (`WER_CORPUS`) of raw hypotheses against texts, both Whisper-normalised."""
+    from suites.wer import count_words, get_normalizer
+    from suites.wer.scoring import WER_CORPUS
+
+    normalise = get_normalizer("whisper")
+    pairs = zip(texts, hypotheses, strict=True)
+    return WER_CORPUS.of([count_words(normalise(t), normalise(h)).as_metrics() for t, h in pairs])
 
 
 def measure_throughput(

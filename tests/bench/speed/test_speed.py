@@ -290,3 +290,23 @@ def test_no_host_device_sync_inside_the_sampler():
         finally:
             torch.cuda.set_sync_debug_mode("default")
     assert out.shape == (1, model.cfg.latent_dim, 80)
+
+
+def test_throughput_through_the_cli_writes_its_report_and_names_a_bad_case(tmp_path, capsys):
+    import json
+
+    from bench.cli import main
+    from bench.speed.throughput import Case
+
+    case = Case.parse("wer:ct2:model=offline:base,beam_size=5,compute_type=int8")
+    assert case.options == (("model", "offline:base"), ("beam_size", 5), ("compute_type", "int8"))
+    prefix = tmp_path / "tp"
+    assert main(["throughput", "--case", "similarity:resemblyzer", "--batch", "16", "--out", str(prefix)]) == 0
+    report = json.loads((tmp_path / "tp.json").read_text())
+    [row] = report["rows"]
+    assert row["items"] == 44 and row["batch"] == 16 and row["items_per_s"] > 0 and "wer_corpus" not in row
+    assert "| similarity: resemblyzer | 16 |" in (tmp_path / "tp.md").read_text()
+    with pytest.raises(SystemExit, match=r"throughput: case 'wer': expected suite:backend"):
+        main(["throughput", "--case", "wer"])
+    with pytest.raises(SystemExit, match=r"no throughput runner for suite 'prosody'"):
+        main(["throughput", "--case", "prosody:pyworld"])

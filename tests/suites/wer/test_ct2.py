@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.testsets.embedded import embedded_manifest
+from bench.speed import throughput
 from flashspeech.foundation.assets import AssetError
 from flashspeech.foundation.fields import FieldError
 from suites.base import SuiteError
@@ -25,13 +25,12 @@ NORMALISE = get_normalizer("whisper")
 
 def committed_clips() -> tuple[list[np.ndarray], list[str]]:
     """Every committed ground-truth clip of the default sets (44) and its normalised reference."""
-    items = [item for name in ("smoke", "smoke-seen", "real") for item in embedded_manifest(name).items]
-    return [item.load_target(16_000).astype(np.float32) for item in items], [NORMALISE(i.text) for i in items]
+    clips, texts = throughput.committed_clips()
+    return clips, [NORMALISE(t) for t in texts]
 
 
 def corpus_wer(references: list[str], hypotheses: list[str]) -> float:
-    counts = [count_words(r, h) for r, h in zip(references, hypotheses, strict=True)]
-    return sum(c.errors for c in counts) / sum(c.ref_words for c in counts)
+    return throughput.corpus_wer(references, hypotheses)  # normalising normalised text changes nothing
 
 
 @pytest.fixture(scope="module")
