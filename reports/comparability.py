@@ -3,7 +3,8 @@
 
 WER needs HuBERT-large (Whisper: approximately) and the paper protocol's normaliser (`PAPER_NORMALIZER`), SIM
 needs WavLM-TDNN, UTMOS needs the `mos` suite's `utmos` backend (UTMOS22 strong), every metric needs LibriSpeech
-test-clean, RTF needs the paper's device class (one V100; another GPU is named and not comparable). Anything
+test-clean as the paper selected it (proven by the manifest's import record: `bench.testsets.provenance`), RTF
+needs the paper's device class (one V100; another GPU is named and not comparable). Anything
 else is stated as the reason the numbers are not comparable. Backends and device are read with `reports.provenance`.
 
 The paper does not name a text normaliser. Its protocol (VALL-E's) scores HuBERT-large-ls960-ft, whose CTC
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bench.results import Results
+from bench.testsets.provenance import SEVERE, paper_differences
 from reports import provenance as prov
 
 PAPER_NORMALIZER = "seedtts"  # see the module docstring
@@ -27,7 +29,8 @@ CONDITIONS = (
     "Our numbers are comparable to the paper's only when WER comes from HuBERT-large (facebook/hubert-large-"
     "ls960-ft; Whisper: approximately) with the LibriSpeech transcript normalisation (lowercase, punctuation "
     f"deleted, apostrophes kept: '{PAPER_NORMALIZER}'), SIM from WavLM-TDNN, the test set is LibriSpeech "
-    f"test-clean and RTF is measured on the paper's device class (end to end on one {PAPER_GPU}; other GPUs are "
+    "test-clean imported with the paper's selection (4-10 s targets, 3 s prompts, every 10th target; the import "
+    f"record proves it) and RTF is measured on the paper's device class (end to end on one {PAPER_GPU}; other GPUs are "
     "named, not compared). The paper's exact test list is unreleased, so even then the items and prompts differ."
 )
 
@@ -54,16 +57,16 @@ class Verdict:
         return head if not self.reasons else f"{head}: {'; '.join(self.reasons)}"
 
 
-def testset_verdict(name: str | None) -> Verdict:
-    """Whether a test set (its recorded description) is the paper's LibriSpeech test-clean."""
-    if name is None:
-        return Verdict(NOT_COMPARABLE, ("test set not recorded in the results (paper: LibriSpeech test-clean)",))
-    low = name.lower().replace("_", "-").replace(" ", "-")
-    if "librispeech" in low and ("test-clean" in low or "testclean" in low):
-        return Verdict(COMPARABLE)
-    if "librispeech" in low:
-        return Verdict(APPROXIMATE, (f"test set {name!r} is LibriSpeech but not recorded as test-clean",))
-    return Verdict(NOT_COMPARABLE, (f"test set {name!r} is not LibriSpeech test-clean",))
+def testset_verdict(facts: prov.TestsetImport) -> Verdict:
+    """Whether a test set is the paper's LibriSpeech test-clean selection, from its import record (source tree,
+    filter, every n-th, counts) and what the run loaded, never from its name (`paper_differences`)."""
+    differences = paper_differences(facts.record, ran_items=facts.ran_items, items_sha256=facts.items_sha256)
+    level = COMPARABLE
+    if any(d.severity == SEVERE for d in differences):
+        level = NOT_COMPARABLE
+    elif differences:
+        level = APPROXIMATE
+    return Verdict(level, tuple(d.reason for d in differences))
 
 
 def _asr_verdict(wer: prov.WerBackend) -> Verdict:

@@ -171,8 +171,8 @@ def paper_view(results: Results) -> PaperView:
     for system in [s for s in systems(results) if _is_paper_system(results, s)]:
         kind, steps = system_kind(results, system), system_steps(results, system)
         pub = published(kind, steps, paper)
-        testset = prov.describe_testset(results, system)
-        testsets[testset or "not recorded"] = test = testset_verdict(testset)
+        name = results.record.key(system).testset if results.record.key(system) else None
+        testsets[name or "not recorded"] = test = testset_verdict(prov.testset_import(results, name))
         for key, suite, metric, label, factor in METRICS:
             if suite not in ran:
                 continue

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bench.results import Results
+from bench.testsets.provenance import ImportRecord
 from reports.headline import timing_warnings
 from reports.tables import is_missing, suites_run
 
@@ -209,6 +210,32 @@ def describe_testsets(results: Results) -> dict[str, str]:
         if described:
             out[described] = described
     return out
+
+
+@dataclass(frozen=True)
+class TestsetImport:
+    """What a run recorded of an imported test set: its import record (None: not imported, or not recorded), the
+    items that ran and the digest of the manifest's item lines as the run read them."""
+
+    name: str
+    record: ImportRecord | None
+    ran_items: int | None
+    items_sha256: str | None
+
+    __test__ = False  # not a pytest class
+
+
+def testset_import(results: Results, name: str | None) -> TestsetImport:
+    """The import facts of test set `name` from results.json (`testsets.<name>`)."""
+    info = (_get(results.metadata, "testsets") or {}).get(name) if name else None
+    info = info if isinstance(info, dict) else {}
+    raw = info.get("import")
+    try:
+        record = None if not isinstance(raw, dict) else ImportRecord.from_dict(raw, f"testsets.{name}.import")
+    except ValueError:
+        record = None
+    items = info.get("items")
+    return TestsetImport(str(name), record, None if items is None else int(items), info.get("items_sha256"))
 
 
 def describe_testset(results: Results, system: str | None = None) -> str | None:

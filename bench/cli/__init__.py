@@ -257,8 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--max-s", type=float, default=10.0)
     ls.add_argument("--prompt-s", type=float, default=3.0)
     ls.add_argument("--seed", type=int, default=0)
-    ls.add_argument("--every-nth", type=int, default=1)
+    ls.add_argument("--every-nth", type=int, default=1, help="keep every n-th target (the paper's official script: 10)")
     ls.add_argument("--max-items", type=int, default=None)
+    ls.add_argument(
+        "--partial",
+        action="store_true",
+        help="import a copy that is not the complete subset its folder name says (recorded; not comparable)",
+    )
     f5 = protocols.add_parser("f5-librispeech-pc", parents=[common], help="F5-TTS LibriSpeech-PC cross-sentence list")
     f5.add_argument("list", type=Path, help="the .lst file (ref_utt, ref_dur, ref_text, gen_utt, gen_dur, gen_text)")
     f5.add_argument("root", type=Path, help="LibriSpeech test-clean directory")

@@ -130,6 +130,9 @@ def cmd_import(args: argparse.Namespace) -> int:
             max_items=args.max_items,
         )
         manifest = load_librispeech(args.root, options)
+        status = _check_import(manifest, args.partial)
+        if status:
+            return status
     elif args.protocol == "f5-librispeech-pc":
         manifest = load_f5_librispeech_pc(args.list, args.root)
     else:
@@ -141,6 +144,39 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"error: {args.output}: no items imported; nothing to benchmark", file=sys.stderr)
         return 1  # an empty test set is never usable, --strict or not
     return 1 if manifest.problems and args.strict else 0
+
+
+def _check_import(manifest, partial: bool) -> int:  # type: ignore[no-untyped-def]
+    """Refuse an incomplete copy of a known subset (unless `partial`, then recorded); print the record and how
+    the set departs from the paper's protocol."""
+    from dataclasses import replace
+
+    from bench.testsets.provenance import paper_differences
+
+    record = manifest.provenance
+    if record is None:
+        return 0
+    mismatch = record.source.mismatch()
+    if mismatch is not None and not partial:
+        print(
+            f"error: {record.source.root}: {mismatch}; pass --partial to import it anyway (then not comparable to "
+            "the paper)",
+            file=sys.stderr,
+        )
+        return 1
+    manifest.provenance = replace(record, partial=mismatch is not None)
+    src, opts = record.source, record.options
+    print(
+        f"source {src.root}: {src.subset}, {src.utterances} utterances, {src.speakers} speakers "
+        f"(sha256 {src.sha256[:12]}…); {record.filtered} targets of {opts.min_s:g}-{opts.max_s:g} s "
+        f"({record.filtered_hours:.2f} h), every {opts.every_nth} -> {record.items} items of {record.speakers} speakers"
+    )
+    differences = paper_differences(record)
+    if not differences:
+        print("paper protocol (FlashSpeech Table 1): followed in every recorded respect")
+    for d in differences:
+        print(f"paper protocol: {d.severity}: {d.reason}")
+    return 0
 
 
 def cmd_validate(args: argparse.Namespace) -> int:

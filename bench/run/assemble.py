@@ -15,6 +15,7 @@ from bench.config import BenchConfig
 from bench.record import Device, Provenance, RunRecord, evaluator_digest, lock_digest, package_versions
 from bench.results import GenerationRecord, Results, bootstrap_scheme, groups_table, items_table, score_clusters
 from bench.run.plan import Plan
+from bench.testsets.manifest import Manifest
 from flashspeech.foundation.environment import environment, git_branch
 from suites.base import ItemScore, Suite, evaluator_fingerprint
 
@@ -79,9 +80,21 @@ def assemble(
         "evaluators": evaluators,
         "aggregate_notes": notes,
         "bootstrap": bootstrap_scheme(score_clusters(records, scores)) if records else None,
-        "testsets": {name: {"items": len(m), "problems": [str(p) for p in m.problems]} for name, m in plan.testsets},
+        "testsets": {name: _testset_metadata(m) for name, m in plan.testsets},
         "record": record.metadata(),
     }
     return Results(
         items=items_table(records, scores), groups=groups_table(scores), aggregates=aggregates, metadata=metadata
     )
+
+
+def _testset_metadata(manifest: Manifest) -> dict[str, Any]:
+    """What ran of a test set: its items, the entries left out, and for an imported set its import record and the
+    digest of the item lines as read (set against the record's to prove the set unchanged)."""
+    return {
+        "items": len(manifest),
+        "problems": [str(p) for p in manifest.problems],
+        "manifest": manifest.source,
+        "import": None if manifest.provenance is None else manifest.provenance.to_dict(),
+        "items_sha256": manifest.items_sha256,
+    }

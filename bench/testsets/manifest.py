@@ -5,7 +5,9 @@ Every protocol loader (LibriSpeech, F5-TTS LibriSpeech-PC, seed-tts-eval, the em
 field, so a user can fix a whole file in one pass and a run can go on with the valid items.
 
 A line is one `EvalItem` as JSON (`EvalItem.to_json` / `EvalItem.from_json` in `suites.item`, which documents
-the fields); relative paths are relative to the manifest file's directory.
+the fields); relative paths are relative to the manifest file's directory. A manifest made by `data import` starts
+with its import record, ``{"manifest": {...}}`` (`bench.testsets.provenance.ImportRecord`): how the set was made,
+with a digest of the item lines after it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.testsets.provenance import HEADER_KEY, ImportRecord, lines_sha256
+from flashspeech.foundation.fields import FieldError
 from flashspeech.foundation.files import write_text_atomic
 from suites.item import EvalItem
 
@@ -54,6 +58,8 @@ class Manifest:
     items: list[EvalItem] = field(default_factory=list)
     problems: list[ManifestProblem] = field(default_factory=list)
     source: str | None = None
+    provenance: ImportRecord | None = None  # how `data import` made it (None: written by hand or another tool)
+    items_sha256: str | None = None  # of the item lines as read from the file (compare provenance.items_sha256)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -68,7 +74,8 @@ class Manifest:
         return self
 
     def write(self, path: str | os.PathLike) -> Path:
-        return write_manifest(self.items, path)
+        """Write the items, after the import record when there is one (its item digest set to what is written)."""
+        return write_manifest(self.items, path, provenance=self.provenance)
 
 
 def _problem(source: str, line: int, item_id: str | None, fld: str, msg: str) -> ManifestProblem:
@@ -133,12 +140,23 @@ def load_manifest(path: str | os.PathLike, *, check_audio: bool = True, name: st
     for line_no, obj in rows():
         if isinstance(obj, _BadJson):
             manifest.problems.append(_problem(source, line_no, None, "<line>", f"invalid JSON ({obj.error})"))
+        elif not good_rows and not manifest.problems and isinstance(obj, dict) and set(obj) == {HEADER_KEY}:
+            try:
+                manifest.provenance = ImportRecord.from_dict(obj[HEADER_KEY])
+            except (FieldError, ValueError) as exc:
+                manifest.problems.append(_problem(source, line_no, None, HEADER_KEY, f"bad import record ({exc})"))
         else:
             good_rows.append((line_no, obj))
+    manifest.items_sha256 = _items_sha256(path, skip_header=manifest.provenance is not None)
     parsed = build_manifest(manifest.name, good_rows, base_dir=path.parent, source=source, check_audio=check_audio)
     manifest.items = parsed.items
     manifest.problems = sorted(manifest.problems + parsed.problems, key=lambda p: p.line)
     return manifest
+
+
+def _items_sha256(path: Path, skip_header: bool) -> str:
+    lines = [raw for raw in path.read_text(encoding="utf-8").splitlines() if raw.strip()]
+    return lines_sha256(lines[1:] if skip_header else lines)
 
 
 @dataclass(frozen=True)
@@ -146,9 +164,19 @@ class _BadJson:
     error: str
 
 
-def write_manifest(items: Iterable[EvalItem], path: str | os.PathLike, *, relative: bool = True) -> Path:
-    """Write items as JSONL atomically; paths become relative to the file's directory if `relative`."""
+def write_manifest(
+    items: Iterable[EvalItem],
+    path: str | os.PathLike,
+    *,
+    relative: bool = True,
+    provenance: ImportRecord | None = None,
+) -> Path:
+    """Write items as JSONL atomically; paths become relative to the file's directory if `relative`. With
+    `provenance`, its record (with the digest of the item lines) is the first line."""
     path = Path(path)
     base = path.parent.resolve() if relative else None
     lines = [json.dumps(item.to_json(base), ensure_ascii=False) for item in items]
+    if provenance is not None:
+        header = {HEADER_KEY: provenance.with_items(lines).to_dict()}
+        lines.insert(0, json.dumps(header, ensure_ascii=False))
     return write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))

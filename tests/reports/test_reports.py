@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from bench.record import Device
 from bench.results import Results, aggregates_table
+from bench.testsets.provenance import PAPER_SELECTION, ImportRecord, SourceRecord
 from flashspeech.foundation.audio import write_wav
 from reports import write_reports
 from reports.html import render_html
@@ -62,9 +64,28 @@ def paper_protocol(
     model = gpu if device.startswith("cuda") else None
     md["record"] = {**md["record"], "device": Device(device, model=model, torch="2.11").to_dict()}
     md["config"] = {"testsets": [{"name": testset, "manifest": f"{testset}.jsonl", "max_items": None}]}
-    md["testsets"] = {testset: {"items": 6, "problems": []}}
+    md["testsets"] = {testset: {"items": 6, "problems": [], "import": paper_record(testset), "items_sha256": "ab"}}
     tables = [t.assign(system=t["system"].map(rename)) for t in (results.items, results.groups, results.aggregates)]
     return Results(*tables, metadata=md)
+
+
+def paper_record(testset: str, items: int = 6, **changes) -> dict:
+    """An import record of `items` items made as the paper's protocol says (a LibriSpeech tree named `testset`)."""
+    subset = "test-clean" if testset == "librispeech-test-clean" else testset
+    source = SourceRecord(f"/data/LibriSpeech/{subset}", subset, 2620, 40, "0" * 64)
+    record = ImportRecord(
+        "librispeech",
+        source,
+        PAPER_SELECTION,
+        10 * items,
+        2.2,
+        items,
+        6,
+        0,
+        "LibriSpeech transcripts",
+        items_sha256="ab",
+    )
+    return replace(record, **changes).to_dict()
 
 
 HUBERT = {"suite": "wer", "backend": "hubert", "model": "hubert-large-ls960-ft", "normalizer": "seedtts"}
@@ -153,7 +174,7 @@ def test_paper_view_toy_is_not_comparable_and_says_why(toy):
     assert set(view.rows["system"]) == set(SYSTEMS)
     assert not any(v.comparable for v in view.verdicts.values())
     lines = " ".join(verdict_lines(view))
-    assert "'toy'" in lines and "not a GPU" in lines and "test set not recorded" in lines
+    assert "'toy'" in lines and "not a GPU" in lines and "no import record" in lines
     rows = view.rows.set_index(["system", "metric"])
     wer2 = rows.loc[("flashspeech@2", "WER (%)")]
     assert wer2["paper"] == 2.7 and wer2["comparable"] == "no"
@@ -178,7 +199,7 @@ def test_paper_view_comparable_under_the_paper_protocol(toy):
     view = paper_view(paper_protocol(toy, whisper, WAVLM, device="cpu", testset="smoke"))
     assert view.verdicts["wer"].level == "approximate" and "tiny.en" in view.verdicts["wer"].text
     assert not view.verdicts["rtf"].comparable and "not a GPU" in view.verdicts["rtf"].text
-    assert not view.testsets["smoke / smoke.jsonl (6 items)"].comparable
+    assert not view.testsets["smoke"].comparable
     assert set(view.rows["comparable"]) <= {"no", "–"}
 
 

@@ -21,32 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.testsets.manifest import Manifest, ManifestProblem
+from bench.testsets.provenance import ImportRecord, LibriSpeechOptions, SourceRecord, source_sha256
 from flashspeech.foundation.audio import AudioError, audio_info
 from suites.item import EvalItem
 
 NAME = "librispeech-test-clean"
-
-
-@dataclass(frozen=True)
-class LibriSpeechOptions:
-    """Target filter, prompt length, seed and subsampling (every n-th target, then at most max_items)."""
-
-    min_s: float = 4.0
-    max_s: float = 10.0
-    prompt_s: float = 3.0
-    seed: int = 0
-    every_nth: int = 1
-    max_items: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_s <= self.max_s:
-            raise ValueError(f"need 0 <= min_s <= max_s, got {self.min_s}, {self.max_s}")
-        if self.prompt_s <= 0:
-            raise ValueError(f"prompt_s must be > 0, got {self.prompt_s}")
-        if self.every_nth < 1:
-            raise ValueError(f"every_nth must be >= 1, got {self.every_nth}")
-        if self.max_items is not None and self.max_items < 0:
-            raise ValueError(f"max_items must be >= 0 or None, got {self.max_items}")
+# The texts the model reads: LibriSpeech's own transcripts. The official inference script read
+# `transcription_with_punc` from an unreleased test.json (a punctuated, cased transcript, as LibriSpeech-PC's).
+TEXT_SOURCE = (
+    "LibriSpeech transcripts (*.trans.txt: upper case, no punctuation, numbers spelled out); the official script "
+    "read an unreleased punctuated transcript instead"
+)
 
 
 @dataclass(frozen=True)
@@ -156,41 +141,70 @@ def load_librispeech(root: str | os.PathLike, options: LibriSpeechOptions | None
     for u in utterances:
         if u.duration >= opts.prompt_s:
             pools.setdefault(u.speaker, []).append(u)
-    targets = [u for u in utterances if opts.min_s <= u.duration <= opts.max_s][:: opts.every_nth]
+    filtered = [u for u in utterances if opts.min_s <= u.duration <= opts.max_s]
+    targets = filtered[:: opts.every_nth]
     if opts.max_items is not None:
         targets = targets[: opts.max_items]
 
     for target in targets:
-        candidates = [u for u in pools.get(target.speaker, []) if u.id != target.id]
-        if not candidates:
-            manifest.problems.append(
-                _problem(
-                    target.path,
-                    0,
-                    target.id,
-                    "prompt_audio",
-                    f"speaker {target.speaker} has no other utterance of at least {opts.prompt_s} s "
-                    "to cut a prompt from",
-                )
-            )
-            continue
-        prompt = max(candidates, key=lambda u: _hash(opts.seed, target.id, u.id))
-        rng = random.Random(_hash(opts.seed, target.id, prompt.id, "offset"))
-        manifest.items.append(
-            EvalItem(
-                id=target.id,
-                text=target.text,
-                prompt_audio=str(prompt.path),
-                speaker=target.speaker,
-                prompt_text=None,
-                target_audio=str(target.path),
-                prompt_offset_s=clip_start(rng, prompt.duration, opts.prompt_s),
-                prompt_duration_s=opts.prompt_s,
-                meta={
-                    "chapter": target.chapter,
-                    "prompt_utt": prompt.id,
-                    "target_duration_s": target.duration,
-                },
+        _add_item(manifest, target, pools, opts)
+    manifest.provenance = ImportRecord(
+        protocol="librispeech",
+        source=_source_record(root, utterances),
+        options=opts,
+        filtered=len(filtered),
+        filtered_hours=round(sum(u.duration for u in filtered) / 3600, 4),
+        items=len(manifest.items),
+        speakers=len({i.speaker for i in manifest.items}),
+        problems=len(manifest.problems),
+        text=TEXT_SOURCE,
+    )
+    return manifest
+
+
+def _source_record(root: Path, utterances: list[Utterance]) -> SourceRecord:
+    flacs, transcripts = root.glob("*/*/*.flac"), root.glob("*/*/*.trans.txt")
+    return SourceRecord(
+        root=str(root),
+        subset=root.name,
+        utterances=len(utterances),
+        speakers=len({u.speaker for u in utterances}),
+        sha256=source_sha256(root, flacs, transcripts),
+    )
+
+
+def _add_item(
+    manifest: Manifest, target: Utterance, pools: dict[str, list[Utterance]], opts: LibriSpeechOptions
+) -> None:
+    """The target's item with its prompt, or the problem of a speaker with nothing to cut a prompt from."""
+    candidates = [u for u in pools.get(target.speaker, []) if u.id != target.id]
+    if not candidates:
+        manifest.problems.append(
+            _problem(
+                target.path,
+                0,
+                target.id,
+                "prompt_audio",
+                f"speaker {target.speaker} has no other utterance of at least {opts.prompt_s} s to cut a prompt from",
             )
         )
-    return manifest
+        return
+    prompt = max(candidates, key=lambda u: _hash(opts.seed, target.id, u.id))
+    rng = random.Random(_hash(opts.seed, target.id, prompt.id, "offset"))
+    manifest.items.append(
+        EvalItem(
+            id=target.id,
+            text=target.text,
+            prompt_audio=str(prompt.path),
+            speaker=target.speaker,
+            prompt_text=None,
+            target_audio=str(target.path),
+            prompt_offset_s=clip_start(rng, prompt.duration, opts.prompt_s),
+            prompt_duration_s=opts.prompt_s,
+            meta={
+                "chapter": target.chapter,
+                "prompt_utt": prompt.id,
+                "target_duration_s": target.duration,
+            },
+        )
+    )

@@ -444,7 +444,7 @@ def test_round_trip_through_a_manifest_file(protocol: str, libri: Path, seed_dir
     back = load_manifest(path)
     assert back.ok, back.problems
     assert back.items == manifest.items
-    written = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    written = json.loads(path.read_text(encoding="utf-8").splitlines()[-1])
     assert not Path(written["prompt_audio"]).is_absolute()  # relative: the pair survives moving the tree
 
 
@@ -461,4 +461,4 @@ def test_librispeech_one_folder_too_high_names_the_subsets_and_fails_the_import(
     out = parent / "ls.jsonl"
     assert main(["data", "import", "librispeech", str(parent), "-o", str(out)]) == 1  # not only with --strict
     assert "no items imported" in capsys.readouterr().err
-    assert main(["data", "import", "librispeech", str(libri), "-o", str(out)]) == 0
+    assert main(["data", "import", "librispeech", str(libri), "-o", str(out), "--partial"]) == 0
