@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.execution import ExecutorConfig, ExecutorError
 from bench.systems import SystemConfig, SystemConfigError
+from bench.testsets.provenance import LibriSpeechOptions
 from flashspeech.foundation.fields import FieldError, is_int, typed_fields
 
 if sys.version_info >= (3, 11):
@@ -43,6 +44,9 @@ class TestSetConfig:
     name: str
     manifest: str | None = None  # a JSONL manifest path (else the embedded set `name`)
     max_items: int | None = None
+    # how the manifest must have been imported (`data import librispeech`): checked against its import record
+    # before the run (`bench.run.preflight`), and what `flashspeech-bench paper` imports with
+    librispeech: LibriSpeechOptions | None = None
 
     __test__ = False  # not a pytest class
 

@@ -127,17 +127,30 @@ def defective_cell(results: Results, system: str) -> str | None:
 
 
 def failures_cell(results: Results, system: str) -> str:
-    """`1 / 12` failed / attempted generations, then `, 2 / 12 defective` when the defects suite ran; `–` without
-    either."""
+    """`1 / 12` failed / attempted generations, then `3 failed scores (similarity 3)` when any suite's scores failed
+    and `2 / 12 defective` when the defects suite ran; `–` without any."""
     failed, attempted = stat(results, system, "generation", "failed"), stat(results, system, "generation", "attempted")
     parts = [] if failed is None else [_ratio(failed, attempted)]
+    scores = failed_scores(results, system)
+    if scores:
+        parts.append(f"{sum(scores.values())} failed scores ({', '.join(f'{s} {n}' for s, n in scores.items())})")
     defective = defective_cell(results, system)
     return ", ".join(parts + ([] if defective is None else [defective])) or "–"
 
 
+def failed_scores(results: Results, system: str) -> dict[str, int]:
+    """Suite -> the system's failed scores, for the suites where any failed."""
+    out = {}
+    for suite in suites_run(results):
+        failed = stat(results, system, suite, "failed")
+        if failed is not None and failed.value > 0:
+            out[suite] = int(failed.value)
+    return out
+
+
 def has_failures(results: Results, system: str) -> bool:
-    """Whether the system has any failed generation or defective sample."""
-    return any(
+    """Whether the system has any failed generation or score, or a defective sample."""
+    return bool(failed_scores(results, system)) or any(
         s is not None and s.value > 0
         for s in (
             stat(results, system, "generation", "failed"),

@@ -30,6 +30,7 @@ from bench.results import Results
 from reports import provenance as prov
 from reports.comparability import (
     CONDITIONS,
+    NOT_COMPARABLE,
     Verdict,
     rtf_verdict,
     sim_verdict,
@@ -183,6 +184,8 @@ def paper_view(results: Results) -> PaperView:
             if key == "rtf" and kind == GROUND_TRUTH:
                 continue
             verdict = verdicts[key] + test
+            failed_scores = failures_verdict(results, system, suite)
+            verdict = verdict if failed_scores is None else verdict + failed_scores
             if key == "utmos" and mos is not None and not mos.is_utmos:
                 rows += _offline_mos_rows(system, steps, pub.get(key), ours, mos)
                 continue
@@ -199,6 +202,16 @@ def paper_view(results: Results) -> PaperView:
     if missing:
         notes.insert(0, f"Not measured in this run (suite not run): {', '.join(missing)} (see the published tables).")
     return PaperView(rows=frame, verdicts=verdicts, testsets=testsets, citation=paper.cite, notes=notes)
+
+
+def failures_verdict(results: Results, system: str, suite: str) -> Verdict | None:
+    """Not comparable when any of the system's scores of `suite` failed (a mean over the rest is not the paper's
+    number): None when none failed."""
+    failed, items = stat(results, system, suite, "failed"), stat(results, system, suite, "items")
+    if failed is None or failed.value <= 0:
+        return None
+    total = "" if items is None else f" of {int(items.value)}"
+    return Verdict(NOT_COMPARABLE, (f"{int(failed.value)}{total} {suite} scores failed",))
 
 
 def _offline_mos_rows(

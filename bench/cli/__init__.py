@@ -19,6 +19,8 @@ Subcommands:
   data import     turn a local copy of a standard protocol into a manifest
   data validate   check a manifest and list every problem by line and field
   data phonemize  show the frontend's phonemes and ids for a text
+  paper           the paper's five tables: import LibriSpeech, check every piece, run, render PAPER.md
+  report          re-render the reports of results directories (and the paper report)
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bench.cli.commands import (
     cmd_train,
     cmd_validate,
 )
+from bench.cli.paper import add_paper_parsers
 from bench.cli.regression import add_accept_parser, add_auto_gate_options, add_history_parser
 from flashspeech import __version__
 
@@ -120,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_gate_options(p, when="with --gate: ")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only the preflight: load every test set, system and suite the config needs; exit 1 naming what is "
+        "missing (every run does this before generating)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = commands.add_parser("scaling", help="scoring throughput against the number of Ray actors (a benchmark)")
@@ -191,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_history_parser(commands)
     add_accept_parser(commands)
+    add_paper_parsers(commands)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
     p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")

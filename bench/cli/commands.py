@@ -218,6 +218,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.retime or (args.gate and not args.no_retime):
         overrides.append("retime=true")  # a gated run times itself: RTF compares or the gate fails closed
     config = load_config(args.config, overrides)
+    if args.check:
+        return _check(config)
     gate = _gate_config(args) if args.gate else None  # a bad gate config fails before anything is generated
     if args.gate:
         from bench.gate.run import check_baseline
@@ -247,6 +249,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         options = _gate_options(args, gate, uri, exclude=(logged,), candidate_label="this run", tag_run=logged)
         return run_gate(results, args.gate, options).exit_status(args.require_baseline)
     return 0
+
+
+def _check(config) -> int:  # type: ignore[no-untyped-def]
+    """`run --check`: the preflight alone, one line per piece; 1 when anything is missing."""
+    from bench.run import preflight
+
+    ready = preflight(config)
+    for line in ready.loaded:
+        print(f"ok: {line}")
+    for missing in ready.missing:
+        print(f"missing: {missing}", file=sys.stderr)
+    print(f"{config.name}: {'ready' if not ready.missing else f'{len(ready.missing)} missing piece(s)'}")
+    return 1 if ready.missing else 0
 
 
 def _gate_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]

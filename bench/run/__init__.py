@@ -1,6 +1,7 @@
 """The benchmark run: plan -> generate -> score -> aggregate -> record (the CLI then writes the reports and logs
 to MLflow). Each step is its own module; `run_benchmark` only orchestrates them.
 
+- `preflight`: every test set, system and suite loaded (or named as missing) before anything is generated.
 - `plan`: the test sets' (system, item, seed) slots, their generation keys, the cache hits, the generation units.
 - `generate`: runs the units and reads every generation back from the cache (records and samples).
 - `score`: every suite over the samples, behind the score cache (`CachedSuite`).
@@ -30,12 +31,22 @@ from bench.run.aggregate import aggregate
 from bench.run.assemble import assemble
 from bench.run.generate import generate
 from bench.run.plan import load_testset, plan_run
+from bench.run.preflight import PreflightError, Ready, preflight
 from bench.run.score import score
 from bench.run.timing import run_context, timed_label, timing_context
-from bench.systems import System, build_systems
+from bench.systems import System
 from suites.base import Need, Suite
 
-__all__ = ["RunOutcome", "load_testset", "run_benchmark", "timed_label", "timing_context"]
+__all__ = [
+    "PreflightError",
+    "Ready",
+    "RunOutcome",
+    "load_testset",
+    "preflight",
+    "run_benchmark",
+    "timed_label",
+    "timing_context",
+]
 
 
 @dataclass
@@ -52,12 +63,13 @@ def run_benchmark(config: BenchConfig, progress: bool = True, log: Callable[[str
 
     started = dt.datetime.now(dt.timezone.utc)
     out_dir = Path(config.output_dir).resolve()
+    local = config.executor.kind == "local"
+    ready = preflight(config, load_suites=local).raise_for_missing(config.name)  # nothing missing after hours
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = GenerationCache(Path(config.cache_dir) if config.cache_dir else default_cache_root(out_dir))
-    testsets = [(cfg.name, load_testset(cfg)) for cfg in config.testsets]
-    systems = build_systems(config.systems, config.device)
+    testsets, systems = ready.testsets, ready.systems
     suite_options = [(name, dict(options or {})) for name, options in config.suites.items()]
-    suites = [build_suite(name, device=config.device, **options) for name, options in suite_options]
+    suites = ready.suites if local else [build_suite(n, device=config.device, **o) for n, o in suite_options]
     reconstruct = any(Need.RECONSTRUCTED_PROMPT in (s.needs | s.optional_needs) for s in suites)
 
     stage_s: dict[str, float] = {}

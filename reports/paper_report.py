@@ -1,0 +1,110 @@
+"""The paper report: all five of the FlashSpeech paper's tables beside our runs, in one Markdown file.
+
+Tables 1 and 3 (LibriSpeech test-clean: WER, Sim-O, Sim-R, RTF; UTMOS and Sim-O per step count) come from the main
+run (`paper.toml`) through `reports.paper.paper_view`; Tables 2, 4 and 5 (the discriminator ablation and the alpha
+sweeps) from whichever of the runs holds their systems (`reports.paper_tables`). Every cell says whether it is
+comparable and why not; `PaperReport.counts` tallies them, and `unusable` lists the cells that must not be read
+as the paper's number although a value is shown (failed scores, a test set that is not the paper's selection).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from bench.results import Results
+from reports import paper
+from reports import provenance as prov
+from reports.markdown import md_table
+from reports.paper_tables import TableView, ablation_views, display
+
+
+@dataclass
+class PaperReport:
+    main: paper.PaperView
+    ablations: list[TableView]
+    runs: list[Results]
+
+    def cells(self) -> pd.DataFrame:
+        """Every cell with a value of ours: table, row, metric, comparable, reason."""
+        frames = []
+        rows = self.main.rows
+        if not rows.empty:
+            main = rows[rows["ours"].notna()]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "table": "1 / 3",
+                        "row": main["system"],
+                        "metric": main["metric"],
+                        "comparable": main["comparable"],
+                        "reason": main["reason"],
+                    }
+                )
+            )
+        for view in self.ablations:
+            r = view.rows[view.rows["ours"].notna()]
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "table": str(view.table.number),
+                        "row": r["row"],
+                        "metric": r["metric"],
+                        "comparable": r["comparable"],
+                        "reason": r["reason"],
+                    }
+                )
+            )
+        frames = [f for f in frames if not f.empty]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["table", "row", "metric"])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Cells with a value of ours by verdict ("yes", "approximately", "no")."""
+        cells = self.cells()
+        return dict(Counter(cells["comparable"])) if not cells.empty else {}
+
+    def unusable(self) -> list[str]:
+        """Cells whose value is shown but is not the paper's protocol because something failed or the test set is
+        not the paper's selection: what a `paper` command exits non-zero on."""
+        cells = self.cells()
+        if cells.empty:
+            return []
+        bad = cells[cells["reason"].str.contains("scores failed|imported items ran|changed after the import", na=False)]
+        return [f"Table {r.table} {r.row} {r.metric}: {r.reason}" for r in bad.itertuples()]
+
+
+def paper_report(main: Results, others: Sequence[Results] = ()) -> PaperReport:
+    runs = [main, *others]
+    return PaperReport(paper.paper_view(main), ablation_views(runs), runs)
+
+
+def render_paper_report(report: PaperReport) -> str:
+    view = report.main
+    lines = [f"# FlashSpeech paper tables, reproduced ({view.citation})", "", view.conditions, ""]
+    counts = report.counts
+    if counts:
+        tally = ", ".join(f"{n} {level}" for level, n in sorted(counts.items()))
+        lines += [f"Cells with a value of ours, by comparability: {tally}.", ""]
+    lines += ["Runs:", ""]
+    for results in report.runs:
+        record = results.record
+        commit = record.provenance.commit or "not recorded"
+        lines.append(f"- {prov.report_title(results)}: commit {commit[:12]}, {record.device.label}")
+    lines += ["", "## Tables 1 and 3: zero-shot TTS on LibriSpeech test-clean, and sampling steps", ""]
+    lines += [f"- {line}" for line in paper.verdict_lines(view)]
+    lines += ["", md_table(paper.view_table(view)) if not view.rows.empty else "_No FlashSpeech or ground truth._"]
+    lines += ["", *[f"- {note}" for note in view.notes]]
+    for table_view in report.ablations:
+        table = table_view.table
+        lines += ["", f"## {table.title}", "", md_table(display(table_view))]
+        if table_view.sources:
+            lines += ["", "Our rows: " + "; ".join(table_view.sources) + "."]
+        lines += ["", *[f"- {note}" for note in table.notes]]
+    t1, t3 = paper.published_tables()
+    lines += ["", "<details><summary>Published numbers (Tables 1 and 3)</summary>", "", md_table(t1), ""]
+    lines += [md_table(t3), "", "</details>", ""]
+    return "\n".join(lines)
