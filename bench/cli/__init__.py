@@ -21,6 +21,7 @@ Subcommands:
   data phonemize  show the frontend's phonemes and ids for a text
   paper           the paper's five tables: import LibriSpeech, check every piece, run, render PAPER.md
   report          re-render the reports of results directories (and the paper report)
+  convert-official  map a checkpoint trained with the official FlashSpeech code onto our model (strict)
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from bench.cli.commands import (
     cmd_train,
     cmd_validate,
 )
+from bench.cli.convert import add_convert_parser
 from bench.cli.paper import add_paper_parsers
 from bench.cli.regression import add_accept_parser, add_auto_gate_options, add_history_parser
 from flashspeech import __version__
@@ -201,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_parser(commands)
     add_accept_parser(commands)
     add_paper_parsers(commands)
+    add_convert_parser(commands)
 
     p = commands.add_parser("calibrate-rtf", help="run a config's generation N times to measure RTF noise")
     p.add_argument("--config", default="smoke", help="a TOML file, or a shipped config name")
@@ -297,9 +300,10 @@ def user_errors() -> tuple[type[Exception], ...]:
     """The errors that mean bad input (a config, a flag, a missing file): `main` prints them as one line."""
     from bench.execution import ExecutorError
     from flashspeech.foundation.fields import FieldError
+    from flashspeech.official import OfficialCheckpointError
 
     # FieldError: every table that does not fit its dataclass (ConfigError, SystemConfigError, GateConfigError...)
-    return FieldError, ExecutorError, FileNotFoundError
+    return FieldError, ExecutorError, FileNotFoundError, OfficialCheckpointError
 
 
 def main(argv: list[str] | None = None) -> int:
