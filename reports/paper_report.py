@@ -17,7 +17,6 @@ import pandas as pd
 
 from bench.results import Results
 from reports import paper
-from reports import provenance as prov
 from reports.markdown import md_table
 from reports.paper_tables import TableView, ablation_views, display
 
@@ -82,7 +81,11 @@ def paper_report(main: Results, others: Sequence[Results] = ()) -> PaperReport:
     return PaperReport(paper.paper_view(main), ablation_views(runs), runs)
 
 
-def render_paper_report(report: PaperReport) -> str:
+ALL_TABLES = (1, 2, 3, 4, 5)
+
+
+def render_paper_report(report: PaperReport, tables: Sequence[int] = ALL_TABLES) -> str:
+    """Markdown of the report's tables among `tables` (Tables 1 and 3 render together)."""
     view = report.main
     lines = [f"# FlashSpeech paper tables, reproduced ({view.citation})", "", view.conditions, ""]
     counts = report.counts
@@ -93,13 +96,16 @@ def render_paper_report(report: PaperReport) -> str:
     for results in report.runs:
         record = results.record
         commit = record.provenance.commit or "not recorded"
-        lines.append(f"- {prov.report_title(results)}: commit {commit[:12]}, {record.device.label}")
-    lines += ["", "## Tables 1 and 3: zero-shot TTS on LibriSpeech test-clean, and sampling steps", ""]
-    lines += [f"- {line}" for line in paper.verdict_lines(view)]
-    lines += ["", md_table(paper.view_table(view)) if not view.rows.empty else "_No FlashSpeech or ground truth._"]
-    lines += ["", *[f"- {note}" for note in view.notes]]
+        lines.append(f"- {record.config}: commit {commit[:12]}, {record.device.label}")
+    if {1, 3} & set(tables):
+        lines += ["", "## Tables 1 and 3: zero-shot TTS on LibriSpeech test-clean, and sampling steps", ""]
+        lines += [f"- {line}" for line in paper.verdict_lines(view)]
+        lines += ["", md_table(paper.view_table(view)) if not view.rows.empty else "_No FlashSpeech or ground truth._"]
+        lines += ["", *[f"- {note}" for note in view.notes]]
     for table_view in report.ablations:
         table = table_view.table
+        if table.number not in tables:
+            continue
         lines += ["", f"## {table.title}", "", md_table(display(table_view))]
         if table_view.sources:
             lines += ["", "Our rows: " + "; ".join(table_view.sources) + "."]

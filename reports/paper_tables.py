@@ -152,7 +152,7 @@ def table_view(table: Table, runs: Sequence[Results]) -> TableView:
     for row in table.rows:
         hit = None if row.series is None else _find(runs, row.series)
         if hit is not None:
-            sources.append(f"{row.label}: {hit[1].label} ({prov.report_title(hit[0])})")
+            sources.append(f"{row.label}: {hit[1].label} (run {hit[0].record.config})")
         for key in table.metrics:
             metric, pub = METRICS[key], row.published.get(key, math.nan)
             cell = {"row": row.label, "system": "–", "metric": metric.label, "paper": pub, "ours": math.nan}

@@ -35,6 +35,12 @@ def add_paper_parsers(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--output-dir", dest="output_dir", type=Path, default=Path("outputs/paper-tables"))
     p.add_argument("--partial", action="store_true", help="accept an incomplete test-clean (not comparable)")
     p.add_argument("--check", action="store_true", help="import and check every piece, run nothing")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a field of every table's config (TOML value), e.g. seeds=[0,1,2]",
+    )
     p.add_argument("--no-mlflow", action="store_true")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_paper)
@@ -73,12 +79,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_paper_report(runs, path: Path):  # type: ignore[no-untyped-def]
+def _write_paper_report(runs, path: Path, tables=None):  # type: ignore[no-untyped-def]
     from flashspeech.foundation.files import write_text_atomic
-    from reports.paper_report import paper_report, render_paper_report
+    from reports.paper_report import ALL_TABLES, paper_report, render_paper_report
 
     report = paper_report(runs[0], runs[1:])
-    write_text_atomic(path, render_paper_report(report))
+    write_text_atomic(path, render_paper_report(report, tables or ALL_TABLES))
     print(f"paper report: {path}")
     return report
 
@@ -96,7 +102,7 @@ def paper_configs(args: argparse.Namespace, manifest: Path):  # type: ignore[no-
 
     configs = []
     for name in dict.fromkeys(PAPER_CONFIGS[t] for t in sorted(args.tables)):
-        config = load_config(name)
+        config = load_config(name, args.set or [])
         config.device, config.output_dir = args.device, str(args.output_dir / name)
         config.mlflow = config.mlflow and not args.no_mlflow
         config.testsets = [replace(t, manifest=str(manifest)) for t in config.testsets]
@@ -160,7 +166,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
         print("every piece is in place: run without --check to measure")
         return 0
     runs = [_run(config, args.quiet) for config in configs]
-    report = _write_paper_report(runs, args.output_dir / "PAPER.md")
+    report = _write_paper_report(runs, args.output_dir / "PAPER.md", args.tables)
     _print_paper_summary(report)
     return 1 if report.unusable() else 0
 
