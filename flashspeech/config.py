@@ -3,12 +3,53 @@
 `paper` reproduces the published sizes (the paper and the official code's configs): about 378.4 M generator
 parameters without the codec and the prosody refinement models. `tiny` is the same architecture scaled
 down to train on two CPU cores.
+
+Compatibility settings (fields with `COMPAT` metadata): four places where the official FlashSpeech code
+(github.com/zhenye234/FlashSpeech at 55bab33) computes differently from our modules. Each defaults to our
+behaviour; `flashspeech.official.official_target_config` selects the official one for a converted
+checkpoint. They change no shapes, only what the modules compute:
+
+* `EncoderConfig.positions` (phoneme and prompt encoders): "sinusoidal" (ours) adds sinusoidal positions over
+  time, [sin, cos] halves; "constant" (official inference) adds one constant vector to every frame, row 0 of
+  the official interleaved table (even channels sin, odd cos), i.e. [0, 1, 0, 1, ...]. The official
+  `PositionalEncoding` is written for (time, batch, dim) input but receives (batch, time, dim), so its
+  batched forward adds row b to every frame of item b (no positional information); its inference script
+  runs batch size 1, where every frame gets row 0. "constant" reproduces that setting for every item of a
+  batch, not the batch-index dependence.
+* `PredictorConfig.attn_residual` (duration and pitch predictors): the residual of a conv block that starts
+  with cross-attention to the prompt is the block's input "after-attention" (ours) or "before-attention"
+  (official).
+* `WaveNetConfig.film_query`: the FiLM cross-attention's query is LN of the layer "input" x (ours) or of the
+  "noisy-input" x + noise projection that the dilated conv sees (official).
+* `WaveNetConfig.noise_embed_exponent`: the noise-level sinusoid frequencies are 10000^(-i/half) ("i/half",
+  ours) or 10000^(-i/(half - 1)) ("i/(half-1)", official), i = 0 .. half - 1, half = noise_embed_dim // 2.
+
+A compatibility setting at its default is left out of `to_dict`, so configs written before these settings
+existed read back unchanged and their JSON (checkpoint config.json, fingerprints of random-weight systems)
+stays byte-identical; `from_dict` fills a missing one with its default.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Literal, get_args
+
+# Field metadata marking a compatibility setting (module docstring): a string field left out of `to_dict` at
+# its default.
+COMPAT = MappingProxyType({"compat": True})
+
+
+def _check_choice(owner: object, name: str, choices: Any) -> None:
+    value, allowed = getattr(owner, name), get_args(choices)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+
+
+Positions = Literal["sinusoidal", "constant"]
+AttnResidual = Literal["after-attention", "before-attention"]
+FilmQuery = Literal["input", "noisy-input"]
+NoiseEmbedExponent = Literal["i/half", "i/(half-1)"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +63,12 @@ class EncoderConfig:
     ffn_kernel: int = 9
     dropout: float = 0.2
     style_adaptive: bool = False  # style-adaptive LayerNorm driven by the prompt (phoneme encoder only)
+    # Compatibility (module docstring): "sinusoidal" positions over time (ours) or "constant", the official
+    # code's batch-size-1 behaviour (row 0 of its interleaved table, [0, 1, 0, 1, ...], on every frame).
+    positions: Positions = field(default="sinusoidal", metadata=COMPAT)
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "positions", Positions)
 
 
 @dataclass(frozen=True)
@@ -35,6 +82,12 @@ class PredictorConfig:
     attn_every: int = 3  # cross-attention before blocks with index % attn_every == 0
     dropout: float = 0.5
     attn_dropout: float = 0.2
+    # Compatibility (module docstring): a block with cross-attention adds, as its residual, its input
+    # "after-attention" (ours) or "before-attention" (official).
+    attn_residual: AttnResidual = field(default="after-attention", metadata=COMPAT)
+
+    def __post_init__(self) -> None:
+        _check_choice(self, "attn_residual", AttnResidual)
 
 
 @dataclass(frozen=True)
@@ -53,10 +106,17 @@ class WaveNetConfig:
     # Initialisation of the FiLM gain and bias projections: "default" (PyTorch's) or "zero" (each FiLM
     # starts as the identity, so the prompt cannot saturate the gated units before training has shaped it).
     film_init: str = "default"
+    # Compatibility (module docstring): the FiLM query is LN("input") (ours) or LN("noisy-input"), the input
+    # plus the noise projection (official); the noise sinusoid frequencies are 10000^(-i/half) ("i/half", ours)
+    # or 10000^(-i/(half-1)) (official).
+    film_query: FilmQuery = field(default="input", metadata=COMPAT)
+    noise_embed_exponent: NoiseEmbedExponent = field(default="i/half", metadata=COMPAT)
 
     def __post_init__(self) -> None:
         if self.film_init not in ("default", "zero"):
             raise ValueError(f"film_init must be 'default' or 'zero', got {self.film_init!r}")
+        _check_choice(self, "film_query", FilmQuery)
+        _check_choice(self, "noise_embed_exponent", NoiseEmbedExponent)
 
 
 PARAMETRISATIONS = ("edm", "anchored")
@@ -151,11 +211,47 @@ class FlashSpeechConfig:
         return self.phoneme_encoder.hidden
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Nested plain dict; compatibility settings at their default are left out (module docstring)."""
+        return _plain(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FlashSpeechConfig:
         return _build(cls, data)
+
+    def compat_settings(self) -> dict[str, str]:
+        """The compatibility settings not at their default, by dotted name (e.g. "wavenet.film_query")."""
+        return dict(_compat_items(self, ""))
+
+
+def _is_compat(f: Any) -> bool:
+    return bool(f.metadata.get("compat"))
+
+
+def _is_default_compat(f: Any, value: Any) -> bool:
+    return _is_compat(f) and value == f.default
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    """`asdict(cfg)` without the compatibility settings at their default (the fields are scalars)."""
+    out = {}
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            out[f.name] = _plain(value)
+        elif not _is_default_compat(f, value):
+            out[f.name] = value
+    return out
+
+
+def _compat_items(cfg: Any, where: str) -> list[tuple[str, str]]:
+    items = []
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        if is_dataclass(value):
+            items += _compat_items(value, f"{where}{f.name}.")
+        elif _is_compat(f) and value != f.default:
+            items.append((where + f.name, value))
+    return items
 
 
 def with_overrides(cfg: FlashSpeechConfig, overrides: dict[str, Any]) -> FlashSpeechConfig:
@@ -170,7 +266,7 @@ def with_overrides(cfg: FlashSpeechConfig, overrides: dict[str, Any]) -> FlashSp
             out[key] = merge(base[key], value, f"{where}{key}.") if isinstance(base[key], dict) else value
         return out
 
-    return FlashSpeechConfig.from_dict(merge(cfg.to_dict(), overrides, ""))
+    return FlashSpeechConfig.from_dict(merge(asdict(cfg), overrides, ""))
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:

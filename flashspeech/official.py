@@ -61,12 +61,13 @@ requires `untrained_refinement=True` (CLI `--untrained-refinement`); they are th
 initialises them (seed 0; their output projection is zero, so a refinement residual is c_skip(80) * 80 * noise,
 about 0.003 * noise), the converted config sets alpha = 0, and the metadata says so. Keep alpha at 0.
 
-Configuration: `official_target_config` is the `paper` preset with the official vocabulary, alpha 0 and
+Configuration: `official_target_config` is the `paper` preset with the official vocabulary, alpha 0,
 `noise_embed_scale = 1` (the official code feeds ln(sigma)/4 to the sinusoidal embedding unscaled; the
-paper's x1000 is not in the code). Every other size of `paper` equals the released configs'
-(`exp_config_base_s1.json` / `_s2.json`; they differ only in `is_fixed`, a training setting). Sizes that shapes
-cannot reveal (attention heads, dilation cycle, pitch range) are checked against the checkpoint's pickled
-config where a `.ckpt` has one, and otherwise assumed to be the released config's.
+paper's x1000 is not in the code) and the official compatibility settings (below). Every other size of
+`paper` equals the released configs' (`exp_config_base_s1.json` / `_s2.json`; they differ only in `is_fixed`,
+a training setting). Sizes that shapes cannot reveal (attention heads, dilation cycle, pitch range) are
+checked against the checkpoint's pickled config where a `.ckpt` has one, and otherwise assumed to be the
+released config's.
 
 Codec: the official codec (x_codec_baseline SoundStream: DAC encoder, residual VQ, DAC decoder; 16 kHz, hop
 200, 256-d latent, divided by `latent_norm = 3`) has no implementation here, and its config and packages were
@@ -74,23 +75,26 @@ never released. The converter writes no placeholder: the caller passes the codec
 description, see `flashspeech.codecs`) that reproduces that latent, and it must normalise exactly as the
 official model was trained: 16 kHz, hop 200, latent mean 0 and scale 3.
 
-Architecture differences: our model cannot compute what the official model computes. The official code has
-four behaviours that no setting of our config reproduces (`ARCHITECTURE_DIFFERENCES`):
+Compatibility settings (`OFFICIAL_COMPAT`, documented in `flashspeech.config`): the official modules compute
+differently from ours in four places, and the converted config selects the official behaviour in each (the
+metadata records them under "compat"):
 
-1. Positional encoding (phoneme and prompt encoders): the official `PositionalEncoding` is written for
-   (time, batch, dim) input but receives (batch, time, dim), so it adds table row b, interleaved sin/cos, to
-   every frame of batch item b: a per-item constant (row 0 at batch size 1), no positional information. Ours
-   adds sinusoidal positions over time.
-2. Prosody predictors: in a block with cross-attention the official residual is the block's input *before* the
-   cross-attention; ours is the input after it.
-3. WaveNet FiLM: the official cross-attention query is LN(x + noise projection) (the input the dilated conv
-   sees); ours is LN(x).
-4. Noise-level embedding: the official sinusoid frequencies are 10000^(-i/(d/2 - 1)), ours 10000^(-i/(d/2)).
+1. Positional encoding (phoneme and prompt encoders, `positions = "constant"`): the official
+   `PositionalEncoding` is written for (time, batch, dim) input but receives (batch, time, dim), so it adds
+   table row b, interleaved sin/cos, to every frame of batch item b: a per-item constant, no positional
+   information. The official inference runs batch size 1, where every frame gets row 0, [0, 1, 0, 1, ...];
+   the converted model adds that row to every frame of every item, so its batched output is the official
+   batch-size-1 output (the batch-index dependence of the official batched forward is not reproduced).
+2. Prosody predictors (`attn_residual = "before-attention"`): in a block with cross-attention the official
+   residual is the block's input before the cross-attention.
+3. WaveNet FiLM (`film_query = "noisy-input"`): the official cross-attention query is LN(x + noise
+   projection), the input the dilated conv sees.
+4. Noise-level embedding (`noise_embed_exponent = "i/(half-1)"`): the official sinusoid frequencies are
+   10000^(-i/(d/2 - 1)).
 
-So `convert_official` validates the whole mapping (a bad file fails naming the keys; a good one is reported
-as mapping cleanly) and then stops with one line naming these differences instead of writing a model that
-would synthesise something else. The writing path runs once the model can reproduce them (compatibility
-settings in our config), and `ARCHITECTURE_DIFFERENCES` is emptied.
+With them, each part of a converted model computes what the official part computes at batch size 1 (checked
+with the official modules at small size: differences at float32 rounding). The prosody refinement models keep
+our defaults (they have no official counterpart).
 
 Inference behaviours that are not weights (a converted model follows ours): the official pitch embedding at
 inference bucketises exp(log(1 + f0)) = f0 + 1 Hz (training used f0); the official sampler defaults to 4
@@ -142,32 +146,25 @@ OFFICIAL_VOCAB_ROWS = 100  # prior_encoder.vocab_size in the released configs
 OFFICIAL_LATENT_NORM = 3.0  # FlashSpeech.latent_norm: the model sees codec latent / 3
 OFFICIAL_SAMPLE_RATE, OFFICIAL_HOP = 16_000, 200
 
-# (name, what the official code does that ours cannot): see the module docstring. While this is not empty,
-# `convert_official` validates the mapping and stops before writing.
-ARCHITECTURE_DIFFERENCES: tuple[tuple[str, str], ...] = (
-    (
-        "positional encoding",
-        "official encoders add table row b (interleaved sin/cos) to every frame of batch item b, i.e. no "
-        "positions; ours add sinusoidal positions over time",
-    ),
-    (
-        "prosody-predictor residual",
-        "official blocks with cross-attention add the input from before the cross-attention; ours after it",
-    ),
-    ("WaveNet FiLM query", "official cross-attention queries LN(x + noise projection); ours LN(x)"),
-    (
-        "noise-embedding frequencies",
-        "official sinusoid frequencies 10000^(-i/(d/2-1)); ours 10000^(-i/(d/2))",
-    ),
+# The compatibility settings (`flashspeech.config`) under which our modules compute what the official code
+# computes at its inference batch size 1 (module docstring); `official_target_config` sets them.
+OFFICIAL_COMPAT: dict[str, dict[str, str]] = {
+    "phoneme_encoder": {"positions": "constant"},
+    "prompt_encoder": {"positions": "constant"},
+    "duration_predictor": {"attn_residual": "before-attention"},
+    "pitch_predictor": {"attn_residual": "before-attention"},
+    "wavenet": {"film_query": "noisy-input", "noise_embed_exponent": "i/(half-1)"},
+}
+COMPAT_NOTE = (
+    "our modules set to compute what the official modules compute at batch size 1 (the official inference's): "
+    "encoder positions are the official table's row 0 on every frame of every item (its batched forward would "
+    "add row b to item b); predictor residuals from before the cross-attention; FiLM query LN(x + noise "
+    "projection); noise sinusoid frequencies 10000^(-i/(half-1))"
 )
 
 
 class OfficialCheckpointError(ValueError):
     """An official checkpoint that cannot be read or converted as it is; the message says which keys or why."""
-
-
-class OfficialArchitectureError(OfficialCheckpointError):
-    """The checkpoint maps, but our model would compute something else (`ARCHITECTURE_DIFFERENCES`)."""
 
 
 # -- the key map -------------------------------------------------------------------------------------------
@@ -224,7 +221,10 @@ _COMPILED = [(re.compile(src + "$"), dst, transform) for src, dst, transform in 
 TOKEN_KEY = "prior_encoder.enc_emb_tokens.weight"
 TOKEN_ALIAS = "prior_encoder.encoder.enc_emb_tokens.weight"
 PITCH_BINS = "prior_encoder.pitch_bins"
-POSITIONS = "fixed sinusoid table (a buffer, not a weight); not used by our encoders (architecture difference 1)"
+POSITIONS = (
+    "fixed sinusoid table (a buffer, not a weight); its row 0, all the official inference adds, is computed by "
+    'our encoders (positions = "constant")'
+)
 IGNORED_KEYS: dict[str, str] = {
     TOKEN_ALIAS: f"the same embedding as {TOKEN_KEY} (the encoder holds it too); checked identical",
     "prior_encoder.encoder.position_emb.pe": POSITIONS,
@@ -258,7 +258,8 @@ def official_vocab() -> PhonemeVocab:
 
 def official_target_config(cfg: FlashSpeechConfig | None = None) -> FlashSpeechConfig:
     """`cfg` (default: the `paper` preset) with the official vocabulary, the official unscaled noise
-    embedding and alpha 0 (no refinement weights exist); raises if its objective or preconditioning differs."""
+    embedding, the official compatibility settings (`OFFICIAL_COMPAT`) and alpha 0 (no refinement weights
+    exist); raises if its objective or preconditioning differs."""
     base = paper() if cfg is None else cfg
     c = base.consistency
     wrong = [
@@ -279,6 +280,7 @@ def official_target_config(cfg: FlashSpeechConfig | None = None) -> FlashSpeechC
         "vocab_size": len(official_vocab()),
         "consistency": {"noise_embed_scale": 1.0},
         "prosody": {"alpha": 0.0},
+        **OFFICIAL_COMPAT,
     }
     return with_overrides(base, overrides)
 
@@ -568,10 +570,10 @@ def convert_official(
 ) -> Path:
     """Convert an official s1/s2 checkpoint into our checkpoint directory `out_dir` (`save_checkpoint`), strictly.
 
-    Order: read the file, map every key (errors name the keys), then stop with `OfficialArchitectureError` while
-    `ARCHITECTURE_DIFFERENCES` is not empty, then require `untrained_refinement` and a `codec`
-    that gives the official latent, then write. `cfg`: the architecture (default `paper`), adapted by
-    `official_target_config`. Metadata: the source's sha256, stage, the mapping counts and ignored reasons."""
+    Order: read the file, map every key (errors name the keys), then require `untrained_refinement` and a
+    `codec` that gives the official latent, then write. `cfg`: the architecture (default `paper`), adapted by
+    `official_target_config` (official compatibility settings included). Metadata: the source's sha256, stage,
+    the mapping counts and ignored reasons, the compatibility settings."""
     checkpoint = read_official(src, stage)
     target = official_target_config(cfg)
     conflicts = setting_conflicts(target, checkpoint.hparams)
@@ -581,13 +583,6 @@ def convert_official(
         model = FlashSpeechModel(target)
     shapes = {k: v.shape for k, v in model.state_dict().items() if not k.startswith(REFINERS)}
     mapped, report = map_official_state_dict(checkpoint.state, target, shapes)
-    differences = ARCHITECTURE_DIFFERENCES
-    if differences:
-        raise OfficialArchitectureError(
-            f"{checkpoint.path}: maps cleanly ({report.mapped_targets} tensors filled, {len(report.ignored)} "
-            f"ignored), but our model computes differently from the official one in {len(differences)} places "
-            f"({', '.join(name for name, _ in differences)}): not converted (flashspeech.official explains)"
-        )
     if not untrained_refinement:
         raise OfficialCheckpointError(
             "official checkpoints hold no prosody refinement (stage 3 was never released): pass "
@@ -620,6 +615,7 @@ def convert_official(
             "mapped_targets": report.mapped_targets,
             "ignored": _reasons(report),
         },
+        "compat": {"settings": target.compat_settings(), "note": COMPAT_NOTE},
         "refinement": REFINEMENT_NOTE,
         "vocabulary": "official CMU ARPAbet phone ids, re-indexed; <pad>, <unk> and _ rows are zeros",
     }

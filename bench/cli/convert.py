@@ -1,7 +1,8 @@
 """`convert-official`: a checkpoint trained with the official FlashSpeech code -> our checkpoint directory.
 
-The mapping, what is ignored and why, and why a conversion can stop after validating the file are in
-`flashspeech.official`. Bad input raises `flashspeech.official.OfficialCheckpointError` (or FileNotFoundError).
+The mapping, what is ignored and why, and the compatibility settings under which the converted model
+computes what the official model computes are in `flashspeech.official`. Bad input raises
+`flashspeech.official.OfficialCheckpointError` (or FileNotFoundError).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ def add_convert_parser(commands: Any) -> argparse.ArgumentParser:
         description=(
             "Map a checkpoint trained with github.com/zhenye234/FlashSpeech (a Lightning .ckpt or a state dict) "
             "strictly onto our model: every official tensor is mapped or ignored with a reason, every one of ours "
-            "is filled. It stops, naming them, where our model would compute differently from the official one."
+            "is filled. The converted model is set to compute what the official one computes at batch size 1."
         ),
     )
     p.add_argument("src", type=Path, help="the official .ckpt, or a .pt/.pth state dict")
@@ -44,7 +45,8 @@ def add_convert_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def summary(out: Path) -> str:
-    """What a conversion wrote: counts, ignored tensors by reason, the refinement note, the directory."""
+    """What a conversion wrote: counts, ignored tensors by reason, the compatibility settings, the refinement
+    note, the directory."""
     from flashspeech.checkpoint import read_description
 
     meta = read_description(out)["metadata"]
@@ -53,6 +55,8 @@ def summary(out: Path) -> str:
         f"converted {source['file']} (stage {source['stage'] or 'not recorded'}, sha256 {source['sha256'][:12]}): "
         f"{mapping['source_keys']} official tensors, {mapping['mapped_targets']} of ours filled from them",
         *(f"  ignored {count}: {reason}" for reason, count in mapping["ignored"].items()),
+        "  official compatibility settings: "
+        + ", ".join(f"{name} = {value}" for name, value in meta["compat"]["settings"].items()),
         f"  refinement: {meta['refinement']}",
         f"wrote {out}",
     ]

@@ -26,10 +26,32 @@ def sinusoidal_positions(length: int, dim: int, device: torch.device | None = No
     return sinusoidal_embedding(pos[:, 0], dim)
 
 
-def sinusoidal_embedding(values: Tensor, dim: int, max_period: float = 10_000.0) -> Tensor:
-    """(N,) real values -> (N, dim) [sin, cos] features at geometrically spaced frequencies."""
+def interleaved_sinusoidal_positions(length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """(length, dim) the other common layout of the sinusoidal table (the official FlashSpeech encoders'):
+    channel c of position p is sin (c even) or cos (c odd) of p * 10000^(-2 floor(c/2) / dim). Row 0 is
+    [0, 1, 0, 1, ...]."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    pairs = torch.arange(dim, device=device) // 2 * 2
+    args = pos * torch.exp(pairs.float() * (-math.log(10_000.0) / dim))[None, :]
+    return torch.where(torch.arange(dim, device=device) % 2 == 0, torch.sin(args), torch.cos(args))
+
+
+def sinusoid_frequencies(
+    half: int, divisor: int | None = None, max_period: float = 10_000.0, device: torch.device | None = None
+) -> Tensor:
+    """(half,) frequencies max_period^(-i / divisor), i = 0 .. half - 1; `divisor` defaults to `half` (ours;
+    the official FlashSpeech noise embedding uses half - 1)."""
+    divisor = half if divisor is None else divisor
+    if divisor <= 0:
+        raise ValueError(f"sinusoid frequency divisor must be positive, got {divisor} (half = {half})")
+    return torch.exp(-math.log(max_period) * torch.arange(half, device=device, dtype=torch.float32) / divisor)
+
+
+def sinusoidal_embedding(values: Tensor, dim: int, max_period: float = 10_000.0, divisor: int | None = None) -> Tensor:
+    """(N,) real values -> (N, dim) [sin, cos] features at geometrically spaced frequencies
+    (`sinusoid_frequencies(dim // 2, divisor)`)."""
     half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=values.device, dtype=torch.float32) / half)
+    freqs = sinusoid_frequencies(half, divisor, max_period, values.device)
     args = values.float()[:, None] * freqs[None, :]
     emb = torch.cat([torch.sin(args), torch.cos(args)], dim=-1)
     if dim % 2:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from flashspeech.config import EncoderConfig
-from flashspeech.modules.common import sinusoidal_positions
+from flashspeech.modules.common import interleaved_sinusoidal_positions, sinusoidal_positions
 
 
 class StyleAdaptiveLayerNorm(nn.Module):
@@ -71,8 +71,17 @@ class TransformerLayer(nn.Module):
         return x * mask.unsqueeze(-1)
 
 
+def encoder_positions(kind: str, length: int, dim: int, device: torch.device | None = None) -> Tensor:
+    """What an encoder adds to its input (`EncoderConfig.positions`): (length, dim) sinusoidal positions over
+    time ("sinusoidal"), or for "constant" the (1, dim) row 0 of the interleaved table, [0, 1, 0, 1, ...],
+    for every frame: the official code at batch size 1 (its batched forward would add row b to item b)."""
+    if kind == "constant":
+        return interleaved_sinusoidal_positions(1, dim, device)
+    return sinusoidal_positions(length, dim, device)
+
+
 class TransformerEncoder(nn.Module):
-    """Sinusoidal positions + N pre-norm layers + a final norm. Input and output (B, T, hidden)."""
+    """Positions (`encoder_positions`) + N pre-norm layers + a final norm. Input and output (B, T, hidden)."""
 
     def __init__(self, cfg: EncoderConfig):
         super().__init__()
@@ -81,7 +90,7 @@ class TransformerEncoder(nn.Module):
         self.final_norm = _Norm(cfg.hidden, cfg.style_adaptive)
 
     def forward(self, x: Tensor, mask: Tensor, style: Tensor | None = None) -> Tensor:
-        x = x + sinusoidal_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        x = x + encoder_positions(self.cfg.positions, x.shape[1], x.shape[2], x.device).to(x.dtype)
         x = x * mask.unsqueeze(-1)
         for layer in self.layers:
             x = layer(x, mask, style)

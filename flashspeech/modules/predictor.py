@@ -27,6 +27,10 @@ class CrossAttentionBlock(nn.Module):
 class ProsodyPredictor(nn.Module):
     """Predicts log(1 + value) per position (phone durations, or frame F0 in Hz).
 
+    Block i: [cross-attention to the prompt, when i % attn_every == 0] -> conv -> ReLU -> LN -> dropout, plus
+    (for i > 0) a residual: the block's input after its cross-attention, or before it for
+    `attn_residual = "before-attention"` (the official code).
+
     Returns the prediction (B, T) and the feature before the final projection (B, T, hidden), which
     conditions the prosody refinement model.
     """
@@ -46,10 +50,12 @@ class ProsodyPredictor(nn.Module):
     def forward(self, x: Tensor, mask: Tensor, prompt: Tensor, prompt_mask: Tensor) -> tuple[Tensor, Tensor]:
         m = mask.unsqueeze(-1).to(x.dtype)
         attn = iter(self.attns)
+        before_attention = self.cfg.attn_residual == "before-attention"
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            block_input = x
             if self.cfg.attn_every and i % self.cfg.attn_every == 0:
                 x = next(attn)(x, prompt, prompt_mask) * m
-            residual = x
+            residual = block_input if before_attention else x
             y = torch.relu(conv((x * m).transpose(1, 2))).transpose(1, 2)
             y = self.dropout(norm(y))
             x = (y + residual if i > 0 else y) * m

@@ -2,7 +2,8 @@
 
 Per layer: noise-level embedding added to the input, dilated conv (hidden -> 2 hidden), condition added
 by a 1x1 conv, on every `attn_every`-th layer a FiLM whose gain and bias come from cross-attention of the
-layer input to the prompt's query tokens, gated tanh * sigmoid, 1x1 conv to residual and skip.
+layer input (or, for `film_query = "noisy-input"`, the dilated conv's input: layer input + noise projection)
+to the prompt's query tokens, gated tanh * sigmoid, 1x1 conv to residual and skip.
 """
 
 from __future__ import annotations
@@ -17,16 +18,24 @@ from flashspeech.config import WaveNetConfig
 from flashspeech.modules.common import sinusoidal_embedding
 
 
+def noise_embed_divisor(dim: int, exponent: str) -> int:
+    """The divisor d of the noise sinusoid frequencies 10000^(-i/d) (`WaveNetConfig.noise_embed_exponent`):
+    half = dim // 2 for "i/half" (ours), half - 1 for "i/(half-1)" (the official code)."""
+    return dim // 2 - 1 if exponent == "i/(half-1)" else dim // 2
+
+
 class NoiseEmbedding(nn.Module):
     """sinusoidal(scale * c_noise) -> Linear -> Mish -> Linear."""
 
-    def __init__(self, dim: int, mlp_hidden: int, out_dim: int, scale: float):
+    def __init__(self, dim: int, mlp_hidden: int, out_dim: int, scale: float, exponent: str = "i/half"):
         super().__init__()
         self.dim, self.scale = dim, scale
+        self.divisor = noise_embed_divisor(dim, exponent)
         self.mlp = nn.Sequential(nn.Linear(dim, mlp_hidden), nn.Mish(), nn.Linear(mlp_hidden, out_dim))
 
     def forward(self, c_noise: Tensor) -> Tensor:
-        return self.mlp(sinusoidal_embedding(c_noise * self.scale, self.dim).to(c_noise.dtype))
+        emb = sinusoidal_embedding(c_noise * self.scale, self.dim, divisor=self.divisor)
+        return self.mlp(emb.to(c_noise.dtype))
 
 
 class QueryFiLM(nn.Module):
@@ -66,14 +75,15 @@ class ResidualLayer(nn.Module):
         self.dilated = nn.Conv1d(h, 2 * h, cfg.kernel, padding=dilation * (cfg.kernel // 2), dilation=dilation)
         self.cond_proj = nn.Conv1d(cond_dim, 2 * h, 1)
         self.film = QueryFiLM(h, cfg.heads, cfg.attn_dropout, cfg.film_init == "zero") if film else None
+        self.noisy_film_query = cfg.film_query == "noisy-input"
         self.gated = GatedTanh()
         self.out_proj = nn.Conv1d(h, 2 * h, 1)
 
     def forward(self, x: Tensor, noise: Tensor, cond: Tensor, mask: Tensor, tokens: Tensor | None):
-        y = (x + self.noise_proj(noise).unsqueeze(-1)) * mask
-        y = self.dilated(y) + self.cond_proj(cond)
+        noisy = (x + self.noise_proj(noise).unsqueeze(-1)) * mask
+        y = self.dilated(noisy) + self.cond_proj(cond)
         if self.film is not None:
-            gain, bias = self.film(x, tokens)
+            gain, bias = self.film(noisy if self.noisy_film_query else x, tokens)
             y = y * (1.0 + gain) + bias
         y = self.gated(y)
         residual, skip = self.out_proj(y).chunk(2, dim=1)
@@ -88,7 +98,9 @@ class WaveNet(nn.Module):
         self.cfg = cfg
         h = cfg.hidden
         self.in_proj = nn.Conv1d(in_channels, h, 1)
-        self.noise_embed = NoiseEmbedding(cfg.noise_embed_dim, cfg.noise_mlp_hidden, h, noise_scale)
+        self.noise_embed = NoiseEmbedding(
+            cfg.noise_embed_dim, cfg.noise_mlp_hidden, h, noise_scale, cfg.noise_embed_exponent
+        )
         self.cond_norm = nn.LayerNorm(cond_dim)
         self.layers = nn.ModuleList(
             ResidualLayer(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import replace
 
 import pytest
 import torch
@@ -159,3 +161,144 @@ def test_network_outputs_ignore_padding():
         out = model.denoise(x, sigma, cond, fmask, tok)
         out_a = model.denoise(x[:1, :, :25], sigma[:1], cond[:1, :25], fmask[:1, :25], tok_a)
         torch.testing.assert_close(out[0, :, :25], out_a[0], atol=1e-5, rtol=1e-5)
+
+
+# -- compatibility settings (flashspeech.config): each changes one computation, defaults change nothing -----------
+def test_compat_settings_are_left_out_of_config_dicts_at_their_default():
+    """Configs written before the settings existed read back equal, and their JSON is unchanged: the shipped
+    checkpoints' config.json "model" entries are exactly what to_dict writes for them today."""
+    from flashspeech.checkpoint import read_description
+
+    for name in ("flashspeech-tiny", "diffusion-tiny", "consistency-only-tiny"):
+        stored = read_description(f"pretrained:{name}")["model"]
+        cfg = FlashSpeechConfig.from_dict(stored)
+        assert cfg.to_dict() == stored and cfg.compat_settings() == {}
+        assert cfg.wavenet.film_query == "input" and cfg.phoneme_encoder.positions == "sinusoidal"
+    for cfg in (paper(), tiny()):
+        data = cfg.to_dict()
+        assert "positions" not in data["prompt_encoder"] and "attn_residual" not in data["pitch_predictor"]
+        assert not {"film_query", "noise_embed_exponent"} & set(data["wavenet"])
+    official = with_overrides(
+        tiny(), {"wavenet": {"film_query": "noisy-input"}, "duration_predictor": {"attn_residual": "before-attention"}}
+    )
+    assert official.compat_settings() == {
+        "duration_predictor.attn_residual": "before-attention",
+        "wavenet.film_query": "noisy-input",
+    }
+    assert official.to_dict()["wavenet"]["film_query"] == "noisy-input"
+    assert FlashSpeechConfig.from_dict(official.to_dict()) == official
+    with pytest.raises(ValueError, match="positions must be one of 'sinusoidal', 'constant', got 'learned'"):
+        with_overrides(tiny(), {"phoneme_encoder": {"positions": "learned"}})
+    with pytest.raises(ValueError, match="noise_embed_exponent must be one of"):
+        with_overrides(tiny(), {"wavenet": {"noise_embed_exponent": "i/d"}})
+
+
+def test_position_tables_follow_their_formulas():
+    from flashspeech.modules.common import interleaved_sinusoidal_positions, sinusoidal_positions
+    from flashspeech.modules.encoder import encoder_positions
+
+    dim, length = 8, 5
+    ours, official = sinusoidal_positions(length, dim), interleaved_sinusoidal_positions(length, dim)
+    for p in range(length):
+        for i in range(dim // 2):
+            # ours: [sin, cos] halves at 10000^(-i/half); official: sin at channel 2i, cos at 2i + 1, 10000^(-2i/dim)
+            arg = p * 10_000 ** (-i / (dim // 2))
+            assert ours[p, i].item() == pytest.approx(math.sin(arg), abs=1e-6)
+            assert ours[p, dim // 2 + i].item() == pytest.approx(math.cos(arg), abs=1e-6)
+            arg = p * 10_000 ** (-2 * i / dim)
+            assert official[p, 2 * i].item() == pytest.approx(math.sin(arg), abs=1e-6)
+            assert official[p, 2 * i + 1].item() == pytest.approx(math.cos(arg), abs=1e-6)
+    assert official[0].tolist() == [0.0, 1.0] * (dim // 2)
+    assert torch.equal(encoder_positions("sinusoidal", length, dim), ours)
+    assert encoder_positions("constant", length, dim).tolist() == [[0.0, 1.0] * (dim // 2)]
+
+
+@pytest.mark.parametrize("positions", ["sinusoidal", "constant"])
+def test_encoder_adds_its_positions(positions):
+    """With no layers an encoder is LayerNorm(x + positions) on valid frames: every frame gets row 0,
+    [0, 1, 0, 1, ...], for "constant", whatever its item's index in the batch."""
+    from flashspeech.config import EncoderConfig
+    from flashspeech.modules.common import sinusoidal_positions
+    from flashspeech.modules.encoder import TransformerEncoder
+
+    torch.manual_seed(0)
+    enc = TransformerEncoder(EncoderConfig(layers=0, hidden=6, heads=2, positions=positions)).eval()
+    x, mask = torch.randn(3, 4, 6), lengths_to_mask(torch.tensor([4, 2, 3]))
+    table = torch.tensor([0.0, 1.0] * 3).expand(4, 6) if positions == "constant" else sinusoidal_positions(4, 6)
+    want = torch.nn.functional.layer_norm(x + table, (6,)) * mask.unsqueeze(-1)
+    want = enc.final_norm.norm.weight * want + enc.final_norm.norm.bias * mask.unsqueeze(-1)
+    torch.testing.assert_close(enc(x, mask), want)
+
+
+def test_noise_embedding_frequencies_follow_the_exponent_setting():
+    from flashspeech.config import WaveNetConfig
+    from flashspeech.modules.common import sinusoid_frequencies
+    from flashspeech.modules.wavenet import WaveNet
+
+    half = 4
+    for divisor in (half, half - 1):
+        want = [10_000 ** (-i / divisor) for i in range(half)]
+        assert sinusoid_frequencies(half, divisor).tolist() == pytest.approx(want, rel=1e-6)
+    with pytest.raises(ValueError, match="divisor must be positive"):
+        sinusoid_frequencies(1, 0)
+    c_noise = torch.tensor([0.3, -1.2])
+    for exponent, divisor in (("i/half", half), ("i/(half-1)", half - 1)):
+        torch.manual_seed(0)
+        cfg = WaveNetConfig(layers=1, hidden=4, heads=2, noise_embed_dim=2 * half, noise_mlp_hidden=8)
+        net = WaveNet(replace(cfg, noise_embed_exponent=exponent), 2, cond_dim=4, noise_scale=10.0)
+        freqs = torch.tensor([10_000 ** (-i / divisor) for i in range(half)])
+        args = 10.0 * c_noise[:, None] * freqs[None, :]
+        want = net.noise_embed.mlp(torch.cat([args.sin(), args.cos()], dim=-1))
+        torch.testing.assert_close(net.noise_embed(c_noise), want)
+
+
+@pytest.mark.parametrize("attn_residual", ["after-attention", "before-attention"])
+def test_predictor_residual_is_taken_where_the_setting_says(attn_residual):
+    """Two blocks, both with cross-attention: block 1's residual is its input before or after the attention."""
+    from flashspeech.config import PredictorConfig
+    from flashspeech.modules.predictor import ProsodyPredictor
+
+    torch.manual_seed(0)
+    cfg = PredictorConfig(layers=2, hidden=6, heads=2, attn_every=1, attn_residual=attn_residual)
+    pred = ProsodyPredictor(cfg).eval()
+    x, mask = torch.randn(1, 5, 6), torch.ones(1, 5, dtype=torch.bool)
+    prompt, prompt_mask = torch.randn(1, 7, 6), torch.ones(1, 7, dtype=torch.bool)
+
+    def attend(j, h):
+        block = pred.attns[j]
+        a, _ = block.attn(block.norm(h), prompt, prompt, need_weights=False)
+        return (a + h) / math.sqrt(2.0)
+
+    def conv_block(i, h):
+        return pred.norms[i](torch.relu(pred.convs[i](h.transpose(1, 2))).transpose(1, 2))
+
+    with torch.no_grad():
+        h1 = conv_block(0, attend(0, x))  # block 0 has no residual
+        a1 = attend(1, h1)
+        h2 = conv_block(1, a1) + (h1 if attn_residual == "before-attention" else a1)
+        out, feature = pred(x, mask, prompt, prompt_mask)
+    torch.testing.assert_close(feature, h2)
+    torch.testing.assert_close(out, pred.proj(h2).squeeze(-1))
+
+
+@pytest.mark.parametrize("film_query", ["input", "noisy-input"])
+def test_film_query_is_the_layer_input_or_the_noisy_input(film_query):
+    from flashspeech.config import WaveNetConfig
+    from flashspeech.modules.wavenet import ResidualLayer
+
+    torch.manual_seed(0)
+    cfg = WaveNetConfig(layers=1, hidden=4, heads=2, film_query=film_query)
+    layer = ResidualLayer(cfg, cond_dim=4, dilation=1, film=True).eval()
+    x, noise, cond = torch.randn(1, 4, 6), torch.randn(1, 4), torch.randn(1, 4, 6)
+    mask, tokens = torch.ones(1, 1, 6), torch.randn(1, 3, 4)
+    with torch.no_grad():
+        noisy = x + layer.noise_proj(noise).unsqueeze(-1)
+        query = layer.film.norm((noisy if film_query == "noisy-input" else x).transpose(1, 2))
+        a, _ = layer.film.attn(query, tokens, tokens, need_weights=False)
+        gain, bias = layer.film.gain(a).transpose(1, 2), layer.film.bias(a).transpose(1, 2)
+        y = (layer.dilated(noisy) + layer.cond_proj(cond)) * (1.0 + gain) + bias
+        first, second = y.chunk(2, dim=1)
+        residual, skip = layer.out_proj(torch.tanh(first) * torch.sigmoid(second)).chunk(2, dim=1)
+        out, out_skip = layer(x, noise, cond, mask, tokens)
+    torch.testing.assert_close(out, (x + residual) / math.sqrt(2.0))
+    torch.testing.assert_close(out_skip, skip)
