@@ -142,6 +142,7 @@ VIEW_COLUMNS = [
     "comparable",
     "reason",
     "note",
+    "failed",
 ]
 
 
@@ -191,6 +192,7 @@ def paper_view(results: Results) -> PaperView:
                 continue
             row = _view_row(system, steps, key, label, pub.get(key), ours, verdict)
             failed, scored = stat(results, system, suite, "failed"), stat(results, system, suite, "items")
+            row["failed"] = 0 if failed is None else int(failed.value)
             if ours is None and pub.get(key) and failed is not None and failed.value > 0:
                 total = "" if scored is None else f" of {int(scored.value)}"
                 row["note"] = f"no value: {int(failed.value)}{total} {suite} scores failed (see Failures)"
@@ -269,6 +271,7 @@ def _view_row(
         "comparable": "–",
         "reason": "",
         "note": "",
+        "failed": 0,
     }
     if pub is None:
         row["note"] = "not published" + ("" if steps is None else f" for {steps} step" + ("s" if steps != 1 else ""))

@@ -124,7 +124,7 @@ def paper_tables(path=DATA_FILE) -> tuple[Table, ...]:  # type: ignore[no-untype
     return tuple(tables)
 
 
-COLUMNS = ["row", "system", "metric", "paper", "ours", "ci_low", "ci_high", "delta", "comparable", "reason"]
+COLUMNS = ["row", "system", "metric", "paper", "ours", "ci_low", "ci_high", "delta", "comparable", "reason", "failed"]
 
 
 @dataclass
@@ -156,7 +156,7 @@ def table_view(table: Table, runs: Sequence[Results]) -> TableView:
         for key in table.metrics:
             metric, pub = METRICS[key], row.published.get(key, math.nan)
             cell = {"row": row.label, "system": "–", "metric": metric.label, "paper": pub, "ours": math.nan}
-            cell.update(ci_low=math.nan, ci_high=math.nan, delta=math.nan, comparable="–", reason=row.missing)
+            cell.update(ci_low=math.nan, ci_high=math.nan, delta=math.nan, comparable="–", reason=row.missing, failed=0)
             if row.series is not None and hit is None:
                 cell["reason"] = f"no `{row.series}` system at {PAPER_STEPS} steps in the runs given"
             if hit is not None:
@@ -165,6 +165,8 @@ def table_view(table: Table, runs: Sequence[Results]) -> TableView:
                 ours = stat(results, system.label, metric.suite, metric.metric)
                 verdict = metric.verdict(results) + testset_verdict(prov.testset_import(results, system.testset))
                 failed = failures_verdict(results, system.label, metric.suite)
+                n_failed = stat(results, system.label, metric.suite, "failed")
+                cell["failed"] = 0 if n_failed is None else int(n_failed.value)
                 verdict = verdict if failed is None else verdict + failed
                 if ours is None:
                     cell["reason"] = f"no {metric.label} in the run" + (f" ({failed.reasons[0]})" if failed else "")
