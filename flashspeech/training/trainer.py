@@ -9,9 +9,18 @@ Stages (paper §4.1 / official code s1, s2, "stage 3"):
 - `refinement`: the prosody refinement consistency models on the residual; everything else frozen.
 - `diffusion`: the diffusion baseline's EDM denoising objective + the same prosody regression losses.
 
-Determinism: step k draws everything (prompt splits, noise levels, noise, dropout) from generators seeded
-by (seed, k), and its batch from the epoch's deterministic frame-budget order. The saved state is
-therefore just weights, optimizer moments and k: a resumed run continues bit-exactly.
+Determinism: each micro-batch draws everything (prompt splits, noise levels, noise, dropout) from generators
+seeded by (seed, its global index G), and its items from the epoch's deterministic frame-budget order
+(`flashspeech.training.sampler`). The saved state is therefore weights, optimizer moments (and the fp16 loss
+scaler) and the step: a resumed run continues bit-exactly.
+
+Scale: an optimizer step takes `accumulate` micro-batches on each of the `Ranks` (torchrun processes, gradients
+averaged over them: `flashspeech.training.distributed`), each micro-batch filled to `batch_frames` latent frames,
+so world x accumulate micro-batches make one step and the run is the same for any split of that product. Only
+rank 0 logs, validates and saves. `precision` runs the forward passes under autocast: "bf16" (CPU and recent
+GPUs), "fp16" (CUDA, with a dynamic loss scaler); the preconditioning scalings, the losses (pseudo-Huber, L1,
+the discriminator's objectives) and the optimizer stay in fp32, because the model's outputs meet fp32 inputs
+there and promote.
 """
 
 from __future__ import annotations
@@ -30,10 +39,12 @@ from torch import Tensor
 
 from flashspeech.training.batch import Batch, TrainingItem, collate
 from flashspeech.training.ct import adaptive_weight, curriculum_steps
-from flashspeech.training.data import frame_budget_batches
+from flashspeech.training.distributed import Ranks, all_mean, average_gradients
 from flashspeech.training.losses import conditioning, consistency_loss, diffusion_loss, refinement_loss
+from flashspeech.training.sampler import FrameBudgetSampler
 
 STAGES = ("consistency", "adversarial", "refinement", "diffusion")
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
 
@@ -49,7 +60,9 @@ class TrainConfig:
     final_lr_fraction: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 0.5  # official code: gradient_clip_val 0.5
-    batch_frames: int = 4000  # frame budget per batch (items x longest item)
+    batch_frames: int = 4000  # frame budget per micro-batch (items x longest item; the paper: 20k per GPU)
+    accumulate: int = 1  # micro-batches per rank per optimizer step (gradient accumulation)
+    precision: str = "fp32"  # autocast of the forward passes: fp32 (off), bf16, fp16 (CUDA, loss-scaled)
     seed: int = 0
     # iCT curriculum N(k) = min(s0 * 2^floor(k / K'), s1) + 1 over `curriculum_total` steps (default: steps)
     s0: int = 10
@@ -74,6 +87,10 @@ class TrainConfig:
             raise ValueError(f"unknown stage {self.stage!r}; stages: {', '.join(STAGES)}")
         if self.steps < 1 or self.batch_frames < 1:
             raise ValueError("steps and batch_frames must be >= 1")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be >= 1, got {self.accumulate}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.gan_loss not in ("lsgan", "log"):
             raise ValueError(f"gan_loss must be 'lsgan' or 'log', got {self.gan_loss!r}")
 
@@ -125,6 +142,7 @@ class Trainer:
     validation: Sequence[Batch] | None = None  # held-out batches (flashspeech.training.validation)
     # called as (step, directory) every `snapshot_every` steps to write a loadable checkpoint there
     on_snapshot: Callable[[int, Path], None] | None = None
+    ranks: Ranks = field(default_factory=Ranks)  # this process among the data-parallel ranks (default: alone)
     step: int = 0
     elapsed_s: float = 0.0  # training wall time over all sessions of this stage
     last_validation: dict[str, float] | None = field(default=None, init=False)
@@ -157,10 +175,12 @@ class Trainer:
             self.disc_optimizer = torch.optim.AdamW(
                 self.discriminator.parameters(), lr=cfg.disc_lr or cfg.lr, weight_decay=cfg.weight_decay
             )
+        if cfg.precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("precision fp16 needs a CUDA device (use bf16 on the CPU)")
+        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
         lengths = [int(item.latent.shape[-1]) for item in self.items]
-        self._lengths = lengths
-        self._epoch_batches: dict[int, list[list[int]]] = {}
-        self.n_batches = len(frame_budget_batches(lengths, cfg.batch_frames, cfg.seed))
+        self.sampler = FrameBudgetSampler(lengths, cfg.batch_frames, cfg.seed, self.ranks.world, cfg.accumulate)
+        self.n_batches = self.sampler.steps_per_epoch  # optimizer steps per epoch
 
     # -- parameters -----------------------------------------------------------------------------------
     def _select_trainable(self) -> list[Tensor]:
@@ -175,27 +195,57 @@ class Trainer:
         return params
 
     # -- data -----------------------------------------------------------------------------------------
-    def batch_at(self, step: int) -> Batch:
-        epoch, index = divmod(step, self.n_batches)
-        if epoch not in self._epoch_batches:
-            self._epoch_batches = {
-                epoch: frame_budget_batches(self._lengths, self.config.batch_frames, self.config.seed + epoch)
-            }
-        indices = self._epoch_batches[epoch][index]
-        rng = random.Random(step_seed(self.config.seed, step))
+    def batch_at(self, step: int, micro: int = 0) -> Batch:
+        """This rank's micro-batch `micro` of optimizer step `step`, its prompt split drawn from its global seed."""
+        indices = self.sampler.indices(step, self.ranks.rank, micro)
+        rng = random.Random(self._seed(step, micro))
         return collate([self.items[i] for i in indices], rng).to(self.device)
+
+    def _seed(self, step: int, micro: int) -> int:
+        return step_seed(self.config.seed, self.sampler.global_index(step, self.ranks.rank, micro))
 
     # -- one step -------------------------------------------------------------------------------------
     def train_step(self) -> StepResult:
-        cfg, model, k = self.config, self.model, self.step
-        batch = self.batch_at(k)
-        seed = step_seed(cfg.seed, k)
-        gen = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)  # dropout
-        for group in self.optimizer.param_groups:
-            group["lr"] = cfg.lr_at(k)
-        metrics: dict[str, float] = {"lr": cfg.lr_at(k), "frames": float(batch.frames)}
+        """One optimizer step over this rank's `accumulate` micro-batches, gradients averaged over the ranks."""
+        cfg, k = self.config, self.step
+        discriminator = cfg.stage == "adversarial" and k % 2 == 1
+        optimizer = self.disc_optimizer if discriminator else self.optimizer
+        params = list(self.discriminator.parameters()) if discriminator else self.trainable
+        lr = cfg.lr_at(k)
+        for group in optimizer.param_groups:
+            group["lr"] = (cfg.disc_lr or cfg.lr) * lr / cfg.lr if discriminator else lr
+        optimizer.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        for micro in range(cfg.accumulate):
+            batch = self.batch_at(k, micro)
+            seed = self._seed(k, micro)
+            gen = torch.Generator().manual_seed(seed)
+            torch.manual_seed(seed)  # dropout
+            with self._autocast():
+                loss, metrics = self._disc_loss(batch, gen) if discriminator else self._loss(batch, gen)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"step {k}: non-finite loss {float(loss)} ({metrics})")
+            scaled = loss / cfg.accumulate
+            (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            metrics["frames"] = float(batch.frames)
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+        metrics = {key: (v if key == "frames" else v / cfg.accumulate) for key, v in sums.items()}
+        metrics = all_mean(metrics, self.ranks, self.device)
+        metrics["frames"] *= self.ranks.world  # frames of the whole step
+        metrics["grad_norm_d" if discriminator else "grad_norm"] = self._apply(optimizer, params)
+        metrics["lr"] = lr
+        self.step += 1
+        return StepResult(k, metrics)
 
+    def _autocast(self) -> torch.autocast:
+        dtype = PRECISIONS[self.config.precision]
+        return torch.autocast(self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+    def _loss(self, batch: Batch, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        """The stage's generator (or refiner) loss on one micro-batch, with its terms."""
+        cfg, model, k = self.config, self.model, self.step
+        metrics: dict[str, float] = {}
         if cfg.stage == "refinement":
             model.eval()
             with torch.no_grad():
@@ -204,13 +254,9 @@ class Trainer:
             model.pitch_refiner.train()
             n = cfg.n_sigmas(k)
             losses = refinement_loss(model, batch, c, n, gen)
-            loss = losses["duration"] + losses["pitch"]
             metrics.update(loss_refine_duration=losses["duration"].item(), loss_refine_pitch=losses["pitch"].item())
             metrics["n_sigmas"] = float(n)
-            self._update(self.optimizer, self.trainable, loss, metrics)
-        elif cfg.stage == "adversarial" and k % 2 == 1:
-            model.train()
-            self._discriminator_step(batch, gen, metrics)
+            loss = losses["duration"] + losses["pitch"]
         else:
             model.train()
             c = conditioning(model, batch)
@@ -234,19 +280,21 @@ class Trainer:
                     )
                     loss = loss + weight * l_g
                     metrics.update(loss_g=l_g.item(), adv_weight=weight.item())
-            self._update(self.optimizer, self.trainable, loss, metrics)
-        self.step += 1
-        return StepResult(k, metrics)
-
-    def _update(self, optimizer: torch.optim.Optimizer, params: list[Tensor], loss: Tensor, metrics: dict) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"step {self.step}: non-finite loss {float(loss)} ({metrics})")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
-        optimizer.step()
         metrics["loss"] = loss.item()
-        metrics.setdefault("grad_norm", float(norm))
+        return loss, metrics
+
+    def _apply(self, optimizer: torch.optim.Optimizer, params: list[Tensor]) -> float:
+        """Average the gradients over the ranks, unscale (fp16), clip, step; the gradient norm before clipping."""
+        average_gradients(params, self.ranks)
+        if self.scaler is not None:
+            self.scaler.unscale_(optimizer)
+        norm = torch.nn.utils.clip_grad_norm_(params, self.config.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(optimizer)
+            self.scaler.update()
+        else:
+            optimizer.step()
+        return float(norm)
 
     # -- adversarial pieces ---------------------------------------------------------------------------
     def _features(self, latent: Tensor, mask: Tensor) -> Tensor:
@@ -265,10 +313,12 @@ class Trainer:
         self.discriminator.requires_grad_(True)
         return generator_loss(logits, self.config.gan_loss)
 
-    def _discriminator_step(self, batch: Batch, gen: torch.Generator, metrics: dict) -> None:
+    def _disc_loss(self, batch: Batch, gen: torch.Generator) -> tuple[Tensor, dict[str, float]]:
+        """The discriminator's loss on one micro-batch: real latents against the student's samples."""
         from flashspeech.training.discriminator import discriminator_loss
 
         cfg = self.config
+        self.model.train()
         with torch.no_grad():
             c = conditioning(self.model, batch)
             fake = consistency_loss(self.model, batch, c, cfg.n_sigmas(self.step), gen).student
@@ -276,11 +326,7 @@ class Trainer:
             f_real = self._features(batch.latent, batch.frame_mask)
         prompt = self._prompt_features(batch)
         loss = discriminator_loss(self.discriminator(f_real, prompt), self.discriminator(f_fake, prompt), cfg.gan_loss)
-        for group in self.disc_optimizer.param_groups:
-            group["lr"] = (cfg.disc_lr or cfg.lr) * cfg.lr_at(self.step) / cfg.lr
-        self._update(self.disc_optimizer, list(self.discriminator.parameters()), loss, metrics)
-        metrics["loss_d"] = metrics.pop("loss")
-        metrics["grad_norm_d"] = metrics.pop("grad_norm")
+        return loss, {"loss_d": loss.item()}
 
     # -- state ----------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -291,7 +337,11 @@ class Trainer:
             "model_config": self.model.cfg.to_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "micro_batches_per_step": self.sampler.per_step,
+            "world": self.ranks.world,
         }
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
         if self.discriminator is not None:
             state["discriminator"] = self.discriminator.state_dict()
             state["disc_optimizer"] = self.disc_optimizer.state_dict()
@@ -299,11 +349,16 @@ class Trainer:
         return state
 
     def save_state(self) -> Path:
+        """Write the state atomically (rank 0; the other ranks only wait for it)."""
         path = self.run_dir / STATE
+        if not self.ranks.writer:
+            self.ranks.barrier()
+            return path
         self.run_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{STATE}.tmp")
         torch.save(self.state_dict(), tmp)
         os.replace(tmp, path)
+        self.ranks.barrier()
         return path
 
     def load_state(self, path: Path | None = None) -> None:
@@ -317,21 +372,33 @@ class Trainer:
             "checkpoint_every": self.config.checkpoint_every,
             "validate_every": self.config.validate_every,
             "snapshot_every": self.config.snapshot_every,
+            "accumulate": self.config.accumulate,  # the product with the world size must match (below)
         }
         if replace(saved, **bookkeeping) != replace(self.config, **bookkeeping):
             raise ValueError(f"{path}: saved with a different training config: {saved} vs {self.config}")
+        saved_per_step = int(state.get("micro_batches_per_step", saved.accumulate))
+        if saved_per_step != self.sampler.per_step:
+            raise ValueError(
+                f"{path}: saved with {saved_per_step} micro-batches per step (world x accumulate), this run has "
+                f"{self.sampler.per_step} ({self.ranks.world} x {self.config.accumulate}): set accumulate so the "
+                "product matches"
+            )
         check_state_dict(self.model, state["model"], str(path))
         self.model.load_state_dict(state["model"], strict=True)
         self.optimizer.load_state_dict(state["optimizer"])
         if self.discriminator is not None:
             self.discriminator.load_state_dict(state["discriminator"], strict=True)
             self.disc_optimizer.load_state_dict(state["disc_optimizer"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         self.elapsed_s = float(state.get("elapsed_s", 0.0))
         self._truncate_metrics()
 
     def _truncate_metrics(self) -> None:
         """Drop metric lines logged after the saved state (they will be logged again)."""
+        if not self.ranks.writer:
+            return
         path = self.run_dir / METRICS
         if path.is_file():
             lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -363,6 +430,7 @@ class Trainer:
         start = time.perf_counter()
         if self.step == 0:
             self._validate()
+        progress = progress and self.ranks.writer
         with tqdm(total=cfg.steps, initial=self.step, desc=f"train {cfg.stage}", disable=not progress) as bar:
             while self.step < cfg.steps:
                 t0 = time.perf_counter()
@@ -380,13 +448,14 @@ class Trainer:
                     self._validate()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self.save_state()
-                if cfg.snapshot_every and self.step % cfg.snapshot_every == 0 and self.on_snapshot is not None:
+                snapshot = cfg.snapshot_every and self.step % cfg.snapshot_every == 0
+                if snapshot and self.on_snapshot is not None and self.ranks.writer:
                     self.on_snapshot(self.step, self.run_dir / "snapshots" / f"step-{self.step}")
                 bar.update()
         return last
 
     def _validate(self) -> None:
-        if not self.config.validate_every or not self.validation:
+        if not self.config.validate_every or not self.validation or not self.ranks.writer:
             return
         from flashspeech.training.validation import validate
 
@@ -394,6 +463,8 @@ class Trainer:
         self._log(self.step, self.last_validation)
 
     def _log(self, step: int, metrics: dict[str, float]) -> None:
+        if not self.ranks.writer:
+            return
         with (self.run_dir / METRICS).open("a", encoding="utf-8") as fh:
             fh.write(json.dumps({"step": step, **metrics}) + "\n")
         if self.on_log is not None:
