@@ -182,6 +182,10 @@ class _MlflowCurves:
         self.client.set_terminated(self.run_id, status)
 
 
+def _silent(*args: object, **kwargs: object) -> None:
+    """`print` of the ranks that do not speak."""
+
+
 def run_recipe(
     recipe: Recipe,
     out: str | Path,
@@ -193,21 +197,32 @@ def run_recipe(
     tracking: str | None = None,
     mlflow_curves: bool = True,
 ) -> Path:
-    """Run the recipe's stages in order (or only `only`); returns the last exported checkpoint."""
+    """Run the recipe's stages in order (or only `only`); returns the last exported checkpoint.
+
+    Under torchrun (WORLD_SIZE > 1) every rank runs this: rank 0 builds the feature cache first, logs, and writes
+    the checkpoints; each stage trains data-parallel (`flashspeech.training.distributed`)."""
     from flashspeech.codecs.mel import MelCodec
     from flashspeech.config import preset, with_overrides
     from flashspeech.synthesis import FlashSpeech
+    from flashspeech.training.distributed import Ranks
 
+    ranks = Ranks.from_env(device)
+    device = str(ranks.device(device))
+    say = print if ranks.writer else _silent  # only rank 0 speaks
     out = Path(out)
     codec = MelCodec()
+    if not ranks.writer:
+        ranks.barrier()  # rank 0 builds (or finds) the feature cache first
     features, problems = training_items(recipe.data, codec, cache_dir)
+    if ranks.writer:
+        ranks.barrier()
     if problems:
-        print(f"{len(problems)} training utterance(s) skipped:")
+        say(f"{len(problems)} training utterance(s) skipped:")
         for p in problems[:20]:
-            print(f"  {p}")
+            say(f"  {p}")
     if not features.items:
         raise ConfigError(f"no training utterances from {recipe.data!r}")
-    print(f"training data: {len(features.items)} utterances, {len(features.speakers)} speakers, {features.hours:.2f} h")
+    say(f"training data: {len(features.items)} utterances, {len(features.speakers)} speakers, {features.hours:.2f} h")
     last: Path | None = None
     history: list[dict[str, Any]] = []
     held_out = None
@@ -220,7 +235,7 @@ def run_recipe(
                 history = _history(export_dir)
             continue
         if export_dir.is_dir() and (export_dir / "config.json").is_file():
-            print(f"stage {spec.name}: done ({export_dir})")
+            say(f"stage {spec.name}: done ({export_dir})")
             last, history = export_dir, _history(export_dir)
             continue
         init = spec.init
@@ -238,20 +253,27 @@ def run_recipe(
                 raise ConfigError(f"recipe {recipe.name!r}: model: {exc}") from exc
             tts = FlashSpeech.from_config(cfg, codec, seed=recipe.seed)
         tts.to(device)
-        curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves else None
+        curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves and ranks.writer else None
         validation = None
         if spec.train.validate_every:
             if held_out is None:
                 held_out = validation_items(recipe, codec, cache_dir)
-                print(f"validation: {len(held_out)} held-out utterances ({recipe.validation})")
+                say(f"validation: {len(held_out)} held-out utterances ({recipe.validation})")
             validation = validation_batches(held_out, recipe.validation_batch_frames, recipe.seed) if held_out else None
         trainer = Trainer(
-            tts.model, features.items, spec.train, stage_dir, codec=tts.codec, on_log=curves, validation=validation
+            tts.model,
+            features.items,
+            spec.train,
+            stage_dir,
+            codec=tts.codec,
+            on_log=curves,
+            validation=validation,
+            ranks=ranks,
         )
         trainer.on_snapshot = _snapshot_writer(tts, trainer, recipe, spec, history)
         if resume and (stage_dir / "state.pt").is_file():
             trainer.load_state()
-            print(f"stage {spec.name}: resuming at step {trainer.step}")
+            say(f"stage {spec.name}: resuming at step {trainer.step}")
         try:
             final = trainer.run()
         except BaseException:
@@ -273,11 +295,15 @@ def run_recipe(
             entry["validation"] = trainer.last_validation
         if trainer.speech_encoder is not None:
             entry["speech_encoder"] = trainer.speech_encoder.name
+        if ranks.distributed:
+            entry["ranks"] = ranks.world
         history = [*history, entry]
         tts.model.eval()
-        tts.save_pretrained(export_dir, recipe=recipe.name, training=history)
+        if ranks.writer:
+            tts.save_pretrained(export_dir, recipe=recipe.name, training=history)
+        ranks.barrier()  # the next stage's init is this export
         last = export_dir
-    if last is not None and recipe.export and only is None:
+    if last is not None and recipe.export and only is None and ranks.writer:
         from flashspeech.checkpoint import export_checkpoint
 
         dest = Path(recipe.export)
@@ -285,7 +311,7 @@ def run_recipe(
             shutil.rmtree(dest)
         export_checkpoint(last, dest, torch.float16)
         export_validation_curves(recipe, out, dest)
-        print(f"exported {last} -> {dest} (float16 weights, validation curves)")
+        say(f"exported {last} -> {dest} (float16 weights, validation curves)")
     if last is None:
         raise ConfigError("no stage ran or finished")
     return last

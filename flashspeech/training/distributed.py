@@ -71,6 +71,16 @@ class Ranks:
             torch.distributed.destroy_process_group()
 
 
+def broadcast_state(module: torch.nn.Module, ranks: Ranks) -> None:
+    """Every rank gets rank 0's parameters and buffers (the ranks start from one model even if their inits or
+    loaded files differed)."""
+    if not ranks.distributed:
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            torch.distributed.broadcast(tensor.data, src=0)
+
+
 def average_gradients(params: Sequence[Tensor], ranks: Ranks) -> None:
     """Replace each parameter's gradient by its mean over the ranks (a missing gradient counts as zero)."""
     if not ranks.distributed:

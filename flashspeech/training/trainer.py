@@ -39,7 +39,7 @@ from torch import Tensor
 
 from flashspeech.training.batch import Batch, TrainingItem, collate
 from flashspeech.training.ct import adaptive_weight, curriculum_steps
-from flashspeech.training.distributed import Ranks, all_mean, average_gradients
+from flashspeech.training.distributed import Ranks, all_mean, average_gradients, broadcast_state
 from flashspeech.training.losses import conditioning, consistency_loss, diffusion_loss, refinement_loss
 from flashspeech.training.sampler import FrameBudgetSampler
 
@@ -158,6 +158,7 @@ class Trainer:
         if cfg.stage != "diffusion" and objective == "diffusion":
             raise ValueError(f"stage {cfg.stage!r} trains a consistency model, not a diffusion one")
         self.trainable = self._select_trainable()
+        broadcast_state(self.model, self.ranks)
         self.optimizer = torch.optim.AdamW(self.trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.disc_optimizer = None
         if cfg.stage == "adversarial":
@@ -172,6 +173,7 @@ class Trainer:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(cfg.seed)
                 self.discriminator = Discriminator(self.speech_encoder.channels, cfg.disc_widths).to(self.device)
+            broadcast_state(self.discriminator, self.ranks)
             self.disc_optimizer = torch.optim.AdamW(
                 self.discriminator.parameters(), lr=cfg.disc_lr or cfg.lr, weight_decay=cfg.weight_decay
             )

@@ -179,3 +179,60 @@ def test_a_process_without_torchrun_variables_is_alone(monkeypatch: pytest.Monke
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     ranks = Ranks.from_env("cuda")
     assert (ranks.rank, ranks.world, ranks.writer, ranks.distributed) == (0, 1, True, False)
+
+
+# --- a recipe under torchrun's variables ----------------------------------------------------------------------
+
+
+def _recipe(accumulate: int):  # type: ignore[no-untyped-def]
+    from bench.training.recipes import Recipe
+
+    common = {"batch_frames": 120, "warmup": 0, "accumulate": accumulate}
+    return Recipe.from_dict(
+        {
+            "name": "toy",
+            "stages": [
+                {"name": "ct", "stage": "consistency", "steps": 2, **common},
+                {"name": "refine", "stage": "refinement", "init": "ct", "steps": 2, "s1": 160, **common},
+            ],
+        }
+    )
+
+
+def _run_recipe(out: Path, accumulate: int) -> Path:
+    from bench.training import recipes
+    from bench.training.featurize import FeatureSet
+
+    features = FeatureSet(items=make_items(ITEMS), problems=[], root=out)
+    recipes.training_items = lambda data, codec, cache_dir=None: (features, [])
+    return recipes.run_recipe(_recipe(accumulate), out, mlflow_curves=False)
+
+
+def _recipe_rank(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    try:
+        _run_recipe(Path(out), accumulate=1)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def test_a_recipe_on_two_ranks_exports_what_one_process_exports(tmp_path: Path, monkeypatch) -> None:
+    from flashspeech.checkpoint import read_description
+    from flashspeech.synthesis import FlashSpeech
+
+    mp.spawn(_recipe_rank, args=(2, _free_port(), str(tmp_path / "ranks")), nprocs=2, join=True)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = _run_recipe(tmp_path / "alone", accumulate=2)
+    finally:
+        torch.set_num_threads(threads)
+    ranks = tmp_path / "ranks" / "refine" / "checkpoint"
+    history = read_description(ranks)["metadata"]["training"]
+    assert [(h["stage"], h.get("ranks")) for h in history] == [("ct", 2), ("refine", 2)]
+    a, b = FlashSpeech.from_pretrained(ranks).model.state_dict(), FlashSpeech.from_pretrained(alone).model.state_dict()
+    for key, value in a.items():
+        torch.testing.assert_close(value, b[key], rtol=1e-5, atol=1e-6, msg=key)
