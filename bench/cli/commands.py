@@ -340,6 +340,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.benchmark:
+        from bench.training.benchmark import markdown, run_benchmark
+
+        report = run_benchmark(
+            args.preset, args.precision, args.batch_frames, args.device, args.bench_steps, args.estimate_at
+        )
+        return _print_and_save(report, markdown(report), args.out)
     recipe = load_recipe(args.config, args.set or [])
     out = Path(args.output_dir or Path("runs") / "train" / recipe.name)
     if args.steps is not None:
