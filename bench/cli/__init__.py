@@ -17,6 +17,7 @@ Subcommands:
   data survey     the instruments on the corpora's ground truth: WER, MOS, speaker separation, alignment
   data list       the embedded test sets with item counts and durations
   data import     turn a local copy of a standard protocol into a manifest
+  data mls-mfa    an MLS English split as a Montreal Forced Aligner corpus (the paper's training data)
   data validate   check a manifest and list every problem by line and field
   data phonemize  show the frontend's phonemes and ids for a text
   paper           the paper's five tables: import LibriSpeech, check every piece, run, render PAPER.md
@@ -35,6 +36,7 @@ from bench.cli.commands import (
     cmd_compare,
     cmd_import,
     cmd_list,
+    cmd_mls_mfa,
     cmd_model_card,
     cmd_natural,
     cmd_phonemize,
@@ -291,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     st = protocols.add_parser("seedtts", parents=[common], help="seed-tts-eval meta.lst")
     st.add_argument("meta", type=Path, help="meta.lst (utt|prompt_text|prompt_wav|target_text[|gt_wav])")
     p.set_defaults(func=cmd_import)
+
+    p = data.add_parser("mls-mfa", help="an MLS English split as a Montreal Forced Aligner corpus (.lab beside audio)")
+    p.add_argument("split", type=Path, help="the MLS split directory (transcripts.txt, audio/)")
+    p.add_argument("corpus", type=Path, help="where to write <speaker>/<utt>.flac links and <utt>.lab transcripts")
+    p.set_defaults(func=cmd_mls_mfa)
 
     p = data.add_parser("validate", help="check a manifest; lists every problem by line and field")
     p.add_argument("manifest", type=Path)

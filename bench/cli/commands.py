@@ -179,6 +179,15 @@ def _check_import(manifest, partial: bool) -> int:  # type: ignore[no-untyped-de
     return 0
 
 
+def cmd_mls_mfa(args: argparse.Namespace) -> int:
+    from bench.training.mls import write_mfa_corpus
+
+    written = write_mfa_corpus(args.split, args.corpus)
+    print(f"{args.corpus}: {written} utterances (audio links and .lab transcripts); next:")
+    print(f"  mfa align {args.corpus} english_us_arpa english_us_arpa {args.split / 'textgrids'}")
+    return 0 if written else 1
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from bench.testsets.manifest import load_manifest
 

@@ -36,17 +36,21 @@ def _utterance(
     hop: int,
     stress: bool,
     espeak_clusters: bool,
+    text: str | None = None,
 ) -> TrainingUtterance:
+    """One aligned utterance; its transcript from the file beside the audio, or `text` when the corpus keeps
+    transcripts elsewhere (MLS)."""
     from flashspeech.foundation.audio import audio_info
 
     utt_id, speaker = wav.stem, rel.parts[0]
-    stem = wav.with_suffix("")
-    transcript = _first_existing(stem.with_name(stem.name + s) for s in TRANSCRIPT_SUFFIXES)
-    if transcript is None:
-        raise ValueError(f"no transcript ({', '.join('<utt>' + s for s in TRANSCRIPT_SUFFIXES)})")
-    text = transcript.read_text(encoding="utf-8").strip()
-    if not text:
-        raise ValueError(f"empty transcript {transcript}")
+    if text is None:
+        stem = wav.with_suffix("")
+        transcript = _first_existing(stem.with_name(stem.name + s) for s in TRANSCRIPT_SUFFIXES)
+        if transcript is None:
+            raise ValueError(f"no transcript ({', '.join('<utt>' + s for s in TRANSCRIPT_SUFFIXES)})")
+        text = transcript.read_text(encoding="utf-8").strip()
+        if not text:
+            raise ValueError(f"empty transcript {transcript}")
     candidates = [wav.with_suffix(".TextGrid")]
     if textgrid_root is not None:
         candidates += [textgrid_root / rel.with_suffix(".TextGrid"), textgrid_root / speaker / f"{utt_id}.TextGrid"]

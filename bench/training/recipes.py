@@ -49,7 +49,7 @@ class Recipe:
     model: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     # "synthetic" (the espeak-ng corpus's training voices), "natural" (the natural-voice corpus's), both
-    # joined with "+" ("synthetic+natural"), or "libritts:<dir>"
+    # joined with "+" ("synthetic+natural"), "libritts:<dir>" or "mls:<MLS English split dir>" (bench.training.mls)
     data: str = "synthetic"
     stages: tuple[StageSpec, ...] = ()
     export: str | None = None  # copy the last stage's checkpoint here, weights in float16
@@ -112,10 +112,16 @@ def training_items(data: str, codec, cache_dir: str | Path | None = None):  # ty
             found, found_problems = libritts_utterances(part.split(":", 1)[1])
             utterances.extend(found)
             problems.extend(found_problems)
+        elif part.startswith("mls:"):
+            from bench.training.mls import mls_utterances
+
+            found, found_problems = mls_utterances(part.split(":", 1)[1])
+            utterances.extend(found)
+            problems.extend(found_problems)
         else:
             raise ConfigError(
-                f"unknown data source {part!r} in {data!r}; use 'synthetic', 'natural', 'libritts:<dir>' or "
-                "several joined with '+'"
+                f"unknown data source {part!r} in {data!r}; use 'synthetic', 'natural', 'libritts:<dir>', "
+                "'mls:<split dir>' or several joined with '+'"
             )
     features = build_features(utterances, codec, cache_dir)
     return features, problems + features.problems

@@ -45,6 +45,7 @@ from flashspeech.training.sampler import FrameBudgetSampler
 
 STAGES = ("consistency", "adversarial", "refinement", "diffusion")
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+SCHEDULES = ("linear", "cosine", "constant")
 STATE = "state.pt"
 METRICS = "metrics.jsonl"
 
@@ -56,8 +57,9 @@ class TrainConfig:
     stage: str = "consistency"
     steps: int = 1000
     lr: float = 3e-4  # paper AdamW 3e-4 (code 1e-4; stage-2 code 8e-5)
-    warmup: int = 100  # linear warm-up steps, then linear decay to `final_lr_fraction` of lr
+    warmup: int = 100  # linear warm-up steps, then `schedule` down to `final_lr_fraction` of lr
     final_lr_fraction: float = 0.1
+    schedule: str = "linear"  # after warm-up: "linear" decay (the paper), "cosine" (official s1), "constant" (s2)
     weight_decay: float = 0.01
     grad_clip: float = 0.5  # official code: gradient_clip_val 0.5
     batch_frames: int = 4000  # frame budget per micro-batch (items x longest item; the paper: 20k per GPU)
@@ -89,6 +91,8 @@ class TrainConfig:
             raise ValueError("steps and batch_frames must be >= 1")
         if self.accumulate < 1:
             raise ValueError(f"accumulate must be >= 1, got {self.accumulate}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.gan_loss not in ("lsgan", "log"):
@@ -102,8 +106,14 @@ class TrainConfig:
     def lr_at(self, step: int) -> float:
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
-        frac = (step - self.warmup) / max(1, self.steps - self.warmup)
-        return self.lr * (1.0 - (1.0 - self.final_lr_fraction) * min(frac, 1.0))
+        if self.schedule == "constant":
+            return self.lr
+        frac = min((step - self.warmup) / max(1, self.steps - self.warmup), 1.0)
+        if self.schedule == "cosine":
+            return self.lr * (
+                self.final_lr_fraction + (1.0 - self.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * frac))
+            )
+        return self.lr * (1.0 - (1.0 - self.final_lr_fraction) * frac)
 
     def to_dict(self) -> dict:
         d = asdict(self)

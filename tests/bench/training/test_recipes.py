@@ -23,6 +23,16 @@ def test_shipped_recipes_parse():
     assert (first.init, first.convert_objective, first.train.fixed_sigmas) == ("pretrained:diffusion-tiny", True, 321)
     assert recipe.stages[1].init == "adversarial"
     assert load_recipe("tiny-diffusion").stages[0].train.stage == "diffusion"
+    paper_scale = load_recipe("paper")  # the paper's schedule: 600 k + 50 k + 150 k steps, 20 k frames per GPU
+    assert [(s.name, s.train.steps) for s in paper_scale.stages] == [
+        ("consistency", 600_000), ("adversarial", 50_000), ("refinement", 150_000)
+    ]  # fmt: skip
+    first, adversarial = paper_scale.stages[0].train, paper_scale.stages[1].train
+    assert first.batch_frames == 20_000 and first.lr_at(600_000) == pytest.approx(3e-4 * 50 / 620, rel=1e-3)
+    assert adversarial.lr_at(0) == pytest.approx(first.lr_at(600_000), rel=1e-2)
+    code = load_recipe("paper-code")
+    assert [s.train.schedule for s in code.stages] == ["cosine", "constant", "cosine"]
+    assert code.stages[0].train.precision == "fp16" and code.stages[1].train.lr == 8e-5
     changed = load_recipe("tiny", ["stages.0.steps=7"])
     assert changed.stages[0].train.steps == 7
     from bench.config import ConfigError
