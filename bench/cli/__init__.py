@@ -17,6 +17,7 @@ Subcommands:
   data survey     the instruments on the corpora's ground truth: WER, MOS, speaker separation, alignment
   data list       the embedded test sets with item counts and durations
   data import     turn a local copy of a standard protocol into a manifest
+  data featurize  build a recipe's training features, one shard of N (run the shards in parallel)
   data mls-mfa    an MLS English split as a Montreal Forced Aligner corpus (the paper's training data)
   data validate   check a manifest and list every problem by line and field
   data phonemize  show the frontend's phonemes and ids for a text
@@ -34,6 +35,7 @@ from pathlib import Path
 from bench.cli.commands import (
     cmd_calibrate_rtf,
     cmd_compare,
+    cmd_featurize,
     cmd_import,
     cmd_list,
     cmd_mls_mfa,
@@ -293,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     st = protocols.add_parser("seedtts", parents=[common], help="seed-tts-eval meta.lst")
     st.add_argument("meta", type=Path, help="meta.lst (utt|prompt_text|prompt_wav|target_text[|gt_wav])")
     p.set_defaults(func=cmd_import)
+
+    p = data.add_parser("featurize", parents=[cache], help="build a recipe's training features (one shard of N)")
+    p.add_argument("--config", default="tiny", help="a training recipe (its data source)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a recipe field (TOML value)")
+    p.add_argument("--shard", default="0/1", metavar="K/N", help="every N-th utterance from the K-th (default: all)")
+    p.set_defaults(func=cmd_featurize)
 
     p = data.add_parser("mls-mfa", help="an MLS English split as a Montreal Forced Aligner corpus (.lab beside audio)")
     p.add_argument("split", type=Path, help="the MLS split directory (transcripts.txt, audio/)")

@@ -179,6 +179,23 @@ def _check_import(manifest, partial: bool) -> int:  # type: ignore[no-untyped-de
     return 0
 
 
+def cmd_featurize(args: argparse.Namespace) -> int:
+    from bench.config import ConfigError
+    from bench.training.recipes import load_recipe, training_items
+    from flashspeech.codecs.mel import MelCodec
+
+    k, _, n = args.shard.partition("/")
+    if not (k.isdigit() and n.isdigit() and int(k) < int(n)):
+        raise ConfigError(f"--shard {args.shard}: expected K/N with 0 <= K < N, e.g. 3/16")
+    recipe = load_recipe(args.config, args.set or [])
+    features, problems = training_items(recipe.data, MelCodec(), args.cache_dir, shard=(int(k), int(n)))
+    print(f"shard {args.shard} of {recipe.data}: {len(features.items)} utterances, {features.hours:.2f} h")
+    print(f"  at {features.root}; {len(problems)} problem(s)")
+    for problem in problems[:20]:
+        print(f"  {problem}")
+    return 0
+
+
 def cmd_mls_mfa(args: argparse.Namespace) -> int:
     from bench.training.mls import write_mfa_corpus
 

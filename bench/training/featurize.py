@@ -9,6 +9,12 @@ the phoneme vocabulary, the F0 extractor and this module's format version.
 Latents are stored normalised (the codec's `normalize`) in float16; F0 in Hz per codec frame (pyworld
 DIO + StoneMask at the codec's frame period; 0 = unvoiced); durations fitted to the codec's exact frame
 count (`fit_to_frames`).
+
+At corpus scale (MLS: millions of utterances, terabytes of latents) the build is split into shards: shard k of
+N takes every N-th utterance from the k-th (`shard=(k, N)`, `flashspeech-bench data featurize --shard k/N`, one
+process or machine each, into one shared cache) and writes `index-<k>-of-<N>.jsonl` (file, id, speaker, frames).
+`StreamedFeatures` reads every index and loads an utterance's file only when a batch needs it: the trainer's
+sampler needs nothing but the lengths.
 """
 
 from __future__ import annotations
@@ -122,18 +128,81 @@ def _build_one(args: tuple[TrainingUtterance, str, F0Config]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class IndexRow:
+    file: str
+    id: str
+    speaker: str
+    frames: int
+
+
+class StreamedFeatures(Sequence):
+    """The items of a feature cache, loaded from disk on access; `lengths` from the shards' index files."""
+
+    def __init__(self, root: Path, rows: Sequence[IndexRow]):
+        self.root, self.rows = Path(root), sorted(rows, key=lambda r: r.id)
+        self.lengths = [r.frames for r in self.rows]
+
+    @classmethod
+    def from_indexes(cls, root: Path) -> StreamedFeatures:
+        rows: dict[str, IndexRow] = {}
+        for index in sorted(Path(root).glob("index-*-of-*.jsonl")):
+            for line in index.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = IndexRow(**json.loads(line))
+                    rows[row.file] = row
+        return cls(root, list(rows.values()))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return FeatureItem(**torch.load(self.root / self.rows[i].file, weights_only=True))
+
+
+def _write_index(root: Path, shard: tuple[int, int], paths: Sequence[Path]) -> list[IndexRow]:
+    """The shard's index, reusing the rows of its previous index and loading only the files new to it."""
+    k, n = shard
+    index = root / f"index-{k}-of-{n}.jsonl"
+    known: dict[str, IndexRow] = {}
+    if index.is_file():
+        for line in index.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = IndexRow(**json.loads(line))
+                known[row.file] = row
+    rows = []
+    for path in paths:
+        if not path.exists():
+            continue
+        row = known.get(path.name)
+        if row is None:
+            d = torch.load(path, weights_only=True)
+            row = IndexRow(path.name, d["id"], d["speaker"], int(d["latent"].shape[-1]))
+        rows.append(row)
+    tmp, final = atomic_path(index)
+    Path(tmp).write_text("".join(json.dumps(r.__dict__) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, final)
+    return rows
+
+
 @dataclass
 class FeatureSet:
-    items: list[FeatureItem]
+    items: Sequence[FeatureItem]
     problems: list[str]
     root: Path
 
     @property
     def speakers(self) -> list[str]:
+        if isinstance(self.items, StreamedFeatures):
+            return sorted({r.speaker for r in self.items.rows})
         return sorted({i.speaker for i in self.items})
 
     @property
     def hours(self) -> float:
+        if isinstance(self.items, StreamedFeatures):
+            return sum(self.items.lengths) / 80.0 / 3600.0
         return sum(i.n_frames for i in self.items) / 80.0 / 3600.0
 
 
@@ -145,8 +214,12 @@ def build_features(
     f0_config: F0Config | None = None,
     workers: int | None = None,
     progress: bool = True,
+    shard: tuple[int, int] = (0, 1),
+    stream: bool = False,
 ) -> FeatureSet:
-    """Compute (or reuse) every utterance's features and load them; problems are listed by utterance."""
+    """Compute (or reuse) the features of shard `shard` = (k, N) of the utterances (every N-th from the k-th;
+    default all) and write its index; problems are listed by utterance. The items: loaded into memory, or with
+    `stream` every shard's indexed items (`StreamedFeatures`), read from disk when used."""
     from tqdm.auto import tqdm
 
     from bench.testsets.corpus import default_cache_dir
@@ -155,6 +228,10 @@ def build_features(
     vocab = PhonemeVocab.load()
     root = Path(cache_dir or default_cache_dir()) / "features" / feature_fingerprint(codec, vocab, f0_config)
     root.mkdir(parents=True, exist_ok=True)
+    k, n = shard
+    if not 0 <= k < n:
+        raise ValueError(f"shard {k}/{n}: need 0 <= k < N")
+    utterances = list(utterances)[k::n]
     paths = [root / _item_key(u) for u in utterances]
     todo = [(u, str(p), f0_config) for u, p in zip(utterances, paths, strict=True) if not p.exists()]
     problems: list[str] = []
@@ -168,13 +245,11 @@ def build_features(
                 if problem:
                     problems.append(problem)
                 bar.update()
-    items = []
-    for path in paths:
-        if not path.exists():
-            continue
-        d = torch.load(path, weights_only=True)
-        items.append(FeatureItem(**d))
+    _write_index(root, shard, paths)
     (root / "features.json").write_text(
         json.dumps({"codec": codec.describe(), "vocab": vocab.fingerprint, "f0": f0_config.describe()}, indent=1)
     )
+    if stream:
+        return FeatureSet(items=StreamedFeatures.from_indexes(root), problems=problems, root=root)
+    items = [FeatureItem(**torch.load(path, weights_only=True)) for path in paths if path.exists()]
     return FeatureSet(items=items, problems=problems, root=root)

@@ -58,6 +58,9 @@ class Recipe:
     validation: str = "auto"
     validation_items: int = 64  # at most this many, spread evenly over the source's sorted ids
     validation_batch_frames: int = 4000  # one batching for every stage, so their curves are comparable
+    # Read training features from disk as batches need them (corpus scale: MLS), from the shards' indexes
+    # (`flashspeech-bench data featurize --shard k/N` builds them beforehand, in parallel)
+    stream: bool = False
     experiment: str = "flashspeech-bench-training"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -98,8 +101,11 @@ def corpus_utterances(source: str, sentences: str, cache_dir: str | Path | None 
     return load("train", sentences=sentences, cache_dir=cache_dir)
 
 
-def training_items(data: str, codec, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
-    """Feature items for a recipe's data source, and the problems met while building them."""
+def training_items(  # type: ignore[no-untyped-def]
+    data: str, codec, cache_dir: str | Path | None = None, *, shard: tuple[int, int] = (0, 1), stream: bool = False
+):
+    """Feature items for a recipe's data source, and the problems met while building them; `shard` builds one
+    shard of the features only, `stream` reads the items from disk when used (`bench.training.featurize`)."""
     from bench.training.featurize import build_features
 
     utterances, problems = [], []
@@ -123,7 +129,7 @@ def training_items(data: str, codec, cache_dir: str | Path | None = None):  # ty
                 f"unknown data source {part!r} in {data!r}; use 'synthetic', 'natural', 'libritts:<dir>', "
                 "'mls:<split dir>' or several joined with '+'"
             )
-    features = build_features(utterances, codec, cache_dir)
+    features = build_features(utterances, codec, cache_dir, shard=shard, stream=stream)
     return features, problems + features.problems
 
 
@@ -219,7 +225,7 @@ def run_recipe(
     codec = MelCodec()
     if not ranks.writer:
         ranks.barrier()  # rank 0 builds (or finds) the feature cache first
-    features, problems = training_items(recipe.data, codec, cache_dir)
+    features, problems = training_items(recipe.data, codec, cache_dir, stream=recipe.stream)
     if ranks.writer:
         ranks.barrier()
     if problems:

@@ -190,7 +190,8 @@ class Trainer:
         if cfg.precision == "fp16" and self.device.type != "cuda":
             raise ValueError("precision fp16 needs a CUDA device (use bf16 on the CPU)")
         self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
-        lengths = [int(item.latent.shape[-1]) for item in self.items]
+        # a streamed item list knows its lengths without loading anything (bench.training.featurize)
+        lengths = getattr(self.items, "lengths", None) or [int(item.latent.shape[-1]) for item in self.items]
         self.sampler = FrameBudgetSampler(lengths, cfg.batch_frames, cfg.seed, self.ranks.world, cfg.accumulate)
         self.n_batches = self.sampler.steps_per_epoch  # optimizer steps per epoch
 

@@ -51,7 +51,7 @@ def test_recipe_runs_stages_in_order_exports_and_skips_finished_ones(tmp_path, m
     from flashspeech.synthesis import FlashSpeech
 
     features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
-    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None, **kw: (features, []))
     recipe = Recipe.from_dict(
         {
             "name": "toy",
@@ -111,7 +111,7 @@ def test_a_stage_can_start_from_the_other_objective_only_when_asked(tmp_path, mo
     from flashspeech.synthesis import FlashSpeech
 
     features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
-    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None, **kw: (features, []))
     edm = {"name": "edm", "stage": "diffusion", "steps": 2, "batch_frames": 400, "warmup": 0}
     ct = {"name": "ct", "stage": "consistency", "init": "edm", "steps": 1, "batch_frames": 400, "warmup": 0}
     with pytest.raises(ConfigError, match="convert_objective"):
@@ -136,7 +136,7 @@ def test_recipe_validates_on_held_out_items_and_records_the_last_values(tmp_path
     assert validation_items(Recipe(name="x", validation="none"), codec=None) == []
     assert validation_items(Recipe(name="x", data="libritts:/nowhere"), codec=None) == []  # auto: synthetic only
     features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
-    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None, **kw: (features, []))
     monkeypatch.setattr(run_mod, "validation_items", lambda recipe, codec, cache_dir=None: make_items(3, seed=9))
     stage = {"name": "ct", "stage": "consistency", "steps": 4, "batch_frames": 400, "warmup": 0, "validate_every": 2}
     last = run_mod.run_recipe(
@@ -156,7 +156,7 @@ def test_stages_with_different_batch_sizes_validate_on_the_same_batches(tmp_path
     from bench.training.recipes import Recipe
 
     features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
-    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None, **kw: (features, []))
     monkeypatch.setattr(run_mod, "validation_items", lambda recipe, codec, cache_dir=None: make_items(5, seed=9))
     stages = [
         {"name": "ct", "stage": "consistency", "steps": 2, "batch_frames": 400, "warmup": 0, "validate_every": 2},
@@ -207,7 +207,7 @@ def test_data_sources_join_with_plus_and_validate_on_each_corpus(monkeypatch):
         return []
 
     monkeypatch.setattr(run_mod, "corpus_utterances", fake)
-    monkeypatch.setattr("bench.training.featurize.build_features", lambda utts, codec, cache_dir=None: _Built())
+    monkeypatch.setattr("bench.training.featurize.build_features", lambda utts, codec, cache_dir=None, **kw: _Built())
     run_mod.training_items("synthetic+natural", codec=None)
     assert calls == [("synthetic", "train"), ("natural", "train")]
     calls.clear()
@@ -232,7 +232,7 @@ def test_recipe_model_overrides_and_exported_validation_curves(tmp_path, monkeyp
     from flashspeech.synthesis import FlashSpeech
 
     features = FeatureSet(items=make_items(), problems=[], root=tmp_path)
-    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None: (features, []))
+    monkeypatch.setattr(run_mod, "training_items", lambda data, codec, cache_dir=None, **kw: (features, []))
     stage = {"name": "ct", "stage": "consistency", "steps": 2, "batch_frames": 400, "warmup": 0, "validate_every": 1}
     recipe = Recipe.from_dict(
         {

@@ -204,7 +204,7 @@ def _run_recipe(out: Path, accumulate: int) -> Path:
     from bench.training.featurize import FeatureSet
 
     features = FeatureSet(items=make_items(ITEMS), problems=[], root=out)
-    recipes.training_items = lambda data, codec, cache_dir=None: (features, [])
+    recipes.training_items = lambda data, codec, cache_dir=None, **kw: (features, [])
     return recipes.run_recipe(_recipe(accumulate), out, mlflow_curves=False)
 
 
