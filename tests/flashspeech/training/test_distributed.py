@@ -236,3 +236,28 @@ def test_a_recipe_on_two_ranks_exports_what_one_process_exports(tmp_path: Path, 
     a, b = FlashSpeech.from_pretrained(ranks).model.state_dict(), FlashSpeech.from_pretrained(alone).model.state_dict()
     for key, value in a.items():
         torch.testing.assert_close(value, b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def _killed_rank_main(rank: int, world: int, port: int, run_dir: str, kill_after: int) -> None:
+    """Train with a checkpoint every step; rank 1 is killed (SIGKILL) right after step `kill_after`."""
+    import signal
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    ranks = Ranks.from_env("cpu", timeout_s=60)
+    t = trainer(Path(run_dir), config(checkpoint_every=1), ranks)
+    while t.step < STEPS:
+        t.train_step()
+        t.save_state()
+        if rank == 1 and t.step == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_a_killed_rank_and_a_restart_resume_bit_for_bit(two_ranks: Path, tmp_path: Path) -> None:
+    with pytest.raises(mp.ProcessException):  # rank 1 dies by SIGKILL; rank 0 then loses its peer
+        mp.spawn(_killed_rank_main, args=(2, _free_port(), str(tmp_path), 1), nprocs=2, join=True)
+    _spawn(tmp_path, resume=True)  # torchrun's agent would restart every rank the same way
+    resumed, straight = torch.load(tmp_path / f"weights-{STEPS}.pt"), torch.load(two_ranks / f"weights-{STEPS}.pt")
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
