@@ -255,7 +255,7 @@ def _killed_rank_main(rank: int, world: int, port: int, run_dir: str, kill_after
 
 @pytest.mark.slow
 def test_a_killed_rank_and_a_restart_resume_bit_for_bit(two_ranks: Path, tmp_path: Path) -> None:
-    with pytest.raises(mp.ProcessException):  # rank 1 dies by SIGKILL; rank 0 then loses its peer
+    with pytest.raises((mp.ProcessExitedException, mp.ProcessRaisedException)):  # rank 1 killed, rank 0 loses it
         mp.spawn(_killed_rank_main, args=(2, _free_port(), str(tmp_path), 1), nprocs=2, join=True)
     _spawn(tmp_path, resume=True)  # torchrun's agent would restart every rank the same way
     resumed, straight = torch.load(tmp_path / f"weights-{STEPS}.pt"), torch.load(two_ranks / f"weights-{STEPS}.pt")
