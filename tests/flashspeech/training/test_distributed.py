@@ -22,9 +22,11 @@ from tests.flashspeech.training.test_trainer import make_items
 STEPS, ITEMS = 4, 12
 
 
-def config(accumulate: int = 1, steps: int = STEPS, batch_frames: int = 120, **changes) -> TrainConfig:
+def config(
+    accumulate: int = 1, steps: int = STEPS, batch_frames: int = 120, stage: str = "consistency", **changes
+) -> TrainConfig:
     return TrainConfig(
-        stage="consistency", steps=steps, lr=2e-3, warmup=0, batch_frames=batch_frames, accumulate=accumulate, **changes
+        stage=stage, steps=steps, lr=2e-3, warmup=0, batch_frames=batch_frames, accumulate=accumulate, **changes
     )
 
 
@@ -261,3 +263,50 @@ def test_a_killed_rank_and_a_restart_resume_bit_for_bit(two_ranks: Path, tmp_pat
     resumed, straight = torch.load(tmp_path / f"weights-{STEPS}.pt"), torch.load(two_ranks / f"weights-{STEPS}.pt")
     for key, value in straight.items():
         assert torch.equal(resumed[key], value), key
+
+
+def _adversarial(run_dir: Path, accumulate: int, ranks: Ranks | None = None) -> Trainer:
+    """The adversarial stage with a small random Whisper encoder (as test_trainer's): generator on even steps,
+    discriminator on odd ones."""
+    from whisper.model import AudioEncoder
+
+    from flashspeech.codecs.mel import MelCodec
+    from flashspeech.training.speech_encoders import WhisperEncoderFeatures
+
+    torch.manual_seed(0)
+    encoder = WhisperEncoderFeatures(AudioEncoder(n_mels=80, n_ctx=1500, n_state=16, n_head=2, n_layer=2), name="rnd")
+    torch.manual_seed(0)
+    cfg = config(accumulate, stage="adversarial", fixed_sigmas=41, disc_widths=(8, 8, 8, 8))
+    model = FlashSpeechModel(tiny())
+    return Trainer(
+        model, make_items(ITEMS), cfg, run_dir, codec=MelCodec(), speech_encoder=encoder, ranks=ranks or Ranks()
+    )
+
+
+def _adversarial_rank(rank: int, world: int, port: int, run_dir: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    ranks = Ranks.from_env("cpu")
+    try:
+        t = _adversarial(Path(run_dir), 1, ranks)
+        t.run(progress=False)
+        if ranks.writer:
+            torch.save({"g": t.model.state_dict(), "d": t.discriminator.state_dict()}, Path(run_dir) / "w.pt")
+    finally:
+        ranks.close()
+
+
+def test_the_adversarial_stage_on_two_ranks_equals_one_process_accumulating(tmp_path: Path) -> None:
+    """Both the generator's and the discriminator's gradients are averaged over the ranks."""
+    mp.spawn(_adversarial_rank, args=(2, _free_port(), str(tmp_path / "ranks")), nprocs=2, join=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = _adversarial(tmp_path / "alone", 2)
+        alone.run(progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    ranks = torch.load(tmp_path / "ranks" / "w.pt")
+    for part, state in (("g", alone.model.state_dict()), ("d", alone.discriminator.state_dict())):
+        for key, value in state.items():
+            torch.testing.assert_close(ranks[part][key], value, rtol=1e-5, atol=1e-6, msg=f"{part}.{key}")
