@@ -35,10 +35,8 @@ from pathlib import Path
 from bench.cli.commands import (
     cmd_calibrate_rtf,
     cmd_compare,
-    cmd_featurize,
     cmd_import,
     cmd_list,
-    cmd_mls_mfa,
     cmd_model_card,
     cmd_natural,
     cmd_phonemize,
@@ -49,12 +47,12 @@ from bench.cli.commands import (
     cmd_survey,
     cmd_synth,
     cmd_throughput,
-    cmd_train,
     cmd_validate,
 )
 from bench.cli.convert import add_convert_parser
 from bench.cli.paper import add_paper_parsers
 from bench.cli.regression import add_accept_parser, add_auto_gate_options, add_history_parser
+from bench.cli.training import cmd_featurize, cmd_mls_mfa, cmd_train
 from flashspeech import __version__
 
 
