@@ -53,6 +53,7 @@ class PaperData:
     table3: pd.DataFrame
     marks: dict[str, str]
     notes: tuple[str, ...]
+    ablations: dict[str, Any]  # "table2", "table4", "table5" as published (caption, notes, rows): paper_tables
 
     @property
     def cite(self) -> str:
@@ -70,6 +71,7 @@ def load_paper(path: Path = DATA_FILE) -> PaperData:
         table3=pd.DataFrame(raw["table3"]["rows"]),
         marks=raw["table1"]["marks"],
         notes=tuple(raw["table1"].get("notes", [])) + tuple(raw["table3"].get("notes", [])),
+        ablations={key: raw[key] for key in ("table2", "table4", "table5")},
     )
 
 

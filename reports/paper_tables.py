@@ -36,7 +36,7 @@ from reports.comparability import (
     utmos_verdict,
     wer_verdict,
 )
-from reports.paper import DATA_FILE, failures_verdict
+from reports.paper import failures_verdict, load_paper
 from reports.tables import Stat, fmt, fmt_ci, stat
 
 PAPER_STEPS = 2
@@ -100,11 +100,9 @@ TABLE2_SERIES = {
 }
 
 
-def paper_tables(path=DATA_FILE) -> tuple[Table, ...]:  # type: ignore[no-untyped-def]
-    """Tables 2, 4 and 5 with the series of ours each row maps to."""
-    import json
-
-    raw = json.loads(path.read_text(encoding="utf-8"))
+def paper_tables() -> tuple[Table, ...]:
+    """Tables 2, 4 and 5 (`load_paper`'s) with the series of ours each row maps to."""
+    raw = load_paper().ablations
     t2 = raw["table2"]
     rows2 = tuple(
         Row(r["method"], {"utmos": r["utmos"], "sim_o": r["sim_o"]}, *TABLE2_SERIES[r["method"]]) for r in t2["rows"]

@@ -149,22 +149,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _check_import(manifest, partial: bool) -> int:  # type: ignore[no-untyped-def]
     """Refuse an incomplete copy of a known subset (unless `partial`, then recorded); print the record and how
     the set departs from the paper's protocol."""
-    from dataclasses import replace
-
-    from bench.testsets.provenance import paper_differences
+    from bench.testsets.provenance import IncompleteSource, paper_differences
 
     record = manifest.provenance
     if record is None:
         return 0
-    mismatch = record.source.mismatch()
-    if mismatch is not None and not partial:
-        print(
-            f"error: {record.source.root}: {mismatch}; pass --partial to import it anyway (then not comparable to "
-            "the paper)",
-            file=sys.stderr,
-        )
+    try:
+        manifest.provenance = record.accepted(partial)
+    except IncompleteSource as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
-    manifest.provenance = replace(record, partial=mismatch is not None)
     src, opts = record.source, record.options
     print(
         f"source {src.root}: {src.subset}, {src.utterances} utterances, {src.speakers} speakers "

@@ -117,15 +117,16 @@ def paper_configs(args: argparse.Namespace, manifest: Path):  # type: ignore[no-
 def import_paper_set(args: argparse.Namespace, options) -> tuple[Path | None, list[str]]:  # type: ignore[no-untyped-def]
     """The LibriSpeech manifest imported with the configs' selection; (None, problems) when it cannot be."""
     from bench.testsets.protocols import load_librispeech
+    from bench.testsets.provenance import IncompleteSource
 
     manifest = load_librispeech(args.librispeech, options)
     record, problems = manifest.provenance, [str(p) for p in manifest.problems]
     if record is None or not len(manifest):
         return None, problems or [f"{args.librispeech}: no items imported"]
-    mismatch = record.source.mismatch()
-    if mismatch is not None and not args.partial:
-        return None, [f"{args.librispeech}: {mismatch} (--partial imports it anyway, not comparable)"]
-    manifest.provenance = replace(record, partial=mismatch is not None)
+    try:
+        manifest.provenance = record.accepted(args.partial)
+    except IncompleteSource as exc:
+        return None, [str(exc)]
     path = args.output_dir / "librispeech-test-clean.jsonl"
     manifest.write(path)
     print(

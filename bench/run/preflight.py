@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bench.config import BenchConfig, TestSetConfig
 from bench.run.plan import load_testset
-from bench.systems import System, build_systems
+from bench.systems import System, build_systems, check_unique_names
 from bench.testsets.manifest import Manifest
 from flashspeech.foundation.fields import FieldError
 from suites.base import Suite
@@ -120,19 +120,22 @@ def preflight(config: BenchConfig, load_suites: bool = True) -> Ready:
         if built is not None:
             ready.systems += built
             ready.loaded.append(f"{what}: {', '.join(s.name for s in built)}")
-    names = [s.name for s in ready.systems]
-    if len(set(names)) != len(names):
-        ready.missing.append(Missing("systems", f"names must be unique, got {names}"))
+    _attempt(ready, "systems", lambda: check_unique_names(ready.systems))
     for name, options in config.suites.items():
         device = config.device if load_suites else "cpu"
         suite = _attempt(ready, f"suite {name}", lambda n=name, o=options, d=device: build_suite(n, device=d, **o))
         if suite is None:
             continue
-        if _attempt(ready, f"suite {name}", lambda s=suite: (s.load(), True)[1]) is not None:
+        if _attempt(ready, f"suite {name}", lambda s=suite: _loaded(s)) is not None:
             ready.loaded.append(f"suite {name}: {_describe(suite)}")
             if load_suites:
                 ready.suites.append(suite)
     return ready
+
+
+def _loaded(suite: Suite) -> Suite:
+    suite.load()
+    return suite
 
 
 def _describe(suite: Suite) -> str:

@@ -6,6 +6,14 @@
 """
 
 from bench.systems import external, flashspeech, references  # noqa: F401 - each module registers its kind
-from bench.systems.base import SYSTEMS, Generated, System, SystemConfig, SystemConfigError, build_systems
+from bench.systems.base import (
+    SYSTEMS,
+    Generated,
+    System,
+    SystemConfig,
+    SystemConfigError,
+    build_systems,
+    check_unique_names,
+)
 
-__all__ = ["SYSTEMS", "Generated", "System", "SystemConfig", "SystemConfigError", "build_systems"]
+__all__ = ["SYSTEMS", "Generated", "System", "SystemConfig", "SystemConfigError", "build_systems", "check_unique_names"]

@@ -155,7 +155,12 @@ def build_systems(configs: Sequence[SystemConfig], device: str) -> list[System]:
         for system in built:
             system.batch_size, system.config = cfg.batch_size, cfg
         systems.extend(built)
+    check_unique_names(systems)
+    return systems
+
+
+def check_unique_names(systems: Sequence[System]) -> None:
+    """ValueError unless every system has its own name (they key the caches, results and reports)."""
     names = [s.name for s in systems]
     if len(set(names)) != len(names):
         raise ValueError(f"system names must be unique, got {names}")
-    return systems

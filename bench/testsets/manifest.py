@@ -125,38 +125,37 @@ def load_manifest(path: str | os.PathLike, *, check_audio: bool = True, name: st
         raise FileNotFoundError(f"manifest not found: {path}")
     source = str(path)
 
-    def rows() -> Iterable[tuple[int, Any]]:
+    item_lines: list[str] = []  # the raw item lines, for their digest (the import record's line left out)
+
+    def rows() -> Iterable[tuple[int, str, Any]]:
         with path.open(encoding="utf-8") as fh:
             for line_no, raw in enumerate(fh, start=1):
                 if not raw.strip():
                     continue
                 try:
-                    yield line_no, json.loads(raw)
+                    yield line_no, raw, json.loads(raw)
                 except json.JSONDecodeError as exc:
-                    yield line_no, _BadJson(str(exc))
+                    yield line_no, raw, _BadJson(str(exc))
 
     manifest = Manifest(name=name or path.stem, source=source)
     good_rows = []
-    for line_no, obj in rows():
+    for line_no, raw, obj in rows():
         if isinstance(obj, _BadJson):
             manifest.problems.append(_problem(source, line_no, None, "<line>", f"invalid JSON ({obj.error})"))
         elif not good_rows and not manifest.problems and isinstance(obj, dict) and set(obj) == {HEADER_KEY}:
             try:
                 manifest.provenance = ImportRecord.from_dict(obj[HEADER_KEY])
+                continue
             except (FieldError, ValueError) as exc:
                 manifest.problems.append(_problem(source, line_no, None, HEADER_KEY, f"bad import record ({exc})"))
         else:
             good_rows.append((line_no, obj))
-    manifest.items_sha256 = _items_sha256(path, skip_header=manifest.provenance is not None)
+        item_lines.append(raw)
+    manifest.items_sha256 = lines_sha256(item_lines)
     parsed = build_manifest(manifest.name, good_rows, base_dir=path.parent, source=source, check_audio=check_audio)
     manifest.items = parsed.items
     manifest.problems = sorted(manifest.problems + parsed.problems, key=lambda p: p.line)
     return manifest
-
-
-def _items_sha256(path: Path, skip_header: bool) -> str:
-    lines = [raw for raw in path.read_text(encoding="utf-8").splitlines() if raw.strip()]
-    return lines_sha256(lines[1:] if skip_header else lines)
 
 
 @dataclass(frozen=True)

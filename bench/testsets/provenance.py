@@ -91,6 +91,10 @@ class SourceRecord:
         )
 
 
+class IncompleteSource(ValueError):
+    """A LibriSpeech copy that is not the complete subset its folder name says."""
+
+
 @dataclass(frozen=True)
 class ImportRecord:
     """What `data import` read, chose and wrote; the first line of the manifest it wrote."""
@@ -121,6 +125,16 @@ class ImportRecord:
     def from_dict(cls, data: Any, where: str = HEADER_KEY) -> ImportRecord:
         """Built and checked field by field (FieldError naming the dotted key)."""
         return from_table(cls, data, where)
+
+    def accepted(self, partial: bool) -> ImportRecord:
+        """The record of an import that may go ahead: IncompleteSource when the source is not the complete subset
+        its folder names, unless `partial` accepts it (then recorded, and not comparable to the paper)."""
+        mismatch = self.source.mismatch()
+        if mismatch is not None and not partial:
+            raise IncompleteSource(
+                f"{self.source.root}: {mismatch}; pass --partial to import it anyway (then not comparable to the paper)"
+            )
+        return replace(self, partial=mismatch is not None)
 
     def with_items(self, lines: Iterable[str]) -> ImportRecord:
         return replace(self, items_sha256=lines_sha256(lines))

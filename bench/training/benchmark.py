@@ -191,10 +191,6 @@ def measure_in_process(**kwargs: object) -> ThroughputRow:
         return pool.apply(measure, kwds=kwargs)
 
 
-def row_dict(row: ThroughputRow) -> dict:
-    return asdict(row)
-
-
 def run_benchmark(
     preset: str,
     precisions: list[str],

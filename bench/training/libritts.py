@@ -81,6 +81,12 @@ def _utterance(
     return TrainingUtterance(id=utt_id, speaker=speaker, audio=wav, text=text, phonemes=phonemes, durations=durations)
 
 
+def problem_line(utt_id: str, exc: BaseException) -> str:
+    """ "<id>: <problem>" for a skipped utterance (its id not repeated when the message already starts with it)."""
+    message = str(exc)
+    return message if message.startswith(f"{utt_id}: ") else f"{utt_id}: {message}"
+
+
 def libritts_utterances(
     root: str | os.PathLike,
     *,
@@ -133,8 +139,7 @@ def libritts_utterances(
                 espeak_clusters=espeak_clusters,
             )
         except (ValueError, OSError) as exc:  # TextGridError, AlignmentError, AudioError, missing files
-            message = str(exc)
-            problems.append(message if message.startswith(f"{wav.stem}: ") else f"{wav.stem}: {message}")
+            problems.append(problem_line(wav.stem, exc))
     return [found[k] for k in sorted(found)], sorted(problems)
 
 

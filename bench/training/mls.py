@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bench.training.libritts import _utterance
+from bench.training.libritts import _utterance, problem_line
 from bench.training.phones import default_vocab
 from bench.training.sources import TrainingUtterance
 
@@ -82,9 +82,8 @@ def mls_utterances(
                     text=texts[utt],
                 )
             )
-        except (ValueError, OSError) as exc:
-            message = str(exc)
-            problems.append(message if message.startswith(f"{utt}: ") else f"{utt}: {message}")
+        except (ValueError, OSError) as exc:  # as for LibriTTS: missing TextGrid, unmappable phone, bad audio
+            problems.append(problem_line(utt, exc))
     return sorted(found, key=lambda u: u.id), sorted(problems)
 
 
