@@ -13,8 +13,9 @@ count (`fit_to_frames`).
 At corpus scale (MLS: millions of utterances, terabytes of latents) the build is split into shards: shard k of
 N takes every N-th utterance from the k-th (`shard=(k, N)`, `flashspeech-bench data featurize --shard k/N`, one
 process or machine each, into one shared cache) and writes `index-<k>-of-<N>.jsonl` (file, id, speaker, frames).
-`StreamedFeatures` reads every index and loads an utterance's file only when a batch needs it: the trainer's
-sampler needs nothing but the lengths.
+With `stream`, the items of this call's utterances are `StreamedFeatures`: their lengths from the indexes (no file
+is loaded that any shard has indexed), an utterance's file loaded only when a batch needs it: the trainer's sampler
+needs nothing but the lengths. Only this call's utterances: the cache may hold other sources' features too.
 """
 
 from __future__ import annotations
@@ -143,16 +144,6 @@ class StreamedFeatures(Sequence):
         self.root, self.rows = Path(root), sorted(rows, key=lambda r: r.id)
         self.lengths = [r.frames for r in self.rows]
 
-    @classmethod
-    def from_indexes(cls, root: Path) -> StreamedFeatures:
-        rows: dict[str, IndexRow] = {}
-        for index in sorted(Path(root).glob("index-*-of-*.jsonl")):
-            for line in index.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    row = IndexRow(**json.loads(line))
-                    rows[row.file] = row
-        return cls(root, list(rows.values()))
-
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -162,16 +153,22 @@ class StreamedFeatures(Sequence):
         return FeatureItem(**torch.load(self.root / self.rows[i].file, weights_only=True))
 
 
-def _write_index(root: Path, shard: tuple[int, int], paths: Sequence[Path]) -> list[IndexRow]:
-    """The shard's index, reusing the rows of its previous index and loading only the files new to it."""
-    k, n = shard
-    index = root / f"index-{k}-of-{n}.jsonl"
-    known: dict[str, IndexRow] = {}
-    if index.is_file():
+def _read_indexes(root: Path) -> dict[str, IndexRow]:
+    """Every shard index's rows under `root`, by feature file."""
+    rows: dict[str, IndexRow] = {}
+    for index in sorted(root.glob("index-*-of-*.jsonl")):
         for line in index.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = IndexRow(**json.loads(line))
-                known[row.file] = row
+                rows[row.file] = row
+    return rows
+
+
+def _write_index(root: Path, shard: tuple[int, int], paths: Sequence[Path]) -> list[IndexRow]:
+    """The shard's index of `paths` (those built), reusing any shard's rows and loading only files no index has."""
+    k, n = shard
+    index = root / f"index-{k}-of-{n}.jsonl"
+    known = _read_indexes(root)
     rows = []
     for path in paths:
         if not path.exists():
@@ -219,7 +216,7 @@ def build_features(
 ) -> FeatureSet:
     """Compute (or reuse) the features of shard `shard` = (k, N) of the utterances (every N-th from the k-th;
     default all) and write its index; problems are listed by utterance. The items: loaded into memory, or with
-    `stream` every shard's indexed items (`StreamedFeatures`), read from disk when used."""
+    `stream` as `StreamedFeatures`, read from disk when used."""
     from tqdm.auto import tqdm
 
     from bench.testsets.corpus import default_cache_dir
@@ -245,11 +242,11 @@ def build_features(
                 if problem:
                     problems.append(problem)
                 bar.update()
-    _write_index(root, shard, paths)
+    rows = _write_index(root, shard, paths)
     (root / "features.json").write_text(
         json.dumps({"codec": codec.describe(), "vocab": vocab.fingerprint, "f0": f0_config.describe()}, indent=1)
     )
     if stream:
-        return FeatureSet(items=StreamedFeatures.from_indexes(root), problems=problems, root=root)
+        return FeatureSet(items=StreamedFeatures(root, rows), problems=problems, root=root)
     items = [FeatureItem(**torch.load(path, weights_only=True)) for path in paths if path.exists()]
     return FeatureSet(items=items, problems=problems, root=root)

@@ -59,6 +59,9 @@ def test_shards_build_apart_and_stream_together(tmp_path):
     streamed = build_features(utts, codec, cache, workers=1, progress=False, stream=True)
     assert isinstance(streamed.items, StreamedFeatures) and len(streamed.items) == 5
     assert streamed.items.lengths == [40] * 5 and streamed.speakers == ["spk"]
+    # only this call's utterances stream, though the cache holds the others' features too
+    fewer = build_features(utts[:3], codec, cache, workers=1, progress=False, stream=True)
+    assert [row.id for row in fewer.items.rows] == ["u0", "u1", "u2"]
     in_memory = build_features(utts, codec, cache, workers=1, progress=False)
     for a, b in zip(streamed.items, in_memory.items, strict=True):
         assert a.id == b.id and torch.equal(a.latent, b.latent)
