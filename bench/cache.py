@@ -3,7 +3,8 @@
 Generation key = `fingerprint` (sha256 of canonical JSON) of (`GENERATION_KEY_VERSION`, the system's `describe()` —
 config, checkpoint sha256, codec — with its `code_digest()` (the source that generates: the `flashspeech` package
 and the system adapters; an external program's stated fingerprint), the item's text, prompt file identity and clip,
-the target file's identity when the system may read it (`System.reads_target`), and the seed). Each entry is
+the target file's identity when the system may read it (`System.reads_target`), a voice-conversion item's task and
+source file identity, and the seed). Each entry is
 `<key>.wav` plus `<key>.json` (timings, where/when/under what load they were measured, and system metadata), both
 written atomically, the JSON last: an entry exists only when its JSON does. Failed generations are not cached
 (they are retried next time). A cache hit's audio is reused; its timings are an earlier run's and come back marked
@@ -70,6 +71,8 @@ def generation_key(system: dict[str, Any], item: EvalItem, seed: int, reads_targ
         },
         "seed": seed,
     }
+    if item.source_audio is not None:  # a voice-conversion item (a TTS item's key is unchanged)
+        payload["item"].update(task=item.task, source=_file_identity(item.source_audio))
     return fingerprint(payload)
 
 
@@ -130,6 +133,8 @@ class ScoreCache:
         h = hashlib.sha256(canonical_json([SCORE_KEY_VERSION, suite_description]).encode())
         for s in samples:
             h.update(json.dumps([s.system, s.item.id, s.seed, s.item.text], default=str).encode())
+            if s.item.source_audio is not None:  # what a voice-conversion row is also scored against
+                h.update(canonical_json(_file_identity(s.item.source_audio)).encode())
             h.update(hashlib.sha1(s.audio.tobytes()).digest())
             if s.reconstructed_prompt is not None:
                 h.update(hashlib.sha1(s.reconstructed_prompt.tobytes()).digest())

@@ -69,8 +69,9 @@ def evaluator_digest(evaluators: Mapping[str, Any]) -> str | None:
 @dataclass(frozen=True)
 class SystemKey:
     """Which system produced a row: the test set it ran on, its name (`flashspeech@2`), the series a steps curve
-    joins (the config entry: `flashspeech`), its kind and how it samples (family, sampler, steps, NFE; None for a
-    system that does not sample)."""
+    joins (the config entry: `flashspeech`), its kind, how it samples (family, sampler, steps, NFE; None for a
+    system that does not sample), the task of the test set (`tts`, or `vc`: voice conversion) and, for a voice
+    conversion system, the noise level it diffuses the source to (the series' sweep axis)."""
 
     testset: str
     name: str
@@ -80,6 +81,8 @@ class SystemKey:
     sampler: str | None = None
     steps: int | None = None
     nfe: int | None = None
+    task: str = "tts"
+    noise_level: float | None = None
 
     @property
     def label(self) -> str:
@@ -96,11 +99,13 @@ class SystemKey:
         return asdict(self)
 
     @classmethod
-    def of(cls, system: Any, testset: str) -> SystemKey:
-        """The key of a built `bench.systems.System` on `testset` (its `sampling()` says how it samples)."""
+    def of(cls, system: Any, testset: str, task: str = "tts") -> SystemKey:
+        """The key of a built `bench.systems.System` on `testset` of `task` (its `sampling()` says how it samples)."""
         sampling = system.sampling()
         return cls(
             testset=testset,
+            task=task,
+            noise_level=sampling.get("noise_level"),
             name=system.name,
             kind=system.kind,
             series=sampling.get("series") or system.name,  # a system that does not sample is its own series
@@ -117,6 +122,8 @@ class SystemKey:
         for name in ("steps", "nfe"):
             if name in values:
                 values[name] = int(values[name])
+        if "noise_level" in values:
+            values["noise_level"] = float(values["noise_level"])
         return cls(**values)
 
 

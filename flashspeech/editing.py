@@ -20,6 +20,7 @@ from torch import Tensor
 from flashspeech.model import durations_from_log
 from flashspeech.synthesis import FlashSpeech, SynthesisOutput, fit_durations
 from flashspeech.text.phonemes import BOS, EOS
+from flashspeech.timing import StageTimer
 
 DEFAULT_VC_SIGMA = 2.0  # the paper does not give its noise level; 2 is its two-step intermediate sigma
 
@@ -46,6 +47,7 @@ def source_durations(tts: FlashSpeech, text: str, source: Tensor) -> Tensor:
     return fit_durations(durations_from_log(log_dur, mask)[0].cpu(), int(prompt_mask.sum()))
 
 
+@torch.inference_mode()
 def convert_voice(
     tts: FlashSpeech,
     source: Tensor | np.ndarray,
@@ -56,17 +58,21 @@ def convert_voice(
     durations: Tensor | None = None,
     seed: int = 0,
     alpha: float | None = None,
+    timer: StageTimer | None = None,
 ) -> SynthesisOutput:
     """Say what `source` says, as the speaker of `target_prompt` (both 1-D at tts.sample_rate).
 
     `sigmas` starts at the intermediate noise level (lower keeps more of the source, higher more of the
     target); `durations` (frames per phoneme, <s> and </s> included) default to `source_durations`.
+    `timer` records the source's encoding and duration estimate as stage "source", then synthesis's stages.
     """
     source = _waveform(source, "source")
     target_prompt = _waveform(target_prompt, "target_prompt")
-    z = tts.codec.normalize(tts.codec.encode(source.to(tts.device)[None]))[0]
-    if durations is None:
-        durations = source_durations(tts, source_text, source)
+    timer = timer or StageTimer()
+    with timer.stage("source", tts.device):
+        z = tts.codec.normalize(tts.codec.encode(source.to(tts.device)[None]))[0]
+        if durations is None:
+            durations = source_durations(tts, source_text, source)
     if int(durations.sum()) != z.shape[-1]:
         raise ValueError(f"durations sum to {int(durations.sum())} frames but the source has {z.shape[-1]}")
     return tts.synthesize(
@@ -77,6 +83,7 @@ def convert_voice(
         alpha=alpha,
         durations=[durations],
         start_latents=[z.cpu()],
+        timer=timer,
     )
 
 

@@ -33,6 +33,7 @@ class Need(enum.Enum):
     PROMPT = "prompt audio"
     TEXT = "reference text"
     TARGET = "ground-truth target audio"
+    SOURCE = "voice-conversion source audio"
     RECONSTRUCTED_PROMPT = "prompt reconstructed through the system's codec"
     SEEDS = "several seeds per item"
     TIMINGS = "per-stage timings"
@@ -96,6 +97,10 @@ class Sample:
     def target_audio(self, sample_rate: int) -> np.ndarray | None:
         """The item's ground-truth target at `sample_rate`, None when it has none (`EvalItem.load_target`)."""
         return self.item.load_target(sample_rate)
+
+    def source_audio(self, sample_rate: int) -> np.ndarray | None:
+        """A voice-conversion item's source utterance at `sample_rate`, None for TTS (`EvalItem.load_source`)."""
+        return self.item.load_source(sample_rate)
 
     def generated_audio(self, sample_rate: int) -> np.ndarray:
         from flashspeech.foundation.audio import resample

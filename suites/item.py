@@ -12,6 +12,15 @@ rate, as lhotse's `Recording.load_audio`) and its JSON form, one manifest line (
 Relative paths are relative to a base directory (the manifest file's). `prompt_text` is null when unknown (e.g.
 a 3 s cut from a longer utterance). `prompt_offset_s` / `prompt_duration_s` cut the prompt clip out of
 `prompt_audio` (default: the whole file).
+
+An item has a task: `tts` (the default, written by leaving `task` out) or `vc`, voice conversion: say what
+`source_audio` says (its text is `text`), spoken by `source_speaker`, in the voice of `speaker`, whose reference clip
+is `prompt_audio`; `target_audio` is then that speaker's own reading of `text` (the topline), when it exists::
+
+    {"id": "vc-flite-rms-to-flite-awb-s0060", "task": "vc", "text": "...", "speaker": "flite-awb",
+     "prompt_audio": "flite-awb/flite-awb-s0114.flac", "prompt_text": "...",
+     "source_audio": "flite-rms/flite-rms-s0060.flac", "source_speaker": "flite-rms",
+     "target_audio": "flite-awb/flite-awb-s0060.flac"}
 """
 
 from __future__ import annotations
@@ -29,6 +38,9 @@ from flashspeech.foundation.audio import AudioError, audio_info, read_audio
 
 REQUIRED_FIELDS = ("id", "text", "prompt_audio", "speaker")
 OPTIONAL_FIELDS = ("prompt_text", "target_audio", "prompt_offset_s", "prompt_duration_s", "meta")
+VC_FIELDS = ("task", "source_audio", "source_speaker")  # a voice-conversion item's own (source_*: required)
+TTS, VC = "tts", "vc"
+TASKS = (TTS, VC)  # what an item asks of a system: synthesis from text, or conversion of a source utterance
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,9 @@ class EvalItem:
     prompt_offset_s: float = 0.0
     prompt_duration_s: float | None = None  # None: to the end of prompt_audio
     meta: dict[str, Any] = field(default_factory=dict)
+    task: str = TTS  # `vc`: convert `source_audio` (saying `text`) to the voice of `speaker`
+    source_audio: str | None = None  # a vc item's source utterance
+    source_speaker: str | None = None  # who speaks it (never `speaker`)
 
     def load_prompt(self, sample_rate: int) -> np.ndarray:
         """The prompt clip (offset and duration applied), mono float32 at `sample_rate`: a copy of the clip
@@ -71,6 +86,12 @@ class EvalItem:
             return None
         return _clip(self.target_audio, sample_rate, 0.0, None).copy()
 
+    def load_source(self, sample_rate: int) -> np.ndarray | None:
+        """A voice-conversion item's source utterance at `sample_rate` (a copy, as `load_prompt`); None for TTS."""
+        if self.source_audio is None:
+            return None
+        return _clip(self.source_audio, sample_rate, 0.0, None).copy()
+
     def to_json(self, relative_to: Path | None = None) -> dict[str, Any]:
         def rel(p: str | None) -> str | None:
             if p is None or relative_to is None:
@@ -80,13 +101,13 @@ class EvalItem:
             except ValueError:  # another drive on Windows
                 return p
 
-        out: dict[str, Any] = {
-            "id": self.id,
-            "text": self.text,
-            "speaker": self.speaker,
-            "prompt_audio": rel(self.prompt_audio),
-            "prompt_text": self.prompt_text,
-        }
+        out: dict[str, Any] = {"id": self.id}
+        if self.task != TTS:  # a TTS line stays as it always was
+            out["task"] = self.task
+        out.update(text=self.text, speaker=self.speaker, prompt_audio=rel(self.prompt_audio))
+        out["prompt_text"] = self.prompt_text
+        if self.source_audio is not None or self.source_speaker is not None:
+            out.update(source_audio=rel(self.source_audio), source_speaker=self.source_speaker)
         if self.prompt_offset_s:
             out["prompt_offset_s"] = self.prompt_offset_s
         if self.prompt_duration_s is not None:
@@ -112,8 +133,8 @@ class EvalItem:
             problems.append(ItemProblem(item_id, fld, msg))
 
         for key in obj:
-            if key not in REQUIRED_FIELDS and key not in OPTIONAL_FIELDS:
-                add(key, f"unknown field (known: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS)})")
+            if key not in REQUIRED_FIELDS and key not in OPTIONAL_FIELDS and key not in VC_FIELDS:
+                add(key, f"unknown field (known: {', '.join(REQUIRED_FIELDS + OPTIONAL_FIELDS + VC_FIELDS)})")
         for key in REQUIRED_FIELDS:
             if key not in obj or obj[key] is None:
                 add(key, "missing required field")
@@ -152,6 +173,23 @@ class EvalItem:
         target_audio = resolve("target_audio")
         if obj.get("target_audio") is not None and target_audio is None:
             add("target_audio", "expected a non-empty path string or null")
+        task = obj.get("task", TTS)
+        source_audio = resolve("source_audio")
+        if task not in TASKS:
+            add("task", f"unknown task {task!r} (known: {', '.join(TASKS)})")
+        elif task == VC:
+            for key in ("source_audio", "source_speaker"):
+                if obj.get(key) is None:
+                    add(key, "missing required field for a vc item (the utterance to convert and who speaks it)")
+                elif (msg := _non_empty_str(obj[key])) is not None:
+                    add(key, msg)
+            source_speaker = obj.get("source_speaker")
+            if isinstance(source_speaker, str) and source_speaker.strip() and source_speaker == obj.get("speaker"):
+                add("source_speaker", f"the source speaker is the target speaker {source_speaker!r}: nothing to do")
+        else:
+            for key in ("source_audio", "source_speaker"):
+                if obj.get(key) is not None:
+                    add(key, 'only a vc item has a source (add "task": "vc", or remove the field)')
         if check_audio:
             if prompt_audio is not None:
                 if (msg := check_audio_field(prompt_audio)) is not None:
@@ -165,6 +203,8 @@ class EvalItem:
                         add("prompt_duration_s", f"clip ends at {end:.3f}s but the audio lasts {dur:.3f}s")
             if target_audio is not None and (msg := check_audio_field(target_audio)) is not None:
                 add("target_audio", msg)
+            if task == VC and source_audio is not None and (msg := check_audio_field(source_audio)) is not None:
+                add("source_audio", msg)
 
         if problems:
             return None, problems
@@ -178,6 +218,9 @@ class EvalItem:
             prompt_offset_s=float(offset or 0.0),
             prompt_duration_s=None if duration is None else float(duration),
             meta=dict(meta),
+            task=task,
+            source_audio=source_audio,
+            source_speaker=obj.get("source_speaker"),
         )
         return item, []
 

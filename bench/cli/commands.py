@@ -226,6 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = outcome.results
     reports, tracking = publish(outcome, config)
     print(f"\n{config.name}: {outcome.generated} generated, {outcome.cached} from the cache")
+    skipped = results.metadata["run"].get("skipped") or []
+    if skipped:  # by design, not a failure: each system runs on the test sets of the tasks it does
+        print(f"not run, another task ({len(skipped)}): " + "; ".join(skipped))
     print(_headline(results))
     _print_problems(results)
     print(f"\nresults: {outcome.output_dir}")

@@ -57,6 +57,7 @@ def assemble(
             "retime": config.retime,
             "executor": run["executor"],
             "timing_context": context,
+            "skipped": [str(s) for s in plan.skipped],  # systems not run on a test set of another task
         },
         "config": config.to_dict(),
         "output_dir": str(output_dir),
@@ -92,6 +93,7 @@ def _testset_metadata(manifest: Manifest) -> dict[str, Any]:
     """What ran of a test set: its items, the entries left out, and for an imported set its import record and the
     digest of the item lines as read (set against the record's to prove the set unchanged)."""
     return {
+        "task": manifest.task,
         "items": len(manifest),
         "problems": [str(p) for p in manifest.problems],
         "manifest": manifest.source,

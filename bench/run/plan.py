@@ -5,7 +5,7 @@ system everywhere after (records, samples, rows, metadata)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bench.cache import CachedSystem, Entry, GenerationCache, generation_key
@@ -47,6 +47,18 @@ class SystemPlan:
         return self.cached.system
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A system not run on a test set because it does not do the set's task (e.g. a TTS system on a vc set)."""
+
+    testset: str
+    system: str
+    task: str
+
+    def __str__(self) -> str:
+        return f"{self.system} does not do {self.task}: not run on {self.testset}"
+
+
 @dataclass
 class Plan:
     testsets: list[tuple[str, Manifest]]
@@ -54,6 +66,7 @@ class Plan:
     seeds: list[int]
     context: dict[str, Any]  # the run's timing context, with its run_id
     plans: list[SystemPlan]  # test sets, then systems
+    skipped: list[Skipped] = field(default_factory=list)  # (test set, system) pairs of another task
 
     @property
     def units(self) -> list[GenerationUnit]:
@@ -87,14 +100,18 @@ def plan_run(
     cache: GenerationCache,
     context: dict[str, Any],
 ) -> Plan:
-    """The plan of every system on every test set (each system's code digest hashed once)."""
+    """The plan of every system on every test set of a task it does (each system's code digest hashed once); the
+    other pairs are listed as skipped."""
     codes = {s.name: s.code_digest() for s in systems}
-    plans = [
-        plan_system(SystemKey.of(system, testset), system, manifest, codes[system.name], config, cache, context)
-        for testset, manifest in testsets
-        for system in systems
-    ]
-    return Plan(list(testsets), list(systems), list(config.seeds), context, plans)
+    plans, skipped = [], []
+    for testset, manifest in testsets:
+        for system in systems:
+            if manifest.task not in system.tasks:
+                skipped.append(Skipped(testset, system.name, manifest.task))
+                continue
+            key = SystemKey.of(system, testset, manifest.task)
+            plans.append(plan_system(key, system, manifest, codes[system.name], config, cache, context))
+    return Plan(list(testsets), list(systems), list(config.seeds), context, plans, skipped)
 
 
 def plan_system(

@@ -121,6 +121,10 @@ def preflight(config: BenchConfig, load_suites: bool = True) -> Ready:
             ready.systems += built
             ready.loaded.append(f"{what}: {', '.join(s.name for s in built)}")
     _attempt(ready, "systems", lambda: check_unique_names(ready.systems))
+    for name, manifest in ready.testsets:  # once every system built: a set no system can run is named
+        if ready.systems and not any(manifest.task in s.tasks for s in ready.systems):
+            problem = f"a {manifest.task} set, and no system that loaded does {manifest.task} (`tasks` of each kind)"
+            ready.missing.append(Missing(f"test set {name}", problem))
     for name, options in config.suites.items():
         device = config.device if load_suites else "cpu"
         suite = _attempt(ready, f"suite {name}", lambda n=name, o=options, d=device: build_suite(n, device=d, **o))

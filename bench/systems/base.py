@@ -4,6 +4,9 @@ A system kind registers itself with `register_system`, declares its own options 
 system has a checkpoint and step counts, an external one a command) and builds itself from one config entry
 (`System.build`, which may expand into several systems, e.g. one per step count).
 
+A system declares the tasks it does (`tasks`: `tts`, `vc`; `suites.item.TASKS`); the runner gives it only the test
+sets of those tasks.
+
 `generate(items, seeds)` returns one `Generated` per (item, seed) in order: audio, or an error message;
 a failing item never stops the others. `reconstruct(prompt)` gives the prompt through the system's own
 codec (the SIM-r reference), or None when the system has no codec.
@@ -24,7 +27,7 @@ import flashspeech
 from flashspeech.foundation.fields import FieldError, typed_fields
 from flashspeech.foundation.hashing import source_digest
 from flashspeech.foundation.registry import Registry
-from suites.item import EvalItem
+from suites.item import TTS, EvalItem
 
 
 class SystemConfigError(FieldError):
@@ -95,6 +98,7 @@ class System(ABC):
     # torch computes its audio here: the CPU thread count changes its rounding (part of the generation key)
     threads_affect_audio: ClassVar[bool] = True
     reads_target: ClassVar[bool] = True  # its audio may depend on item.target_audio (its identity joins the key)
+    tasks: frozenset[str] = frozenset({TTS})  # the test-set tasks it does (a kind may set it per instance)
     name: str
     sample_rate: int = 16_000
     batch_size: int = 1  # items per generate() call

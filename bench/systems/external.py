@@ -35,7 +35,7 @@ from bench.systems.process import CommandRun, killed_by, run_command
 from flashspeech.foundation.audio import read_audio, write_wav
 from flashspeech.foundation.hashing import fingerprint, sha256_file
 from flashspeech.timing import share_batch_timings
-from suites.item import EvalItem
+from suites.item import TASKS, TTS, EvalItem
 
 FIXED_VOICE_NOTE = "fixed voice: ignores the prompt, so similarity to the prompt does not measure voice cloning"
 UNFINGERPRINTED_NOTE = (
@@ -76,8 +76,9 @@ def _version_argv(argv: Sequence[str]) -> list[str]:
 class ExternalOptions:
     """The command (argv with {input}, {output_dir} and {python}), the rate its wavs are resampled to, whether it
     clones the prompt's voice (`prompted = false`: a fixed-voice system that ignores the prompt), the batch
-    timeout in seconds (None: `default_timeout_s`), and what identifies the program: `version_command` (argv,
-    {python} substituted; its output is recorded) and `fingerprint_files` (files or directories, hashed)."""
+    timeout in seconds (None: `default_timeout_s`), what identifies the program: `version_command` (argv,
+    {python} substituted; its output is recorded) and `fingerprint_files` (files or directories, hashed), and the
+    tasks it does (`tts`, `vc`: it then gets the test sets of those tasks)."""
 
     command: list[str] = field(default_factory=list)
     sample_rate: int = 16_000
@@ -85,6 +86,7 @@ class ExternalOptions:
     timeout_s: float | None = None
     version_command: list[str] = field(default_factory=list)
     fingerprint_files: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=lambda: [TTS])
 
     def validate(self, where: str) -> None:
         if not _is_argv(self.command):
@@ -100,6 +102,9 @@ class ExternalOptions:
         files = self.fingerprint_files
         if not isinstance(files, list) or not all(isinstance(p, str) and p for p in files):
             raise SystemConfigError(f"{where}.fingerprint_files: must be a list of paths, got {files!r}")
+        if not isinstance(self.tasks, list) or not self.tasks or any(t not in TASKS for t in self.tasks):
+            known = ", ".join(TASKS)
+            raise SystemConfigError(f"{where}.tasks: expected a non-empty list of {known}, got {self.tasks!r}")
 
     def _validate_version_command(self, where: str) -> None:
         if self.version_command == []:
@@ -178,20 +183,24 @@ def program_fingerprint(opts: ExternalOptions, where: str) -> Fingerprint | None
 
 
 def _write_requests(tmpdir: Path, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[dict[str, Any]]:
-    """Each item's prompt clip as a 16 kHz wav, and the request file `requests.jsonl` naming them; the requests."""
+    """Each item's prompt clip (and a vc item's source) as a 16 kHz wav, and the request file `requests.jsonl` naming
+    them; the requests."""
     requests = []
     for k, (item, seed) in enumerate(zip(items, seeds, strict=True)):
         prompt = write_wav(tmpdir / f"prompt-{k}.wav", item.load_prompt(16_000), 16_000)
-        requests.append(
-            {
-                "id": item.id,
-                "text": item.text,
-                "prompt_audio": str(prompt),
-                "prompt_text": item.prompt_text,
-                "seed": seed,
-                "output": str(tmpdir / "out" / f"{k}.wav"),
-            }
-        )
+        request = {
+            "id": item.id,
+            "text": item.text,
+            "prompt_audio": str(prompt),
+            "prompt_text": item.prompt_text,
+            "seed": seed,
+            "output": str(tmpdir / "out" / f"{k}.wav"),
+        }
+        source = item.load_source(16_000)
+        if source is not None:  # a voice-conversion request (a TTS request is unchanged)
+            wav = write_wav(tmpdir / f"source-{k}.wav", source, 16_000)
+            request.update(task=item.task, source_audio=str(wav), source_speaker=item.source_speaker)
+        requests.append(request)
     (tmpdir / "out").mkdir()
     (tmpdir / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in requests), encoding="utf-8")
     return requests
@@ -201,17 +210,19 @@ def _write_requests(tmpdir: Path, items: Sequence[EvalItem], seeds: Sequence[int
 class ExternalSystem(System):
     """Any TTS program, run as a command over a batch of items.
 
-    Contract: the command (argv; `{input}`, `{output_dir}` and `{python}`, the interpreter running the
-    benchmark, are substituted) reads the JSONL file `{input}`, one request per line: {"id", "text",
-    "prompt_audio" (a 16 kHz mono wav of the prompt clip), "prompt_text" (or null), "seed", "output" (the
-    wav path to write)}. It writes one wav per request at `output` (any rate; resampled to `sample_rate`),
-    and may write `<output>.json` with {"timings": {stage: seconds}}, or {"error": message} for a request
-    it could not answer (that request then fails with this message, wav or not; a sidecar that is not a
-    JSON object is ignored). It exits 0: a non-zero exit status, or running past the timeout, fails every
-    request of the batch (but those with their own error message), wavs or not, with the status or the
-    timeout and the end of its stderr. A request whose wav is missing or unreadable is a failed item; without
-    per-item timings, the command's wall time is shared among its items in proportion to their audio length.
-    The command runs in its own process group with stdin closed; see `run_command` for how it is stopped.
+    Contract: the command (argv; `{input}`, `{output_dir}` and `{python}`, the interpreter running the benchmark,
+    are substituted) reads the JSONL file `{input}`, one request per line: {"id", "text", "prompt_audio" (a 16 kHz
+    mono wav of the prompt clip), "prompt_text" (or null), "seed", "output" (the wav path to write)}; a
+    voice-conversion request (an item of a `vc` test set, for a system with "vc" in `tasks`) adds {"task": "vc",
+    "source_audio" (a 16 kHz mono wav of the utterance to convert, whose words are "text"), "source_speaker"}, and
+    asks for the source's words in the voice of "prompt_audio". It writes one wav per request at `output` (any rate;
+    resampled to `sample_rate`), and may write `<output>.json` with {"timings": {stage: seconds}}, or {"error":
+    message} for a request it could not answer (that request then fails with this message, wav or not; a sidecar
+    that is not a JSON object is ignored). It exits 0: a non-zero exit status, or running past the timeout, fails
+    every request of the batch (but those with their own error message), wavs or not, with the status or the timeout
+    and the end of its stderr. A request whose wav is missing or unreadable is a failed item; without per-item
+    timings, the command's wall time is shared among its items in proportion to their audio length. The command runs
+    in its own process group with stdin closed; see `run_command` for how it is stopped.
 
     Identity: `describe()` carries a "fingerprint" ({"version": version_command's output, "files": sha256 of
     fingerprint_files}) when either is set, or when the command runs an engine of `bench.systems.engines`
@@ -238,7 +249,9 @@ class ExternalSystem(System):
         opts: ExternalOptions = config.options
         name = config.name or Path(shlex.split(opts.command[0])[0]).name
         stamp = program_fingerprint(opts, f"systems.{name}")
-        return [cls(opts.command, name, opts.sample_rate, opts.prompted, opts.timeout_s, fingerprint=stamp)]
+        system = cls(opts.command, name, opts.sample_rate, opts.prompted, opts.timeout_s, fingerprint=stamp)
+        system.tasks = frozenset(opts.tasks)
+        return [system]
 
     def __init__(
         self,
@@ -258,6 +271,8 @@ class ExternalSystem(System):
             described.update(prompted=False, note=FIXED_VOICE_NOTE)
         if self.fingerprint is not None:  # likewise: unfingerprinted systems keep their cache keys
             described["fingerprint"] = dataclasses.asdict(self.fingerprint)
+        if self.tasks != {TTS}:  # likewise: TTS systems keep their cache keys
+            described["tasks"] = sorted(self.tasks)
         return described
 
     def provenance_note(self) -> str | None:

@@ -48,6 +48,25 @@ class FlashSpeechOptions:
             raise SystemConfigError(f"{where}.sigma_min: expected a number > 0, got {self.sigma_min!r}")
 
 
+def load_model(checkpoint: str, device: str) -> tuple[Any, str]:
+    """The `FlashSpeech` of a checkpoint option (a directory, `pretrained:<name>`, `random:<preset>`) on `device`,
+    and its weights' identity (sha256; for untrained weights, of their config)."""
+    from flashspeech.codecs import MelCodec
+    from flashspeech.config import preset
+    from flashspeech.synthesis import FlashSpeech
+
+    if checkpoint.startswith(RANDOM):
+        codec = MelCodec()
+        tts = FlashSpeech.from_config(preset(checkpoint[len(RANDOM) :], latent_dim=codec.latent_dim), codec)
+        sha = fingerprint(tts.config.to_dict())  # the identity of untrained weights: their config
+    else:
+        from flashspeech.checkpoint import read_description
+
+        tts = FlashSpeech.from_pretrained(checkpoint)
+        sha = read_description(checkpoint)["weights_sha256"]
+    return tts.to(device), sha
+
+
 def default_series(plan: Any) -> str:
     """A FlashSpeech system's default name (before @steps): flashspeech, or diffusion-<sampler> for the baseline."""
     return "flashspeech" if plan.family == "consistency" else f"diffusion-{plan.sampler}"
@@ -73,21 +92,8 @@ class FlashSpeechSystem(System):
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:
         """One system per step count, sharing one loaded model; default names flashspeech@N, diffusion-heun@N."""
-        from flashspeech.codecs import MelCodec
-        from flashspeech.config import preset
-        from flashspeech.synthesis import FlashSpeech
-
         opts: FlashSpeechOptions = config.options
-        if opts.checkpoint.startswith(RANDOM):
-            codec = MelCodec()
-            tts = FlashSpeech.from_config(preset(opts.checkpoint[len(RANDOM) :], latent_dim=codec.latent_dim), codec)
-            sha = fingerprint(tts.config.to_dict())  # the identity of untrained weights: their config
-        else:
-            from flashspeech.checkpoint import read_description
-
-            tts = FlashSpeech.from_pretrained(opts.checkpoint)
-            sha = read_description(opts.checkpoint)["weights_sha256"]
-        tts.to(device)
+        tts, sha = load_model(opts.checkpoint, device)
         plans = [tts.plan(steps=steps, sampler=opts.sampler, sigma_min=opts.sigma_min) for steps in opts.steps]
         base = config.name or default_series(plans[0])
         return [cls(tts, plan, base, opts.checkpoint, sha, opts) for plan in plans]
@@ -164,8 +170,13 @@ class FlashSpeechSystem(System):
             for k in range(len(items))
         ]
 
-    @torch.inference_mode()
     def reconstruct(self, prompt: np.ndarray) -> np.ndarray | None:
-        codec = self.tts.codec
-        wav = torch.from_numpy(np.ascontiguousarray(prompt, dtype=np.float32)).to(self.tts.device)[None]
-        return codec.decode(codec.encode(wav))[0].float().cpu().numpy()
+        return reconstruct_prompt(self.tts, prompt)
+
+
+@torch.inference_mode()
+def reconstruct_prompt(tts: Any, prompt: np.ndarray) -> np.ndarray:
+    """A prompt clip through the model's codec (encode, decode): the SIM-r reference."""
+    codec = tts.codec
+    wav = torch.from_numpy(np.ascontiguousarray(prompt, dtype=np.float32)).to(tts.device)[None]
+    return codec.decode(codec.encode(wav))[0].float().cpu().numpy()

@@ -1,4 +1,5 @@
-"""Reference systems: the recorded targets (topline) and their codec resynthesis (the codec's ceiling)."""
+"""Reference systems: the recorded targets (topline), their codec resynthesis (the codec's ceiling) and, for voice
+conversion, the source passed through unconverted (the floor: where a conversion starts from)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import torch
 
 from bench.systems.base import Generated, System, SystemConfig, error_text, register_system
 from flashspeech.foundation.audio import read_audio
-from suites.item import EvalItem
+from suites.item import TASKS, VC, EvalItem
 
 
 @register_system
@@ -21,6 +22,7 @@ class GroundTruthSystem(System):
     kind = "ground_truth"
     deterministic = True
     threads_affect_audio = False  # reads the recording
+    tasks = frozenset(TASKS)  # a vc item's target is the target speaker's own reading of the source text
 
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:
@@ -51,6 +53,7 @@ class CodecResynthesisSystem(System):
 
     kind = "codec_resynthesis"
     deterministic = True
+    tasks = frozenset(TASKS)
 
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:
@@ -85,3 +88,37 @@ class CodecResynthesisSystem(System):
 
     def reconstruct(self, prompt: np.ndarray) -> np.ndarray | None:
         return self._roundtrip(prompt)
+
+
+@register_system
+class SourcePassthroughSystem(System):
+    """A voice-conversion item's source utterance, unconverted: the floor of a conversion (its similarity to the
+    target voice is where a conversion starts from; to the source, about 1; its WER, the source's own)."""
+
+    kind = "source_passthrough"
+    deterministic = True
+    threads_affect_audio = False  # reads the recording
+    reads_target = False
+    tasks = frozenset({VC})
+
+    @classmethod
+    def build(cls, config: SystemConfig, device: str) -> list[System]:
+        return [cls(config.name or cls.kind)]
+
+    def __init__(self, name: str = "source_passthrough", sample_rate: int = 16_000):
+        self.name, self.sample_rate = name, sample_rate
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "sample_rate": self.sample_rate}
+
+    def generate(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[Generated]:
+        out = []
+        for item in items:
+            try:
+                source = item.load_source(self.sample_rate)
+                if source is None:
+                    raise ValueError(f"item {item.id!r} has no source audio (not a vc item)")
+                out.append(Generated(source, self.sample_rate))
+            except Exception as exc:
+                out.append(Generated(None, self.sample_rate, error_text(exc)))
+        return out

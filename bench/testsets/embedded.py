@@ -10,6 +10,8 @@
   espeakng-loader wheel; what the bundled tiny models were trained on).
 - ``real``: real human speech from Debian's pocketsphinx-testdata (committed under
   ``bench/testsets/assets/real``), prompted by another utterance of the same speaker.
+- ``vc`` / ``vc-seen``: voice conversion (task ``vc``) between the committed natural voices, to the unseen and to the
+  training voices (`bench.testsets.vc_sets`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from bench.testsets.corpus import HELDOUT, Corpus
 from bench.testsets.espeak_corpus import CorpusConfig, build_corpus, corpus_root
 from bench.testsets.items import cross_sentence_items
 from bench.testsets.manifest import Manifest, load_manifest, write_manifest
-from bench.testsets.natural import NATURAL_SETS, NaturalSet, natural_assets_dir
+from bench.testsets.natural import NATURAL_SETS, natural_assets_dir
+from bench.testsets.vc_sets import VC_SETS
 from flashspeech.foundation.audio import audio_info
 from suites.item import EvalItem
 
@@ -67,15 +70,18 @@ def _build_espeak(cache_dir: Path | None = None, progress: bool = True) -> Path:
     return write_manifest(espeak_items(corpus), path)
 
 
-def _natural(spec: NaturalSet) -> EmbeddedSet:
-    def path(cache_dir: Path | None = None) -> Path:
-        return natural_assets_dir() / f"{spec.name}.jsonl"
+def _committed(name: str, description: str) -> EmbeddedSet:
+    """A set committed beside the natural clips (`<name>.jsonl` in the natural assets)."""
 
-    return EmbeddedSet(spec.name, spec.description, manifest_path=path, build=lambda cache, progress=True: path())
+    def path(cache_dir: Path | None = None) -> Path:
+        return natural_assets_dir() / f"{name}.jsonl"
+
+    return EmbeddedSet(name, description, manifest_path=path, build=lambda cache, progress=True: path())
 
 
 EMBEDDED: dict[str, EmbeddedSet] = {
-    **{spec.name: _natural(spec) for spec in NATURAL_SETS},
+    **{spec.name: _committed(spec.name, spec.description) for spec in NATURAL_SETS},
+    **{spec.name: _committed(spec.name, spec.description) for spec in VC_SETS},
     "espeak": EmbeddedSet(
         name="espeak",
         description="held-out synthetic espeak-ng voices, test sentences (synthesized on first use)",
@@ -200,7 +206,7 @@ def list_tiers(cache_dir: str | Path | None = None) -> list[CorpusTier]:
             tuple(v for v in natural.voice_names if natural.split_of(v) != HELDOUT),
             natural.heldout,
             licences,
-            tuple(spec.name for spec in NATURAL_SETS),
+            tuple(spec.name for spec in (*NATURAL_SETS, *VC_SETS)),
             *natural_built,
             build="flashspeech-bench data natural (needs Debian's flite and the [voices] extra)",
         ),

@@ -22,7 +22,7 @@ from typing import Any
 from bench.testsets.provenance import HEADER_KEY, ImportRecord, lines_sha256
 from flashspeech.foundation.fields import FieldError
 from flashspeech.foundation.files import write_text_atomic
-from suites.item import EvalItem
+from suites.item import TTS, EvalItem
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,11 @@ class Manifest:
         return len(self.items)
 
     @property
+    def task(self) -> str:
+        """What the set asks of a system: its items' task (`build_manifest` keeps one per set); `tts` when empty."""
+        return self.items[0].task if self.items else TTS
+
+    @property
     def ok(self) -> bool:
         return not self.problems
 
@@ -103,13 +108,19 @@ def build_manifest(
     source: str,
     check_audio: bool = True,
 ) -> Manifest:
-    """Validate (line, JSON object) rows into a Manifest; duplicate ids are problems too."""
+    """Validate (line, JSON object) rows into a Manifest; duplicate ids are problems too, and so is an item of another
+    task than the set's first valid item (a test set has one task: its systems and reports are chosen by it)."""
     manifest = Manifest(name=name, source=source)
     seen: dict[str, int] = {}
     for line, obj in rows:
         item, problems = parse_item(obj, base_dir=base_dir, source=source, line=line, check_audio=check_audio)
         if item is not None and item.id in seen:
             problems = [_problem(source, line, item.id, "id", f"duplicate id (first on line {seen[item.id]})")]
+            item = None
+        elif item is not None and manifest.items and item.task != manifest.task:
+            first = manifest.items[0]
+            message = f"task {item.task!r} in a {manifest.task} test set (item {first.id!r} on line {seen[first.id]}"
+            problems = [_problem(source, line, item.id, "task", message + "): one task per test set")]
             item = None
         manifest.problems.extend(problems)
         if item is not None:

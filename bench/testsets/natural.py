@@ -364,7 +364,8 @@ def natural_assets_dir() -> Path:
 
 def export_sets(corpus: Corpus, dest: Path | None = None, sets: Iterable[NaturalSet] = NATURAL_SETS) -> list[Path]:
     """Write each set's manifest and the audio it uses under `dest` (default: the package's assets), with a
-    PROVENANCE.md naming the corpus, the engines and the licences. Returns the manifests written."""
+    PROVENANCE.md naming the corpus, the engines and the licences; with every natural set, also the voice-conversion
+    sets made from those clips (`bench.testsets.vc_sets`). Returns the manifests written."""
     from bench.testsets.items import cross_sentence_items
     from bench.testsets.manifest import write_manifest
 
@@ -386,6 +387,15 @@ def export_sets(corpus: Corpus, dest: Path | None = None, sets: Iterable[Natural
                 paths[key] = str(target)
             moved.append(replace(item, **paths))
         written.append(write_manifest(moved, dest / f"{spec.name}.jsonl"))
+    if list(sets) == list(NATURAL_SETS):  # the voice-conversion sets, from the clips just written
+        from bench.testsets.vc_sets import VC_SETS, vc_manifests
+
+        written += vc_manifests(dest, seed=config.seed)
+        vc_lines = "".join(
+            f"- `{v.name}.jsonl`: {v.description}, {v.items_per_target} per target voice.\n" for v in VC_SETS
+        )
+    else:
+        vc_lines = ""
     rows = "\n".join(
         f"| {v.name} | {v.description} | {config.split_of(v.name)} | {v.durations_method} | {v.licence} |"
         for v in config.voices
@@ -397,7 +407,9 @@ def export_sets(corpus: Corpus, dest: Path | None = None, sets: Iterable[Natural
         f"(fingerprint `{corpus.root.name}`; engines: {engines}; espeak-ng {Espeak.get().version}).\n"
         "16 kHz 16-bit FLAC. Each item's prompt is another sentence of the same voice.\n\n"
         + "\n".join(f"- `{s.name}.jsonl`: {s.description}, {s.items_per_voice} items per voice." for s in sets)
-        + "\n\n| voice | what | split | durations | licence |\n|---|---|---|---|---|\n"
+        + "\n"
+        + vc_lines
+        + "\n| voice | what | split | durations | licence |\n|---|---|---|---|---|\n"
         + rows
         + "\n"
     )

@@ -107,3 +107,39 @@ def mean_pairwise_distance(contours: Sequence[np.ndarray], points: int = CONTOUR
         float(np.sqrt(np.mean((norm[i] - norm[j]) ** 2))) for i in range(len(norm)) for j in range(i + 1, len(norm))
     ]
     return float(np.mean(dists))
+
+
+MIN_CORRELATION_FRAMES = 20  # frames voiced in both contours (0.25 s) for an F0 correlation
+
+
+def f0_correlation(generated: F0Track, source: F0Track) -> tuple[float | None, int]:
+    """Pearson correlation of two utterances' log-F0 contours (a conversion against its source), and the frames it
+    is over. Each contour is normalised over its own voiced frames (mean and variance of log-F0: the speaker's
+    register and range left out, the shape kept); the generated track is mapped onto the source's frames by linear
+    time scaling (frame i of n to the nearest of m), and the frames voiced in both are correlated. None when fewer
+    than `MIN_CORRELATION_FRAMES` frames are voiced in both, or a contour is flat."""
+    g, s = _log_f0_z(generated), _log_f0_z(source)
+    n, m = len(s), len(g)
+    if n == 0 or m == 0:
+        return None, 0
+    index = np.rint(np.arange(n) * ((m - 1) / max(n - 1, 1))).astype(int)
+    g_on_s = g[index]
+    both = np.isfinite(s) & np.isfinite(g_on_s)
+    frames = int(both.sum())
+    if frames < MIN_CORRELATION_FRAMES:
+        return None, frames
+    a, b = s[both] - s[both].mean(), g_on_s[both] - g_on_s[both].mean()
+    denominator = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return (None, frames) if denominator == 0 else (float((a * b).sum() / denominator), frames)
+
+
+def _log_f0_z(track: F0Track) -> np.ndarray:
+    """Log-F0 per frame normalised over the voiced frames (NaN where unvoiced; all NaN when fewer than 2 voiced)."""
+    out = np.full(len(track.f0), np.nan)
+    voiced = track.voiced
+    if voiced.sum() < 2:
+        return out
+    log_f0 = np.log(track.f0[voiced])
+    std = log_f0.std()
+    out[voiced] = (log_f0 - log_f0.mean()) / std if std > 0 else 0.0
+    return out

@@ -8,6 +8,8 @@ Rows:
   its pitch / phone-duration histograms and those of the item's ground-truth target, so the JSD can be
   recomputed from stored records.
 - one per (system, item) with seed None: diversity across seeds (see `suites.prosody.diversity`).
+- on a voice-conversion item, the sample's row adds `f0_corr_source`: how much of the source's intonation the
+  conversion kept (`suites.prosody.features.f0_correlation`), with the frames it is over in the details.
 
 `aggregate` adds `pitch_jsd`, `duration_jsd` (phone level only), `utterance_duration_jsd` (utterance
 lengths: a different measure, under its own name), each with its ground-truth split-half `<name>_floor`, and
@@ -29,7 +31,14 @@ from flashspeech.foundation.fields import from_table
 from suites.base import ItemScore, MetricInfo, Need, Sample, Suite, SuiteError, SuiteOptions, register
 from suites.prosody.distribution import FLOOR_SEED, FLOOR_SPLITS, KINDS, system_jsd
 from suites.prosody.diversity import diversity_rows
-from suites.prosody.features import CONTOUR_POINTS, UtteranceProsody, phone_durations, utterance_prosody
+from suites.prosody.features import (
+    CONTOUR_POINTS,
+    MIN_CORRELATION_FRAMES,
+    UtteranceProsody,
+    f0_correlation,
+    phone_durations,
+    utterance_prosody,
+)
 from suites.prosody.jsd import (
     JSD_EPS,
     PHONE_MAX_FRAMES,
@@ -52,6 +61,9 @@ SAMPLE_METRICS = {
     "voiced_fraction": _info("", "share of 12.5 ms frames that are voiced"),
     "duration_s": _info("s", "utterance duration"),
     "phone_duration_frames": _info("frames", "mean phone duration (80 Hz frames)"),
+    "f0_corr_source": _info(
+        "r", "voice conversion: correlation of the normalised log-F0 contour with the source's (intonation kept)", True
+    ),
 }
 GROUP_METRICS = {
     # diversity: more spread across seeds is what FlashSpeech's stochastic prosody is for
@@ -88,7 +100,7 @@ class ProsodySuite(Suite):
     name = "prosody"
     Options = ProsodyOptions
     needs = frozenset({Need.GENERATED, Need.SEEDS})
-    optional_needs = frozenset({Need.TARGET})  # the JSD's reference distribution
+    optional_needs = frozenset({Need.TARGET, Need.SOURCE})  # the JSD's reference distribution; vc's source contour
     aggregate_metrics = JSD_METRICS
     metrics: ClassVar[dict[str, MetricInfo]] = {**SAMPLE_METRICS, **GROUP_METRICS, **JSD_METRICS}
 
@@ -100,6 +112,7 @@ class ProsodySuite(Suite):
         self.contour_points = contour_points
         self._features: dict[tuple[str, str, int], UtteranceProsody] = {}
         self._targets: dict[str, dict[str, Any]] = {}  # target path -> details (or {"target_error": ...})
+        self._sources: dict[str, F0Track | str] = {}  # a vc source's path -> its F0 track (or why it has none)
 
     def _load(self) -> None:
         if pyworld_version() is None:
@@ -119,6 +132,10 @@ class ProsodySuite(Suite):
             "jsd_floor": f"ground truth split-half, {FLOOR_SPLITS} random splits (numpy seed {FLOOR_SEED}), n//2 each",
             "contour": f"voiced frames, linear interpolation to {self.contour_points} points, RMS in semitones",
             "std": "ddof=1 across seeds",
+            "f0_corr_source": (
+                "Pearson r of per-utterance z-normalised log-F0, generated mapped onto the source's frames by linear "
+                f"time scaling, over frames voiced in both (at least {MIN_CORRELATION_FRAMES})"
+            ),
         }
 
     def _track(self, samples: np.ndarray, sample_rate: int) -> F0Track:
@@ -167,7 +184,31 @@ class ProsodySuite(Suite):
             details["note"] = "no voiced frames: F0 metrics left out"
         details.update(self._target_details(sample))
         metrics = feats.metrics()
+        if sample.item.source_audio is not None:
+            self._source_correlation(sample, track, metrics, details)
         return ItemScore(self.name, sample.system, sample.item.id, sample.seed, metrics=metrics, details=details)
+
+    def _source_correlation(
+        self, sample: Sample, track: F0Track, metrics: dict[str, float], details: dict[str, Any]
+    ) -> None:
+        """A conversion's `f0_corr_source`, or the reason it has none in the details (the row is still scored)."""
+        path = str(sample.item.source_audio)
+        if path not in self._sources:
+            try:
+                rate = self.f0.sample_rate
+                self._sources[path] = self._track(sample.item.load_source(rate), rate)
+            except Exception as exc:  # a bad source must not fail the generated sample
+                self._sources[path] = f"source unusable: {type(exc).__name__}: {exc}"
+        source = self._sources[path]
+        if isinstance(source, str):
+            details["f0_corr_source"] = source
+            return
+        r, frames = f0_correlation(track, source)
+        details["f0_corr_frames"] = frames
+        if r is None:
+            details["f0_corr_source"] = f"{frames} frames voiced in both (< {MIN_CORRELATION_FRAMES}) or a flat contour"
+        else:
+            metrics["f0_corr_source"] = r
 
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
         return [self._score_one(s) for s in samples]
@@ -206,5 +247,11 @@ class ProsodySuite(Suite):
         return out
 
     def aggregate_notes(self, scores: Sequence[ItemScore]) -> dict[str, str]:
-        """Why a JSD or its floor is unavailable, and whether the JSDs compare different counts."""
-        return system_jsd([s for s in scores if s.seed is not None]).notes
+        """Why a JSD or its floor is unavailable, whether the JSDs compare different counts, and why conversions
+        have no F0 correlation."""
+        per_sample = [s for s in scores if s.seed is not None]
+        notes = dict(system_jsd(per_sample).notes)
+        reasons = [str(s.details["f0_corr_source"]) for s in per_sample if s.ok and "f0_corr_source" in s.details]
+        if reasons and not any("f0_corr_source" in s.metrics for s in per_sample if s.ok):
+            notes["f0_corr_source"] = max(set(reasons), key=reasons.count)
+        return notes

@@ -5,6 +5,8 @@
   `Sample.reconstructed_prompt`) -- the VALL-E / NaturalSpeech / FlashSpeech "Sim-R". Absent for
   systems that give no reconstruction, and the row's details say so.
 * `sim_target`: cosine(generated, ground-truth recording of the text) when the test item has one.
+* `sim_source`: on a voice-conversion item, cosine(generated, the source utterance): how much of the source speaker
+  is left (the unconverted source scores 1). Its `sim_o` is the paper's VC Sim-O: to the target speaker's clip.
 * `spk_id_correct` / `spk_id_margin` (aggregate `spk_id_acc`): zero-shot speaker identification against the
   prompt speakers of the same test set. The suite embeds the prompts (each distinct clip once, through the
   prompt embedding cache) per test set; `suites.similarity.identification` turns them into speaker centroids,
@@ -33,6 +35,7 @@ from suites.similarity.identification import SPK_ID_REFERENCE, SpeakerReference,
 
 NO_RECONSTRUCTION = "no reconstructed prompt from this system"
 NO_TARGET = "no ground-truth target audio for this item"
+VC_ONLY = ("sim_source",)  # metrics only a voice-conversion item has (no note, no count on TTS rows)
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,12 @@ class SimilaritySuite(Suite):
     name = "similarity"
     Options = SimilarityOptions
     needs = frozenset({Need.GENERATED, Need.PROMPT})
-    optional_needs = frozenset({Need.RECONSTRUCTED_PROMPT, Need.TARGET})
+    optional_needs = frozenset({Need.RECONSTRUCTED_PROMPT, Need.TARGET, Need.SOURCE})
     metrics: ClassVar[dict[str, MetricInfo]] = {
         "sim_o": MetricInfo(True, "cosine", "speaker similarity of the generated speech to the original prompt"),
         "sim_r": MetricInfo(True, "cosine", "speaker similarity to the prompt reconstructed by the system's codec"),
         "sim_target": MetricInfo(True, "cosine", "speaker similarity to the ground-truth target recording"),
+        "sim_source": MetricInfo(False, "cosine", "voice conversion: speaker similarity to the source utterance"),
         **identification.METRICS,
     }
     aggregate_metrics: ClassVar[dict[str, MetricInfo]] = {**identification.AGGREGATE_METRICS}
@@ -273,6 +277,9 @@ class SimilaritySuite(Suite):
         if item.target_audio is not None:
             plan["target"] = ("target", item.target_audio)
             self._cached_clip(plan["target"], lambda: sample.target_audio(SAMPLE_RATE), "target audio", batch)
+        if item.source_audio is not None:
+            plan["source"] = ("source", item.source_audio)
+            self._cached_clip(plan["source"], lambda: sample.source_audio(SAMPLE_RATE), "source audio", batch)
         return plan
 
     def score_batch(self, samples: Sequence[Sample]) -> list[ItemScore]:
@@ -288,7 +295,7 @@ class SimilaritySuite(Suite):
                 plans.append(exc)
         embedded = self._embed(batch.pending)
         for key, value in embedded.items():
-            if key[0] in ("prompt", "target"):
+            if key[0] in ("prompt", "target", "source"):
                 self._cache.put(key, value)
         batch.resolved.update(embedded)
         return [self._row(s, p, batch.resolved, references[testset_of(s)]) for s, p in zip(samples, plans, strict=True)]
@@ -308,7 +315,10 @@ class SimilaritySuite(Suite):
         for metric, key, missing, what in (
             ("sim_r", "recon", NO_RECONSTRUCTION, "reconstructed prompt"),
             ("sim_target", "target", NO_TARGET, "target"),
+            ("sim_source", "source", None, "source"),
         ):
+            if key not in plan and missing is None:  # a TTS item has no source: nothing to say
+                continue
             if key not in plan:
                 row.details[metric] = missing
                 continue
@@ -328,7 +338,9 @@ class SimilaritySuite(Suite):
         """
         out = super().aggregate(scores)
         for metric in self.metrics:
-            out[f"{metric}_n"] = float(sum(1 for s in scores if s.ok and metric in s.metrics))
+            n = sum(1 for s in scores if s.ok and metric in s.metrics)
+            if n or metric not in VC_ONLY or any(metric in s.details for s in scores if s.ok):
+                out[f"{metric}_n"] = float(n)
         identification.aggregate(out, scores)
         return out
 
@@ -337,6 +349,8 @@ class SimilaritySuite(Suite):
         ok = [s for s in scores if s.ok]
         notes = {}
         for metric in self.metrics:
+            if metric in VC_ONLY and not any(metric in s.details for s in ok):
+                continue  # TTS rows, or every conversion scored
             if ok and not any(metric in s.metrics for s in ok):
                 reasons = [str(s.details.get(metric, "")) for s in ok if s.details.get(metric)]
                 notes[metric] = max(set(reasons), key=reasons.count) if reasons else "not scored"

@@ -11,9 +11,21 @@ from bench.systems.flashspeech import FlashSpeechOptions
 
 
 def test_every_kind_is_registered_with_its_determinism():
-    assert set(SYSTEMS) == {"flashspeech", "ground_truth", "codec_resynthesis", "external"}
+    kinds = {"flashspeech", "flashspeech_vc", "ground_truth", "codec_resynthesis", "source_passthrough", "external"}
+    assert set(SYSTEMS) == kinds
     assert SYSTEMS["ground_truth"].deterministic and SYSTEMS["codec_resynthesis"].deterministic
+    assert SYSTEMS["source_passthrough"].deterministic
     assert not SYSTEMS["flashspeech"].deterministic and not SYSTEMS["external"].deterministic
+    assert not SYSTEMS["flashspeech_vc"].deterministic
+    # which test sets each kind is given: TTS, voice conversion (vc), or both
+    assert {k: sorted(SYSTEMS[k].tasks) for k in kinds} == {
+        "flashspeech": ["tts"],
+        "flashspeech_vc": ["vc"],
+        "ground_truth": ["tts", "vc"],
+        "codec_resynthesis": ["tts", "vc"],
+        "source_passthrough": ["vc"],
+        "external": ["tts"],  # by default; its `tasks` option says otherwise
+    }
 
 
 def test_a_kind_takes_only_its_own_options():

@@ -26,7 +26,7 @@ def test_espeak_set_builds_and_lists(tmp_path):
 
 
 def test_unknown_embedded_set():
-    with pytest.raises(KeyError, match="known: smoke, smoke-seen, gate, gate-seen, espeak, real"):
+    with pytest.raises(KeyError, match="known: smoke, smoke-seen, gate, gate-seen, vc, vc-seen, espeak, real"):
         embedded_manifest("nope")
 
 
@@ -67,3 +67,24 @@ def test_gate_sets_are_larger_and_cover_every_test_sentence():
     rows = {r.name: r for r in list_embedded()}
     assert rows["gate"].items == 40 and rows["gate"].speakers == 2 and rows["gate"].problems == 0
     assert rows["gate-seen"].items == 40 and rows["gate-seen"].speakers == 4 and rows["gate-seen"].problems == 0
+
+
+def test_vc_sets_are_committed_from_the_natural_clips_and_rebuild_identically(tmp_path):
+    """Each vc item converts another voice's reading of a test sentence into the target voice, whose own reading is
+    the topline; the committed manifests are what `vc_manifests` writes from the committed clips."""
+    from bench.testsets.natural import NATURAL_HELDOUT, natural_assets_dir
+    from bench.testsets.vc_sets import VC_SETS, vc_items
+
+    for spec in VC_SETS:
+        manifest = embedded_manifest(spec.name, progress=False)
+        assert manifest.ok and manifest.task == "vc" and len(manifest) == 8
+        assert {i.speaker for i in manifest.items} == set(spec.targets)
+        for item in manifest.items:
+            sentence = item.id.rsplit("-", 1)[1]
+            assert item.source_speaker != item.speaker
+            assert Path(item.source_audio).name == f"{item.source_speaker}-{sentence}.flac"
+            assert Path(item.target_audio).name == f"{item.speaker}-{sentence}.flac"
+            assert Path(item.prompt_audio).parent.name == item.speaker and item.prompt_audio != item.target_audio
+        assert len({i.prompt_audio for i in manifest.items}) == len(manifest)  # each prompt once
+        assert vc_items(spec, natural_assets_dir()) == manifest.items  # rebuilt from the clips: the same items
+    assert set(VC_SETS[0].targets) == set(NATURAL_HELDOUT)  # `vc`: the voices the shipped models never heard

@@ -330,3 +330,16 @@ def test_write_empty_manifest(tmp_path):
     out = write_manifest([], tmp_path / "none.jsonl")
     assert out.read_text() == ""
     assert load_manifest(out).items == []
+
+
+def test_a_test_set_has_one_task(audio_dir):
+    """A vc line in a TTS set (or the reverse) is a problem naming the item and the set's first item."""
+    vc = {"task": "vc", "source_audio": "t.wav", "source_speaker": "other"}
+    path = write_lines(audio_dir / "mixed.jsonl", [row("a"), row("b", **vc), row("c")])
+    manifest = load_manifest(path)
+    assert manifest.task == "tts" and [i.id for i in manifest.items] == ["a", "c"]
+    [problem] = manifest.problems
+    assert (problem.line, problem.item_id, problem.field) == (2, "b", "task")
+    assert "task 'vc' in a tts test set (item 'a' on line 1" in problem.message
+    vc_set = load_manifest(write_lines(audio_dir / "vc.jsonl", [row("b", **vc)]))
+    assert vc_set.ok and vc_set.task == "vc" and vc_set.items[0].source_speaker == "other"
