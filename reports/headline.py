@@ -3,7 +3,8 @@
 - `headline_table`: every headline metric with its 95 % CI, the JSD columns with their counts and floors, RTF with
   its timing flags; `jsd_notes` and `timing_warnings` say how to read them;
 - `summary_table`: the short headline for one test set's systems, point values of a few key metrics (WER, SIM-o,
-  MOS, RTF) and the failures.
+  MOS, RTF; on a voice conversion test set Sim-O to the target, Sim to the source, WER, F0 correlation with the
+  source, MOS, RTF) and the failures.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pandas as pd
 
 from bench.results import Results
 from reports.failures import failures_cell
-from reports.tables import Stat, fmt, fmt_ci, short_name, stat, system_key, system_steps, systems
+from reports.tables import Stat, fmt, fmt_ci, is_vc, short_name, stat, system_key, system_steps, systems
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,10 @@ def jsd_notes(results: Results) -> list[str]:
 
 MOS = Column("mos", "mos", "MOS ↑", ".2f", True)
 SUMMARY = (HEADLINE[0], HEADLINE[1], MOS, HEADLINE[5])  # WER, SIM-o, MOS, RTF: values only, no CIs
+VC_SIM_O = Column("similarity", "sim_o", "Sim-O (to target) ↑", ".3f", True)
+SIM_SOURCE = Column("similarity", "sim_source", "Sim to source ↓", ".3f", False)
+F0_CORR = Column("prosody", "f0_corr_source", "F0 corr (source) ↑", ".3f", True)
+VC_SUMMARY = (VC_SIM_O, SIM_SOURCE, HEADLINE[0], F0_CORR, MOS, HEADLINE[5])  # on a voice conversion test set
 FAILURES_LABEL = "Failures"
 SUMMARY_NOTE = (
     "Point values; failures: failed / attempted generations (and defective / scored samples when the defects suite "
@@ -158,15 +163,18 @@ SUMMARY_NOTE = (
 )
 
 
-def summary_columns(results: Results) -> list[Column]:
-    """The short headline's metrics that at least one system has (MOS only when a `mos` suite ran)."""
-    return [c for c in SUMMARY if any(stat(results, s, c.suite, c.metric) for s in systems(results))]
+def summary_columns(results: Results, vc: bool = False) -> list[Column]:
+    """The short headline's metrics that at least one system of the run's text-to-speech (`vc`: voice conversion)
+    test sets has (MOS only when a `mos` suite ran)."""
+    pool = [s for s in systems(results) if is_vc(results, s) == vc]
+    return [c for c in (VC_SUMMARY if vc else SUMMARY) if any(stat(results, s, c.suite, c.metric) for s in pool)]
 
 
 def summary_table(results: Results, group: list[str]) -> pd.DataFrame:
     """The short headline for `group`'s systems: name (without the test-set prefix), WER, SIM-o, MOS, RTF as plain
-    values (RTF with its timing flags) and failures; CIs and every other metric are in `headline_table`."""
-    columns = summary_columns(results)
+    values (RTF with its timing flags) and failures, or a voice conversion test set's `VC_SUMMARY`; CIs and every
+    other metric are in `headline_table` (and the voice conversion table: `reports.vc`)."""
+    columns = summary_columns(results, vc=bool(group) and all(is_vc(results, s) for s in group))
     rows = []
     for system in group:
         row = {"System": short_name(results, system)}

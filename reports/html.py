@@ -2,8 +2,9 @@
 URIs, no external URL anywhere (it opens offline and as a CI artifact).
 
 Sections: headline (a short table per test set that fits the page; every metric with its CI one click away),
-figures (wide ones across the page), audio samples, failures (counts and every error message), paper view,
-provenance (with the full metadata).
+voice conversion (only when the run has a VC test set: the paper's Table 6 layout, the sweep figure, the published
+Table 6), figures (wide ones across the page), audio samples, failures (counts and every error message), paper
+view, provenance (with the full metadata).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from reports.headline import SUMMARY_NOTE, headline_table, jsd_notes, summary_ta
 from reports.plots import Plot, build_plots
 from reports.provenance import describe_testsets, metric_legend, provenance, report_title, report_warnings
 from reports.tables import testset_groups
+from reports.vc import VC_SWEEP, vc_notes, vc_systems, vc_table
 
 CSS = """
 :root { --fg: #1d232b; --muted: #5b6573; --line: #d9dee5; --band: #f5f7fa; --accent: #2456a6;
@@ -84,6 +86,8 @@ SECTIONS = (
     ("paper", "Paper view"),
     ("provenance", "Provenance"),
 )
+VC_SECTION = ("vc", "Voice conversion")  # after the headline, only when the run has a VC test set
+_Group = tuple[str | None, list[str], pd.DataFrame]  # a test set, its systems and their summary table
 
 
 def html_table(frame: pd.DataFrame, cls: str = "") -> str:
@@ -105,18 +109,30 @@ def _list(lines: Sequence[str], cls: str = "") -> str:
 
 
 def _summary(results: Results) -> str:
-    """The short headline: one table, a sub-header row per test set, plain values (no CIs), numbers right-aligned
-    and non-zero failures marked; it fits the page width without scrolling."""
+    """The short headline: one table (one more wherever a test set's columns change: a voice conversion test set
+    has its own), a sub-header row per test set, plain values (no CIs), numbers right-aligned and non-zero failures
+    marked; it fits the page width without scrolling."""
     groups = testset_groups(results)
     if not groups:
         return '<p class="muted">(no systems)</p>'
+    chunks: list[list[_Group]] = []
+    for testset, systems in groups:
+        frame = summary_table(results, systems)
+        if chunks and list(chunks[-1][0][2].columns) == list(frame.columns):
+            chunks[-1].append((testset, systems, frame))
+        else:
+            chunks.append([(testset, systems, frame)])
+    return "".join(_summary_chunk(results, chunk, len(groups) > 1, i) for i, chunk in enumerate(chunks))
+
+
+def _summary_chunk(results: Results, chunk: list[_Group], several: bool, index: int) -> str:
+    """One summary table: the test sets of `chunk` (sharing their columns) under their sub-header rows."""
     described = describe_testsets(results)
-    frames = [(testset, summary_table(results, systems)) for testset, systems in groups]
-    columns = list(frames[0][1].columns)
+    columns = list(chunk[0][2].columns)
     head = "".join(f'<th scope="col">{escape(c)}</th>' for c in columns)
     body = []
-    for (testset, frame), (_, systems) in zip(frames, groups, strict=True):
-        if testset is not None or len(groups) > 1:
+    for testset, systems, frame in chunk:
+        if testset is not None or several:
             label = "Test set not recorded" if testset is None else f"Test set: {described.get(testset, testset)}"
             body.append(f'<tr class="group"><th colspan="{len(columns)}">{escape(label)}</th></tr>')
         for system, row in zip(systems, frame.itertuples(index=False), strict=True):
@@ -125,8 +141,9 @@ def _summary(results: Results) -> str:
                 cls = "num bad" if column == columns[-1] and has_failures(results, system) else "num"
                 cells.append(f'<td class="{cls}">{escape(str(value))}</td>')
             body.append("<tr>" + "".join(cells) + "</tr>")
+    anchor = "headline-table" if index == 0 else f"headline-table-{index + 1}"
     return (
-        f'<div class="scroll" id="headline-table"><table class="headline summary"><thead><tr>{head}</tr></thead>'
+        f'<div class="scroll" id="{anchor}"><table class="headline summary"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
@@ -143,6 +160,27 @@ def _headline(results: Results) -> str:
         + _list([*metric_legend(results), *jsd_notes(results)], "legend")
         + "</details>"
     )
+
+
+def _vc(results: Results, plots: Sequence[Plot]) -> str:
+    """The voice conversion section: a table per VC test set with its notes, the sweep figure (`plots`' vc_sweep),
+    and the paper's Table 6 as published."""
+    groups = vc_systems(results)
+    described = describe_testsets(results)
+    parts = []
+    for testset, systems in groups:
+        if testset is not None or len(groups) > 1:
+            label = "Test set not recorded" if testset is None else described.get(testset, testset)
+            parts.append(f"<h3>{escape(label)}</h3>")
+        parts.append(html_table(vc_table(results, systems), "nums"))
+    parts.append(_list(vc_notes(results), "legend"))
+    sweep = [p for p in plots if p.name == VC_SWEEP]
+    if sweep:
+        parts.append(_figures(sweep))
+    caption = paper.load_paper().table6.get("caption", "Table 6").rstrip(".")
+    parts.append(f"<details><summary>Published numbers ({escape(caption)})</summary>")
+    parts.append(html_table(paper.published_table6()) + "</details>")
+    return "".join(parts)
 
 
 def _figures(plots: Sequence[Plot]) -> str:
@@ -250,24 +288,27 @@ def render_html_string(
 ) -> str:
     """The whole document as a string."""
     title = report_title(results)
-    nav = "".join(f'<a href="#{key}">{escape(label)}</a>' for key, label in SECTIONS)
+    vc = bool(vc_systems(results))
+    sections = (SECTIONS[0], VC_SECTION, *SECTIONS[1:]) if vc else SECTIONS
+    nav = "".join(f'<a href="#{key}">{escape(label)}</a>' for key, label in sections)
     sub = " · ".join(f"{escape(k)}: {escape(v)}" for k, v in provenance(results)[1:4])
     body = {
         "headline": _headline(results),
-        "figures": _figures(plots),
+        "vc": _vc(results, plots) if vc else "",
+        "figures": _figures([p for p in plots if not (vc and p.name == VC_SWEEP)]),
         "audio": _audio(clips, audio_per_system),
         "failures": _failures(results),
         "paper": _paper(results),
         "provenance": _provenance(results),
     }
-    sections = "".join(f'<section id="{key}"><h2>{escape(label)}</h2>{body[key]}</section>' for key, label in SECTIONS)
+    html = "".join(f'<section id="{key}"><h2>{escape(label)}</h2>{body[key]}</section>' for key, label in sections)
     warn = "".join(f'<div class="warn"><b>Warning:</b> {escape(w)}</div>' for w in report_warnings(results))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{CSS}</style></head>"
         f'<body><main><header><h1>{escape(title)}</h1><p class="sub">{sub}</p></header>'
-        f"<nav>{nav}</nav>{warn}{sections}</main></body></html>\n"
+        f"<nav>{nav}</nav>{warn}{html}</main></body></html>\n"
     )
 
 

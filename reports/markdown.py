@@ -1,8 +1,9 @@
 """A Markdown report that fits a CI job summary (GitHub step summary): tables only, optional PNG links.
 
 Sections: headline (per test set, each system's key numbers), full results (every metric with its 95 % CI),
-failures (counts per system, never hidden, and the error messages), the paper view, figures (links, when their
-files were written), provenance.
+voice conversion (only when the run has a VC test set: the paper's Table 6 layout, its sweep figure and the
+published Table 6), failures (counts per system, never hidden, and the error messages), the paper view, figures
+(links, when their files were written), provenance.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from reports.failures import (
 from reports.headline import SUMMARY_NOTE, headline_table, jsd_notes, summary_table
 from reports.provenance import describe_testsets, metric_legend, provenance, report_title, report_warnings
 from reports.tables import testset_groups
+from reports.vc import VC_SWEEP, vc_notes, vc_systems, vc_table
 
 MAX_ERRORS = 50
 
@@ -65,6 +67,26 @@ def _headline(results: Results) -> list[str]:
         "",
     ]
     return lines + [f"- {line}" for line in [*metric_legend(results), *jsd_notes(results)]]
+
+
+def _vc(results: Results, images: Mapping[str, str]) -> list[str]:
+    """The voice conversion section (none without a VC test set): a table per VC test set, its notes, the sweep
+    figure when its file was written, and the paper's Table 6 as published."""
+    groups = vc_systems(results)
+    if not groups:
+        return []
+    lines = ["", "## Voice conversion", ""]
+    described = describe_testsets(results)
+    for testset, systems in groups:
+        if testset is not None or len(groups) > 1:
+            lines += [f"### {'Test set not recorded' if testset is None else described.get(testset, testset)}", ""]
+        lines += [md_table(vc_table(results, systems)), ""]
+    lines += [f"- {note}" for note in vc_notes(results)]
+    if VC_SWEEP in images:
+        lines += ["", f"![{VC_SWEEP}]({images[VC_SWEEP]})"]
+    caption = paper.load_paper().table6.get("caption", "Table 6").rstrip(".")
+    summary = f"<details><summary>Published numbers ({caption})</summary>"
+    return [*lines, "", summary, "", md_table(paper.published_table6()), "", "</details>"]
 
 
 def _failures(results: Results) -> list[str]:
@@ -134,11 +156,14 @@ def render_markdown(
     for warning in report_warnings(results):
         lines += [f"> **Warning:** {warning}", ""]
     lines += _headline(results)
+    vc = _vc(results, images or {})
+    lines += vc
     lines += ["", *_failures(results)]
     if paper_view:
         lines += ["", *_paper(results)]
-    if images:
+    figures = {name: path for name, path in (images or {}).items() if not (vc and name == VC_SWEEP)}
+    if figures:
         lines += ["", "## Figures", ""]
-        lines += [f"![{name}]({path})" for name, path in images.items()]
+        lines += [f"![{name}]({path})" for name, path in figures.items()]
     lines += ["", "## Provenance", "", md_table(pd.DataFrame(provenance(results), columns=["What", "Value"]))]
     return "\n".join(lines).rstrip() + "\n"

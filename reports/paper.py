@@ -1,7 +1,8 @@
 """The FlashSpeech paper's published numbers (shipped as data) and the "paper view" of a run.
 
 `reports/data/flashspeech_paper.json` holds Table 1 (LibriSpeech test-clean: RTF, Sim-O, Sim-R, WER, CMOS,
-SMOS, with the ⋆/♢ RTF device marks) and Table 3 (NFE 1/2/4: UTMOS, Sim-O) of Ye et al. 2024,
+SMOS, with the ⋆/♢ RTF device marks), Table 3 (NFE 1/2/4: UTMOS, Sim-O) and Table 6 (voice conversion on the
+paper's internal test set: CMOS, SMOS, Sim-O; beside our runs in `reports.paper_tables.vc_view`) of Ye et al. 2024,
 arXiv:2404.14700v4, transcribed from the paper.
 
 `paper_view(results)` puts our WER / SIM-o / SIM-r / RTF / UTMOS for FlashSpeech at each step count and for ground
@@ -38,7 +39,18 @@ from reports.comparability import (
     utmos_verdict,
     wer_verdict,
 )
-from reports.tables import GROUND_TRUTH, Stat, fmt, fmt_ci, stat, suites_run, system_kind, system_steps, systems
+from reports.tables import (
+    GROUND_TRUTH,
+    Stat,
+    fmt,
+    fmt_ci,
+    is_vc,
+    stat,
+    suites_run,
+    system_kind,
+    system_steps,
+    systems,
+)
 
 DATA_FILE = Path(__file__).parent / "data" / "flashspeech_paper.json"
 
@@ -54,6 +66,7 @@ class PaperData:
     marks: dict[str, str]
     notes: tuple[str, ...]
     ablations: dict[str, Any]  # "table2", "table4", "table5" as published (caption, notes, rows): paper_tables
+    table6: dict[str, Any] = field(default_factory=dict)  # voice conversion as published (caption, notes, rows)
 
     @property
     def cite(self) -> str:
@@ -72,6 +85,7 @@ def load_paper(path: Path = DATA_FILE) -> PaperData:
         marks=raw["table1"]["marks"],
         notes=tuple(raw["table1"].get("notes", [])) + tuple(raw["table3"].get("notes", [])),
         ablations={key: raw[key] for key in ("table2", "table4", "table5")},
+        table6=raw["table6"],
     )
 
 
@@ -162,6 +176,9 @@ class PaperView:
 
 
 def _is_paper_system(results: Results, system: str) -> bool:
+    """FlashSpeech with steps or ground truth of a text-to-speech test set (voice conversion: Table 6)."""
+    if is_vc(results, system):
+        return False
     kind = system_kind(results, system)
     return kind == GROUND_TRUTH or (kind == "flashspeech" and system_steps(results, system) is not None)
 
@@ -350,6 +367,16 @@ def published_tables(paper: PaperData | None = None) -> tuple[pd.DataFrame, pd.D
         for _, r in paper.table3.iterrows()
     ]
     return pd.DataFrame(t1), pd.DataFrame(t3)
+
+
+def published_table6(paper: PaperData | None = None) -> pd.DataFrame:
+    """Table 6 (voice conversion on the paper's internal test set) as display strings."""
+    paper = paper or load_paper()
+    rows = paper.table6.get("rows", [])
+    labels = (("cmos", "CMOS ↑"), ("smos", "SMOS ↑"), ("sim_o", "Sim-O ↑"))
+    return pd.DataFrame(
+        [{"Method": r["method"], **{label: fmt(_num(r.get(key)), ".2f") for key, label in labels}} for r in rows]
+    )
 
 
 def _num(value: Any) -> float:

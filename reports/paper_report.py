@@ -1,10 +1,11 @@
-"""The paper report: all five of the FlashSpeech paper's tables beside our runs, in one Markdown file.
+"""The paper report: the FlashSpeech paper's six tables beside our runs, in one Markdown file.
 
 Tables 1 and 3 (LibriSpeech test-clean: WER, Sim-O, Sim-R, RTF; UTMOS and Sim-O per step count) come from the main
 run (`paper.toml`) through `reports.paper.paper_view`; Tables 2, 4 and 5 (the discriminator ablation and the alpha
-sweeps) from whichever of the runs holds their systems (`reports.paper_tables`). Every cell says whether it is
-comparable and why not; `PaperReport.counts` tallies them, and `unusable` lists the cells whose value is shown
-although some of its suite's scores failed (a mean over the rest is not the paper's number).
+sweeps) from whichever of the runs holds their systems, Table 6 (voice conversion) from every FlashSpeech VC system
+of the runs (`reports.paper_tables`). Every cell says whether it is comparable and why not; `PaperReport.counts`
+tallies them, and `unusable` lists the cells whose value is shown although some of its suite's scores failed (a mean
+over the rest is not the paper's number).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 from bench.results import Results
 from reports import paper
 from reports.markdown import md_table
-from reports.paper_tables import TableView, ablation_views, display
+from reports.paper_tables import TableView, ablation_views, display, vc_view
 
 
 @dataclass
@@ -26,6 +27,12 @@ class PaperReport:
     main: paper.PaperView
     ablations: list[TableView]
     runs: list[Results]
+    vc: TableView | None = None  # Table 6
+
+    @property
+    def tables(self) -> list[TableView]:
+        """Tables 2, 4, 5 and 6 (when made), in order."""
+        return [*self.ablations, *([] if self.vc is None else [self.vc])]
 
     def cells(self) -> pd.DataFrame:
         """Every cell with a value of ours: table, row, metric, comparable, reason, failed (its suite's failed
@@ -46,7 +53,7 @@ class PaperReport:
                     }
                 )
             )
-        for view in self.ablations:
+        for view in self.tables:
             r = view.rows[view.rows["ours"].notna()]
             frames.append(
                 pd.DataFrame(
@@ -83,10 +90,10 @@ class PaperReport:
 
 def paper_report(main: Results, others: Sequence[Results] = ()) -> PaperReport:
     runs = [main, *others]
-    return PaperReport(paper.paper_view(main), ablation_views(runs), runs)
+    return PaperReport(paper.paper_view(main), ablation_views(runs), runs, vc_view(runs))
 
 
-ALL_TABLES = (1, 2, 3, 4, 5)
+ALL_TABLES = (1, 2, 3, 4, 5, 6)
 
 
 def render_paper_report(report: PaperReport, tables: Sequence[int] = ALL_TABLES) -> str:
@@ -107,7 +114,7 @@ def render_paper_report(report: PaperReport, tables: Sequence[int] = ALL_TABLES)
         lines += [f"- {line}" for line in paper.verdict_lines(view)]
         lines += ["", md_table(paper.view_table(view)) if not view.rows.empty else "_No FlashSpeech or ground truth._"]
         lines += ["", *[f"- {note}" for note in view.notes]]
-    for table_view in report.ablations:
+    for table_view in report.tables:
         table = table_view.table
         if table.number not in tables:
             continue

@@ -10,6 +10,11 @@ alone) and `adversarial-wavlm` (adversarial training through the WavLM-large dis
 Wav2Vec2-large and HuBERT-large discriminators and its "- prompt projection" variant have no counterpart in our
 trainer: their rows show the published numbers only, and say so.
 
+Table 6 (voice conversion) has a row per noise level of every FlashSpeech VC system (kind `flashspeech_vc` on a
+voice conversion test set) in the runs given: our Sim-O to the target beside the published one, never comparable
+(the paper's VC test set is internal and unreleased; Sim-O needs WavLM-TDNN besides). Its CMOS and SMOS are
+subjective listening tests: published only, whatever MOS predictor ran. YourTTS and DDDM-VC: published only.
+
 A cell is comparable only when its metric's protocol holds (`reports.comparability`: UTMOS22 strong, WavLM-TDNN,
 HuBERT-large with the paper's normaliser), the test set is the paper's selection (its import record), and no
 score of that suite failed for the system. The JSD cells are at best approximate: the paper states no bins,
@@ -21,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -37,7 +43,7 @@ from reports.comparability import (
     wer_verdict,
 )
 from reports.paper import failures_verdict, load_paper
-from reports.tables import Stat, fmt, fmt_ci, stat
+from reports.tables import VC_TASK, Stat, fmt, fmt_ci, stat
 
 PAPER_STEPS = 2
 
@@ -138,7 +144,7 @@ def _find(runs: Sequence[Results], series: str) -> tuple[Results, SystemKey] | N
     for results in runs:
         for testset in results.record.testsets:
             key = results.record.find(testset, series, PAPER_STEPS)
-            if key is not None:
+            if key is not None and key.task != VC_TASK:  # a voice conversion test set stands for no TTS ablation
                 test = testset_verdict(prov.testset_import(results, testset))
                 found.append((test.level != NOT_COMPARABLE, results, key))
     found.sort(key=lambda f: not f[0])
@@ -185,7 +191,8 @@ def display(view: TableView) -> pd.DataFrame:
     """The view as display strings (one line per row and metric)."""
     out = []
     for _, r in view.rows.iterrows():
-        spec = METRICS_BY_LABEL[r["metric"]].spec
+        metric = METRICS_BY_LABEL.get(r["metric"])
+        spec = metric.spec if metric is not None else SUBJECTIVE_SPEC
         delta = "–" if not math.isfinite(r["delta"]) else format(r["delta"], "+" + spec)
         out.append(
             {
@@ -202,3 +209,90 @@ def display(view: TableView) -> pd.DataFrame:
 
 
 METRICS_BY_LABEL = {m.label: m for m in METRICS.values()}
+
+
+# --- Table 6: voice conversion ------------------------------------------------------------------------------------
+
+FLASHSPEECH_VC = "flashspeech_vc"
+OURS = "Ours (FlashSpeech)"
+SUBJECTIVE = {"cmos": "CMOS", "smos": "SMOS"}  # listening tests: published only
+SUBJECTIVE_SPEC = ".2f"
+INTERNAL = "the paper's VC test set is internal and unreleased"
+
+
+def table6() -> Table:
+    """Table 6 as published (`load_paper`'s), its "Ours" row standing for our FlashSpeech VC systems."""
+    raw = load_paper().table6
+    rows = tuple(
+        Row(
+            r["method"],
+            {k: r[k] for k in ("cmos", "smos", "sim_o")},
+            FLASHSPEECH_VC if r["method"] == OURS else None,
+            "" if r["method"] == OURS else "not in this harness: published numbers only",
+        )
+        for r in raw["rows"]
+    )
+    return Table(6, raw["caption"], ("cmos", "smos", "sim_o"), rows, tuple(raw["notes"]))
+
+
+def _vc_systems(runs: Sequence[Results]) -> list[tuple[Results, SystemKey]]:
+    """Every FlashSpeech VC system of the runs, by test set and noise level."""
+    found = [
+        (results, key)
+        for results in runs
+        for key in results.record.system_keys()
+        if key.task == VC_TASK and key.kind == FLASHSPEECH_VC
+    ]
+    return sorted(found, key=lambda f: (f[1].testset, f[1].curve, f[1].noise_level or 0.0))
+
+
+def _blank(row: str, label: str, paper: float, reason: str) -> dict[str, Any]:
+    return {"row": row, "system": "–", "metric": label, "paper": paper, "ours": math.nan, "ci_low": math.nan,
+            "ci_high": math.nan, "delta": math.nan, "comparable": "–", "reason": reason, "failed": 0}  # fmt: skip
+
+
+def _subjective_reason(runs: Sequence[Results]) -> str:
+    predictors = sorted({m.label for m in (prov.mos_predictor(r) for r in runs) if m is not None})
+    mos = f" (our MOS is a predictor: {', '.join(predictors)})" if predictors else ""
+    return f"subjective listening test: published only, not measured{mos}"
+
+
+def vc_view(runs: Sequence[Results]) -> TableView:
+    """Table 6 beside our runs: published CMOS / SMOS, and a Sim-O line per FlashSpeech VC noise level."""
+    table, hits = table6(), _vc_systems(runs)
+    several = len({key.testset for _, key in hits}) > 1
+    rows, sources = [], []
+    for row in table.rows:
+        reason = row.missing
+        for key, label in SUBJECTIVE.items():
+            rows.append(_blank(row.label, label, row.published[key], reason or _subjective_reason(runs)))
+        if row.series is None or not hits:
+            why = reason or f"no `{FLASHSPEECH_VC}` system on a voice conversion test set in the runs given"
+            rows.append(_blank(row.label, METRICS["sim_o"].label, row.published["sim_o"], why))
+            continue
+        for results, key in hits:
+            level = key.name if key.noise_level is None else f"σ = {key.noise_level:g}"
+            label = f"{row.label}, {level}" + (f" ({key.testset})" if several else "")
+            sources.append(f"{label}: {key.label} (run {results.record.config})")
+            rows.append(_vc_sim_o(results, key, label, row.published["sim_o"]))
+    return TableView(table, pd.DataFrame(rows, columns=COLUMNS), sources)
+
+
+def _vc_sim_o(results: Results, key: SystemKey, row: str, paper: float) -> dict[str, Any]:
+    """Our Sim-O to the target beside the published one: never comparable (the test set), and why else not."""
+    sim = METRICS["sim_o"]
+    cell = _blank(row, sim.label, paper, "")
+    cell["system"] = key.label
+    verdict = Verdict(NOT_COMPARABLE, (INTERNAL,)) + sim.verdict(results)
+    failed = failures_verdict(results, key.label, sim.suite)
+    verdict = verdict if failed is None else verdict + failed
+    n_failed = stat(results, key.label, sim.suite, "failed")
+    cell["failed"] = 0 if n_failed is None else int(n_failed.value)
+    ours = stat(results, key.label, sim.suite, sim.metric)
+    if ours is None:
+        cell["reason"] = f"no {sim.label} in the run" + (f" ({failed.reasons[0]})" if failed else "")
+        return cell
+    _, _, reasons = verdict.text.partition(": ")
+    cell.update(ours=ours.value, ci_low=ours.ci_low, ci_high=ours.ci_high, delta=ours.value - paper)
+    cell.update(comparable="no", reason=reasons)
+    return cell

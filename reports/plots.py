@@ -7,7 +7,11 @@
   its step counts (small labels placed clear of each other and of the markers: `reports.text_placement`), the
   series named in a legend;
 - `prosody_diversity`: per-item spread across seeds (`groups` columns `prosody.seed_*`), one panel per metric side
-  by side, a horizontal box per system under its test set; skipped with a note when the run has none.
+  by side, a horizontal box per system under its test set; skipped with a note when the run has none;
+- `reports.vc.vc_sweep`: voice conversion's noise-level sweep (WER against Sim-O to the target), added only when the
+  run has FlashSpeech VC systems at a noise level.
+
+The steps and frontier figures draw text-to-speech systems only (a VC test set's systems are left out).
 
 `Plot.wide` marks a figure meant to span the page (the HTML report shows it full width).
 
@@ -16,13 +20,11 @@ A figure that has no data comes back with `png=None` and a `note` saying why.
 
 from __future__ import annotations
 
-import io
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -30,10 +32,12 @@ from matplotlib.ticker import MaxNLocator, NullFormatter
 
 from bench.record import SystemKey
 from bench.results import Results
+from reports.plot_base import ERROR_BARS, Plot, ci_error_bars, figure_png
 from reports.provenance import NOT_RECORDED, sim_backend, wer_backend
 from reports.tables import (
     GROUND_TRUTH,
     Stat,
+    is_vc,
     short_name,
     stat,
     system_family,
@@ -44,8 +48,8 @@ from reports.tables import (
     testset_groups,
 )
 from reports.text_placement import log_ticks, place_labels
+from reports.vc import vc_sweep
 
-DPI = 110
 DIVERSITY = (
     ("prosody.seed_f0_mean_std_st", "mean F0 std over seeds (st)"),
     ("prosody.seed_f0_range_std_st", "F0 range std over seeds (st)"),
@@ -54,38 +58,11 @@ DIVERSITY = (
 )
 
 
-@dataclass(frozen=True)
-class Plot:
-    """One figure: PNG bytes, or None with the reason in `note`."""
-
-    name: str
-    title: str
-    png: bytes | None
-    note: str | None = None
-    wide: bool = False  # wider than half the HTML page: shown across its full width
-
-
-ERROR_BARS = "error bars: 95 % bootstrap CI (resampling scheme: see the headline legend)"
-
-
-def figure_png(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    return buf.getvalue()
-
-
-def _err(stats: list[Stat]) -> np.ndarray:
-    """Asymmetric error bars (2 x n); zero where a CI is missing."""
-    lows = [s.value - s.ci_low if s.has_ci else 0.0 for s in stats]
-    highs = [s.ci_high - s.value if s.has_ci else 0.0 for s in stats]
-    return np.maximum(np.array([lows, highs]), 0.0)
-
-
 def _series(results: Results, suite: str, metric: str) -> dict[SystemKey, list[tuple[int, Stat]]]:
-    """Family (a series on a test set) -> [(steps, stat)] sorted by steps, for systems with steps and a value."""
+    """Family (a series on a test set) -> [(steps, stat)] sorted by steps, for the TTS systems with steps and a
+    value (voice conversion has its own figure: `reports.vc`)."""
     out: dict[SystemKey, list[tuple[int, Stat]]] = {}
-    for system in systems(results):
+    for system in tts_systems(results):
         steps, value = system_steps(results, system), stat(results, system, suite, metric)
         if steps is not None and value is not None:
             out.setdefault(system_family(results, system), []).append((steps, value))
@@ -104,9 +81,10 @@ def _steps_plot(
     for family, points in series.items():
         steps, stats = [p[0] for p in points], [p[1] for p in points]
         all_steps.update(steps)
-        ax.errorbar(steps, [s.value for s in stats], yerr=_err(stats), marker="o", capsize=4, label=family.label)
+        values = [s.value for s in stats]
+        ax.errorbar(steps, values, yerr=ci_error_bars(stats), marker="o", capsize=4, label=family.label)
     if reference:
-        for system in systems(results):
+        for system in tts_systems(results):
             gt = stat(results, system, suite, metric) if system_kind(results, system) == GROUND_TRUTH else None
             if gt is not None:
                 ax.axhline(gt.value, color="0.35", linestyle="--", linewidth=1, label=f"{system} (no steps)")
@@ -153,10 +131,10 @@ MARKERS = {"consistency": "o", "diffusion": "s"}  # by sampling family; "D" for 
 
 
 def _frontier_points(results: Results) -> dict[str | None, list[_Point]]:
-    """Test set -> the systems with both RTF > 0 and corpus WER."""
+    """Test set -> the TTS systems with both RTF > 0 and corpus WER."""
     out: dict[str | None, list[_Point]] = {}
     for testset, group in testset_groups(results):
-        for system in group:
+        for system in [s for s in group if not is_vc(results, s)]:
             rtf, wer = stat(results, system, "rtf", "rtf"), stat(results, system, "wer", "wer_corpus")
             if rtf is None or wer is None or rtf.value <= 0:
                 continue
@@ -192,8 +170,8 @@ def frontier_figure(results: Results) -> tuple[Figure, list[str]] | None:
             members.sort(key=lambda p: (p.steps is None, p.steps or 0))
             colour = colours[series]
             xs, ys = [p.rtf.value for p in members], [p.wer.value for p in members]
-            ax.errorbar(xs, ys, xerr=_err([p.rtf for p in members]), yerr=_err([p.wer for p in members]), fmt="none",
-                        ecolor=colour, alpha=0.4, elinewidth=1, capsize=2)  # fmt: skip
+            xerr, yerr = ci_error_bars([p.rtf for p in members]), ci_error_bars([p.wer for p in members])
+            ax.errorbar(xs, ys, xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, alpha=0.4, elinewidth=1, capsize=2)
             ax.plot(xs, ys, "-", color=colour, linewidth=1.2, alpha=0.8)
             for p in members:
                 ax.plot([p.rtf.value], [p.wer.value], p.marker, color=colour, markersize=6, zorder=3)
@@ -332,8 +310,14 @@ PLOTS: tuple[Callable[[Results], Plot], ...] = (rtf_vs_steps, wer_vs_steps, sim_
 
 
 def build_plots(results: Results) -> list[Plot]:
-    """Every report figure (skipped ones with their note)."""
-    return [make(results) for make in PLOTS]
+    """Every report figure (skipped ones with their note); the voice conversion sweep only when the run has one."""
+    sweep = vc_sweep(results)
+    return [make(results) for make in PLOTS] + ([] if sweep is None else [sweep])
+
+
+def tts_systems(results: Results) -> list[str]:
+    """The systems of text-to-speech test sets (`systems` order): what the steps plots draw."""
+    return [s for s in systems(results) if not is_vc(results, s)]
 
 
 def save_plots(plots: list[Plot], directory: str | Path) -> dict[str, Path]:

@@ -17,6 +17,7 @@ from bench.record import SystemKey
 from bench.results import Results
 
 GROUND_TRUTH = "ground_truth"
+VC_TASK = "vc"  # a voice conversion test set's systems (`SystemKey.task`)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,11 @@ def system_steps(results: Results, system: str) -> int | None:
 def system_kind(results: Results, system: str) -> str:
     """The system's kind ("flashspeech", "ground_truth", ...)."""
     return system_key(results, system).kind
+
+
+def is_vc(results: Results, system: str) -> bool:
+    """Whether the system ran on a voice conversion test set (its key's task is "vc")."""
+    return system_key(results, system).task == VC_TASK
 
 
 def system_family(results: Results, system: str) -> SystemKey:

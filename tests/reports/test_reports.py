@@ -167,6 +167,12 @@ def test_paper_data_matches_published_values():
     assert published("flashspeech", 2)["wer"] == (2.7, "Table 1")
     assert published("flashspeech", 1) == {"sim_o": (0.51, "Table 3"), "utmos": (3.99, "Table 3")}
     assert published("ground_truth", None)["wer"][0] == 1.9
+    t6 = {r["method"]: (r["cmos"], r["smos"], r["sim_o"]) for r in paper.table6["rows"]}
+    assert t6 == {
+        "YourTTS": (-0.16, 3.26, 0.23),
+        "DDDM-VC": (-0.28, 3.43, 0.28),
+        "Ours (FlashSpeech)": (0.00, 3.50, 0.35),
+    }
 
 
 def test_paper_view_toy_is_not_comparable_and_says_why(toy):
