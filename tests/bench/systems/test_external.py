@@ -3,12 +3,14 @@ and the program's fingerprint in its description (and so in the generation cache
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from bench.systems import SystemConfig, SystemConfigError, build_systems
 from bench.systems import external as external_module
 from bench.systems import process as process_module
 from bench.systems.external import UNFINGERPRINTED_NOTE, ExternalSystem, default_timeout_s
-from flashspeech.foundation.audio import write_wav
+from flashspeech.foundation.audio import read_audio, write_wav
 from suites.item import EvalItem
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -282,6 +284,44 @@ def test_a_command_that_cannot_start_fails_its_items(tmp_path):
     assert all(g.error.startswith("the command did not start: FileNotFoundError") for g in out)
 
 
+# Answers each request with its source (a TTS request: its prompt) after noting what it got: it converts nothing.
+COPY_SOURCE = textwrap.dedent(
+    """
+    import json, os, shutil, sys
+    for line in open(sys.argv[1]):
+        r = json.loads(line)
+        source = r.get("source_audio") or r["prompt_audio"]
+        with open(sys.argv[2], "a") as log:
+            log.write(json.dumps({**r, "source_found": os.path.isfile(source)}) + "\\n")
+        shutil.copyfile(source, r["output"])
+    """
+)
+
+
+def test_a_voice_conversion_program_gets_the_source_and_says_it_converts(tmp_path):
+    """The vc request adds the task, the source clip (16 kHz wav) and its speaker; the output is the program's."""
+    source = write_wav(tmp_path / "source.wav", 0.2 * np.sin(np.arange(24000) / 7.0), 24000)
+    vc = replace(_item(tmp_path), task="vc", source_audio=str(source), source_speaker="other")
+    script, log = _script(tmp_path, "copy.py", COPY_SOURCE), tmp_path / "requests.jsonl"
+    (system,) = build_systems(
+        [SystemConfig.from_dict({"kind": "external", "command": ["{python}", str(script), "{input}", str(log)],
+                                 "tasks": ["vc"]}, "systems.0")], "cpu",
+    )  # fmt: skip
+    assert system.tasks == {"vc"} and system.describe()["tasks"] == ["vc"]
+    [out] = system.generate([vc], [3])
+    [request] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert request["task"] == "vc" and request["source_speaker"] == "other" and request["source_found"]
+    assert request["text"] == "Hello there." and request["seed"] == 3
+    assert out.error is None and np.allclose(out.audio, read_audio(source, 16_000).samples, atol=1e-4)
+    # a TTS request has no vc fields, and a TTS program's description is unchanged
+    assert _build().tasks == {"tts"} and "tasks" not in _build().describe()
+    ExternalSystem(["{python}", str(script), "{input}", str(tmp_path / "tts.jsonl")], "x").generate(
+        [_item(tmp_path)], [0]
+    )
+    [tts_request] = [json.loads(line) for line in (tmp_path / "tts.jsonl").read_text().splitlines()]
+    assert not {"task", "source_audio", "source_speaker"} & set(tts_request)
+
+
 # --- options and the program's fingerprint -------------------------------------------------------------------
 
 
@@ -297,6 +337,8 @@ def test_a_command_that_cannot_start_fails_its_items(tmp_path):
         ({"version_command": ["tts", "{input}"]}, r"systems\.0\.version_command: only \{python\} is substituted"),
         ({"fingerprint_files": "model.onnx"}, r"systems\.0\.fingerprint_files: expected a list, got 'model\.onnx'"),
         ({"fingerprint_files": [""]}, r"systems\.0\.fingerprint_files: must be a list of paths"),
+        ({"tasks": ["vc", "asr"]}, r"systems\.0\.tasks: expected a non-empty list of tts, vc, got \['vc', 'asr'\]"),
+        ({"tasks": []}, r"systems\.0\.tasks: expected a non-empty list"),
     ],
 )
 def test_bad_options_name_the_key(options, message):
