@@ -349,13 +349,14 @@ def log_results(
 def _log_system(
     client: MlflowClient, run_id: str, results: Results, system: str, stage: Path, audio: list[Path]
 ) -> None:
-    """One system's params (kind, steps, its config), metrics, item rows and audio samples."""
+    """One system's params (kind, steps, task, its config), metrics, item rows and audio samples."""
     config = (results.metadata.get("systems") or {}).get(system) or {}
     key = results.record.key(system)
     items = _rows(results.items, system)
     params = _Entries(MAX_PARAM_LENGTH)
     params.add("kind", None if key is None else key.kind)
     params.add("steps", None if key is None else key.steps)
+    params.add("task", None if key is None else key.task)
     params.update({k: v for k, v in config.items() if k not in ("kind", "steps", "key")})  # the key's fields are there
     metrics, unavailable = _metrics(_rows(results.aggregates, system))
     _log(client, run_id, params, metrics)

@@ -27,6 +27,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _skipped(pairs: list[dict[str, str]]) -> str:
+    """One line for the (test set, system) pairs not run because the system does not do the set's task (by design,
+    not a failure): test sets with the same systems left out share a clause."""
+    by_testset: dict[str, list[str]] = {}
+    for pair in pairs:
+        by_testset.setdefault(f"{pair['testset']} ({pair['task']})", []).append(pair["system"])
+    clauses: dict[tuple[str, ...], list[str]] = {}
+    for testset, names in by_testset.items():
+        clauses.setdefault(tuple(names), []).append(testset)
+    text = "; ".join(f"{', '.join(sets)}: not {', '.join(names)}" for names, sets in clauses.items())
+    return f"not run, another task: {text}" if text else ""
+
+
 def cmd_natural(args: argparse.Namespace) -> int:
     import filecmp
     import tempfile
@@ -226,9 +239,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = outcome.results
     reports, tracking = publish(outcome, config)
     print(f"\n{config.name}: {outcome.generated} generated, {outcome.cached} from the cache")
-    skipped = results.metadata["run"].get("skipped") or []
-    if skipped:  # by design, not a failure: each system runs on the test sets of the tasks it does
-        print(f"not run, another task ({len(skipped)}): " + "; ".join(skipped))
+    if skipped := _skipped(results.metadata["run"].get("skipped") or []):
+        print(skipped)
     print(_headline(results))
     _print_problems(results)
     print(f"\nresults: {outcome.output_dir}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,7 @@ def assemble(
             "retime": config.retime,
             "executor": run["executor"],
             "timing_context": context,
-            "skipped": [str(s) for s in plan.skipped],  # systems not run on a test set of another task
+            "skipped": [asdict(s) for s in plan.skipped],  # systems not run on a test set of another task
         },
         "config": config.to_dict(),
         "output_dir": str(output_dir),

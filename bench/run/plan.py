@@ -55,9 +55,6 @@ class Skipped:
     system: str
     task: str
 
-    def __str__(self) -> str:
-        return f"{self.system} does not do {self.task}: not run on {self.testset}"
-
 
 @dataclass
 class Plan:
