@@ -29,9 +29,10 @@ REAL = "bench/testsets/assets/real"
 
 def test_shipped_configs_load_and_overrides_apply():
     smoke = load_config("smoke")
-    assert [t.name for t in smoke.testsets] == ["smoke", "smoke-seen", "real"]
+    assert [t.name for t in smoke.testsets] == ["smoke", "smoke-seen", "real", "vc"]
     assert smoke.systems[0].options.steps == [1, 2, 4] and smoke.systems[0].kind == "flashspeech"
-    assert {s.kind for s in smoke.systems} == {"flashspeech", "ground_truth", "codec_resynthesis"}
+    kinds = {"flashspeech", "flashspeech_vc", "source_passthrough", "ground_truth", "codec_resynthesis"}
+    assert {s.kind for s in smoke.systems} == kinds
     paper = load_config("paper")
     assert paper.suites["wer"]["backend"] == "hubert" and paper.suites["similarity"]["backend"] == "wavlm-tdnn"
     assert paper.suites["wer"]["normalizer"] == PAPER_NORMALIZER == "seedtts"  # what the paper view checks
@@ -208,7 +209,7 @@ def test_run_records_failures_and_resumes_from_the_cache(tmp_path):
     assert list(systems) == ["t:flashspeech@1", "t:flashspeech@2", "t:ground_truth"]
     assert systems["t:flashspeech@2"]["key"] == {
         "testset": "t", "name": "flashspeech@2", "kind": "flashspeech", "series": "flashspeech",
-        "family": "consistency", "sampler": "consistency", "steps": 2, "nfe": 2,
+        "family": "consistency", "sampler": "consistency", "steps": 2, "nfe": 2, "task": "tts", "noise_level": None,
     }  # fmt: skip
     saved = (tmp_path / "out" / "items.csv").read_text()
     assert "no phonemes" in saved

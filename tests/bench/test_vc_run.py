@@ -47,8 +47,6 @@ def _config(tmp_path: Path) -> Path:
         command = ["{{python}}", "-c", "raise SystemExit(1)"]
 
         [suites.wer]
-        backend = "ct2"
-        model = "offline:base"
         [suites.similarity]
         [suites.prosody]
     """
