@@ -90,6 +90,25 @@ def test_target_recording_joins_the_key_only_of_systems_that_read_it(tmp_path):
     assert generation_key(system, with_target, 0, reads_target=False) == generation_key(system, item, 0)
 
 
+def test_a_conversions_source_joins_its_generation_and_score_keys(tmp_path):
+    """A vc item's key holds its source file's identity (a new source regenerates and rescores); a TTS item's key
+    has no source part, so the TTS keys of every earlier run still hit."""
+    from bench.cache import ScoreCache
+    from suites.base import Sample
+
+    item = _item(tmp_path)
+    source = write_wav(tmp_path / "source.wav", np.zeros(8000) + 0.01, 16000)
+    vc = EvalItem(**{**item.__dict__, "task": "vc", "source_audio": str(source), "source_speaker": "o"})
+    system = {"kind": "any"}
+    key = generation_key(system, vc, 0)
+    assert key != generation_key(system, item, 0)
+    audio = np.zeros(1600, np.float32)
+    score = ScoreCache.key({"suite": "similarity"}, [Sample(vc, "s", audio, 16000)])
+    write_wav(source, np.zeros(12000) + 0.02, 16000)  # another source recording, same path
+    assert generation_key(system, vc, 0) != key
+    assert ScoreCache.key({"suite": "similarity"}, [Sample(vc, "s", audio, 16000)]) != score
+
+
 def test_a_generation_is_this_runs_by_its_run_id_field_not_its_batch_id(tmp_path):
     from bench.cache import CachedSystem
     from bench.run import timed_label
