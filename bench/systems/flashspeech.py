@@ -67,6 +67,11 @@ def load_model(checkpoint: str, device: str) -> tuple[Any, str]:
     return tts.to(device), sha
 
 
+def sampling_record(series: str, plan: Any) -> dict[str, Any]:
+    """What the results record of a FlashSpeech system's sampling (`System.sampling`): its series and plan."""
+    return {"series": series, "family": plan.family, "sampler": plan.sampler, "steps": plan.steps, "nfe": plan.nfe}
+
+
 def default_series(plan: Any) -> str:
     """A FlashSpeech system's default name (before @steps): flashspeech, or diffusion-<sampler> for the baseline."""
     return "flashspeech" if plan.family == "consistency" else f"diffusion-{plan.sampler}"
@@ -99,14 +104,7 @@ class FlashSpeechSystem(System):
         return [cls(tts, plan, base, opts.checkpoint, sha, opts) for plan in plans]
 
     def sampling(self) -> dict[str, Any]:
-        plan = self.plan
-        return {
-            "series": self.series,
-            "family": plan.family,
-            "sampler": plan.sampler,
-            "steps": plan.steps,
-            "nfe": plan.nfe,
-        }
+        return sampling_record(self.series, self.plan)
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -4,8 +4,9 @@ conversion, the source passed through unconverted (the floor: where a conversion
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -15,36 +16,52 @@ from flashspeech.foundation.audio import read_audio
 from suites.item import TASKS, VC, EvalItem
 
 
-@register_system
-class GroundTruthSystem(System):
-    """The items' recorded targets: the topline."""
+class RecordingSystem(System):
+    """A reference that answers with a recording its item names (the same for every seed); `missing` is the error of
+    an item without one."""
 
-    kind = "ground_truth"
     deterministic = True
     threads_affect_audio = False  # reads the recording
-    tasks = frozenset(TASKS)  # a vc item's target is the target speaker's own reading of the source text
+    missing: ClassVar[str]
 
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:
-        return [cls(config.name or cls.kind)]
+        return [cls(config.name)]
 
-    def __init__(self, name: str = "ground_truth", sample_rate: int = 16_000):
-        self.name, self.sample_rate = name, sample_rate
+    def __init__(self, name: str | None = None, sample_rate: int = 16_000):
+        self.name, self.sample_rate = name or self.kind, sample_rate
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "sample_rate": self.sample_rate}
 
+    @abstractmethod
+    def recording(self, item: EvalItem) -> np.ndarray | None:
+        """The item's recording at `sample_rate`, None when it has none."""
+
     def generate(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[Generated]:
         out = []
         for item in items:
-            if item.target_audio is None:
-                out.append(Generated(None, self.sample_rate, "no ground-truth target audio for this item"))
-                continue
             try:
-                out.append(Generated(read_audio(item.target_audio, self.sample_rate).samples, self.sample_rate))
+                audio = self.recording(item)
             except Exception as exc:
                 out.append(Generated(None, self.sample_rate, error_text(exc)))
+                continue
+            out.append(
+                Generated(None, self.sample_rate, self.missing) if audio is None else Generated(audio, self.sample_rate)
+            )
         return out
+
+
+@register_system
+class GroundTruthSystem(RecordingSystem):
+    """The items' recorded targets: the topline."""
+
+    kind = "ground_truth"
+    tasks = frozenset(TASKS)  # a vc item's target is the target speaker's own reading of the source text
+    missing = "no ground-truth target audio for this item"
+
+    def recording(self, item: EvalItem) -> np.ndarray | None:
+        return None if item.target_audio is None else read_audio(item.target_audio, self.sample_rate).samples
 
 
 @register_system
@@ -91,34 +108,14 @@ class CodecResynthesisSystem(System):
 
 
 @register_system
-class SourcePassthroughSystem(System):
+class SourcePassthroughSystem(RecordingSystem):
     """A voice-conversion item's source utterance, unconverted: the floor of a conversion (its similarity to the
     target voice is where a conversion starts from; to the source, about 1; its WER, the source's own)."""
 
     kind = "source_passthrough"
-    deterministic = True
-    threads_affect_audio = False  # reads the recording
     reads_target = False
     tasks = frozenset({VC})
+    missing = "no source audio: not a vc item"
 
-    @classmethod
-    def build(cls, config: SystemConfig, device: str) -> list[System]:
-        return [cls(config.name or cls.kind)]
-
-    def __init__(self, name: str = "source_passthrough", sample_rate: int = 16_000):
-        self.name, self.sample_rate = name, sample_rate
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "sample_rate": self.sample_rate}
-
-    def generate(self, items: Sequence[EvalItem], seeds: Sequence[int]) -> list[Generated]:
-        out = []
-        for item in items:
-            try:
-                source = item.load_source(self.sample_rate)
-                if source is None:
-                    raise ValueError(f"item {item.id!r} has no source audio (not a vc item)")
-                out.append(Generated(source, self.sample_rate))
-            except Exception as exc:
-                out.append(Generated(None, self.sample_rate, error_text(exc)))
-        return out
+    def recording(self, item: EvalItem) -> np.ndarray | None:
+        return item.load_source(self.sample_rate)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bench.systems.base import Generated, System, SystemConfig, SystemConfigError, error_text, register_system
-from bench.systems.flashspeech import RANDOM, load_model, reconstruct_prompt
+from bench.systems.flashspeech import RANDOM, load_model, reconstruct_prompt, sampling_record
 from flashspeech.timing import StageTimer
 from suites.item import VC, EvalItem
 
@@ -75,15 +75,7 @@ class FlashSpeechVCSystem(System):
             raise SystemConfigError(f"systems.{series}.noise_levels: {exc}") from exc
 
     def sampling(self) -> dict[str, Any]:
-        plan = self.plan
-        return {
-            "series": self.series,
-            "family": plan.family,
-            "sampler": plan.sampler,
-            "steps": plan.steps,
-            "nfe": plan.nfe,
-            "noise_level": self.noise_level,
-        }
+        return {**sampling_record(self.series, self.plan), "noise_level": self.noise_level}
 
     def describe(self) -> dict[str, Any]:
         return {
