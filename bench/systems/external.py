@@ -249,9 +249,7 @@ class ExternalSystem(System):
         opts: ExternalOptions = config.options
         name = config.name or Path(shlex.split(opts.command[0])[0]).name
         stamp = program_fingerprint(opts, f"systems.{name}")
-        system = cls(opts.command, name, opts.sample_rate, opts.prompted, opts.timeout_s, fingerprint=stamp)
-        system.tasks = frozenset(opts.tasks)
-        return [system]
+        return [cls(opts.command, name, opts.sample_rate, opts.prompted, opts.timeout_s, stamp, frozenset(opts.tasks))]
 
     def __init__(
         self,
@@ -261,9 +259,10 @@ class ExternalSystem(System):
         prompted: bool = True,
         timeout_s: float | None = None,
         fingerprint: Fingerprint | None = None,
+        tasks: frozenset[str] = frozenset({TTS}),
     ):
         self.command, self.name, self.sample_rate, self.prompted = list(command), name, sample_rate, prompted
-        self.timeout_s, self.fingerprint = timeout_s, fingerprint
+        self.timeout_s, self.fingerprint, self.tasks = timeout_s, fingerprint, tasks
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"kind": self.kind, "command": self.command, "sample_rate": self.sample_rate}

@@ -67,6 +67,19 @@ def load_model(checkpoint: str, device: str) -> tuple[Any, str]:
     return tts.to(device), sha
 
 
+def model_description(tts: Any, checkpoint: str, sha: str) -> dict[str, Any]:
+    """What a FlashSpeech system's `describe()` says of its model: the checkpoint and its identity, whether it is
+    trained, the preset, the codec and the device."""
+    return {
+        "checkpoint": checkpoint,
+        "checkpoint_sha256": sha,
+        "trained": not checkpoint.startswith(RANDOM),
+        "preset": tts.config.name,
+        "codec": tts.codec.describe(),
+        "device": str(tts.device),
+    }
+
+
 def sampling_record(series: str, plan: Any) -> dict[str, Any]:
     """What the results record of a FlashSpeech system's sampling (`System.sampling`): its series and plan."""
     return {"series": series, "family": plan.family, "sampler": plan.sampler, "steps": plan.steps, "nfe": plan.nfe}
@@ -110,14 +123,9 @@ class FlashSpeechSystem(System):
         return {
             "kind": self.kind,
             "sampling": self.plan.describe(),
-            "checkpoint": self.checkpoint,
-            "checkpoint_sha256": self.checkpoint_sha,
-            "trained": not self.checkpoint.startswith(RANDOM),
-            "preset": self.tts.config.name,
+            **model_description(self.tts, self.checkpoint, self.checkpoint_sha),
             **self._alphas(),
-            "codec": self.tts.codec.describe(),
             "batch_size": self.batch_size,
-            "device": str(self.tts.device),
         }
 
     def _alphas(self) -> dict[str, float]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from bench.systems.base import Generated, System, SystemConfig, SystemConfigError, error_text, register_system
-from bench.systems.flashspeech import RANDOM, load_model, reconstruct_prompt, sampling_record
+from bench.systems.flashspeech import load_model, model_description, reconstruct_prompt, sampling_record
 from flashspeech.timing import StageTimer
 from suites.item import VC, EvalItem
 
@@ -83,14 +83,9 @@ class FlashSpeechVCSystem(System):
             "noise_level": self.noise_level,
             "sampling": self.plan.describe(),
             "durations": DURATIONS,
-            "checkpoint": self.checkpoint,
-            "checkpoint_sha256": self.checkpoint_sha,
-            "trained": not self.checkpoint.startswith(RANDOM),
-            "preset": self.tts.config.name,
+            **model_description(self.tts, self.checkpoint, self.checkpoint_sha),
             "alpha": self.alpha if self.alpha is not None else self.tts.config.prosody.alpha,
-            "codec": self.tts.codec.describe(),
             "batch_size": self.batch_size,
-            "device": str(self.tts.device),
         }
 
     def _convert(self, item: EvalItem, seed: int, timer: StageTimer) -> Any:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 from bench.testsets.corpus import load_sentences
 from bench.testsets.items import PROMPT_RANGE_S
+from bench.testsets.natural import NaturalConfig
 from flashspeech.foundation.audio import audio_info
 from suites.item import VC, EvalItem
-
-TEST_SENTENCE_EVERY = 10  # the natural corpus's test sentences (`NaturalConfig.test_sentence_every`)
 
 
 @dataclass(frozen=True)
@@ -62,14 +61,13 @@ def clips(root: Path) -> dict[str, dict[str, Path]]:
     return out
 
 
-def _is_test(sentence_id: str) -> bool:
-    return int(sentence_id[1:]) % TEST_SENTENCE_EVERY == 0
-
-
 def vc_items(spec: VCSet, root: Path, seed: int = 0) -> list[EvalItem]:
     """The items of `spec` from the clips under `root` (deterministic given `seed`); ValueError naming the voice
     when a target lacks clips."""
-    texts = {s.id: s.text for s in load_sentences()}
+    sentences = load_sentences()
+    texts = {s.id: s.text for s in sentences}
+    natural = NaturalConfig()
+    held_out = {s.id for s in sentences if natural.is_test_sentence(s)}  # the corpus's test sentences
     voices = clips(root)
     items = []
     for target in spec.targets:
@@ -77,10 +75,11 @@ def vc_items(spec: VCSet, root: Path, seed: int = 0) -> list[EvalItem]:
             raise ValueError(f"{spec.name}: no clips of target voice {target!r} under {root}")
         rng = random.Random(f"{seed}:{spec.name}:{target}")
         own = voices[target]
-        tests = [s for s in sorted(own) if _is_test(s) and any(s in v for name, v in voices.items() if name != target)]
+        others = [v for name, v in voices.items() if name != target]
+        tests = [s for s in sorted(own) if s in held_out and any(s in v for v in others)]
         rng.shuffle(tests)
         lo, hi = PROMPT_RANGE_S
-        prompts = [s for s in sorted(own) if not _is_test(s) and lo <= audio_info(str(own[s])).duration <= hi]
+        prompts = [s for s in sorted(own) if s not in held_out and lo <= audio_info(str(own[s])).duration <= hi]
         rng.shuffle(prompts)
         if len(tests) < spec.items_per_target or len(prompts) < spec.items_per_target:
             raise ValueError(
