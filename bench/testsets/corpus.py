@@ -30,6 +30,9 @@ from flashspeech.foundation.files import atomic_path, write_text_atomic
 TRAIN, HELDOUT = "train", "heldout"
 
 
+TEST_SENTENCE_EVERY = 10  # every n-th committed sentence is a test sentence, never trained on (both corpora)
+
+
 @dataclass(frozen=True)
 class Sentence:
     id: str  # "s0001": 1-based line number among the non-comment lines

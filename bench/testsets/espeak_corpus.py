@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.testsets.corpus import (
     HELDOUT,
+    TEST_SENTENCE_EVERY,
     TRAIN,
     Corpus,
     CorpusUtterance,
@@ -102,7 +103,7 @@ class CorpusConfig:
     rate_jitter: float = 0.08  # per-utterance relative spread of speaking rate
     pitch_jitter: int = 6  # per-utterance spread of base pitch (espeak units)
     range_jitter: int = 10  # per-utterance spread of pitch range
-    test_sentence_every: int = 10  # every n-th sentence is a test sentence (never trained on)
+    test_sentence_every: int = TEST_SENTENCE_EVERY  # every n-th sentence is a test sentence (never trained on)
     max_sentences: int | None = None  # first n sentences only (tests)
     sentences_path: str | None = None  # None: the committed list
 

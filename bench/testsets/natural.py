@@ -34,6 +34,7 @@ from bench.record import package_versions
 from bench.testsets.align import Segment, starts_by_dtw, starts_from_segments
 from bench.testsets.corpus import (
     HELDOUT,
+    TEST_SENTENCE_EVERY,
     TRAIN,
     Corpus,
     CorpusUtterance,
@@ -107,7 +108,7 @@ class NaturalConfig:
     sample_rate: int = 16_000
     hop: int = 200
     seed: int = 0
-    test_sentence_every: int = 10  # the same test sentences as the espeak-ng corpus
+    test_sentence_every: int = TEST_SENTENCE_EVERY  # the same test sentences as the espeak-ng corpus
     max_sentences: int | None = None
     sentences_path: str | None = None
 
