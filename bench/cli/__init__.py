@@ -5,8 +5,10 @@ Subcommands:
   scaling         scoring throughput against the number of Ray actors (random-weight models, a benchmark)
   throughput      scoring throughput of the suites' real backends per batch size (a benchmark)
   model-card      render flashspeech/pretrained/README.md from a model-card benchmark run
+  decoder-card    render a neural decoder's card (training, the comparison with Griffin-Lim) from a decoder run
   shapes          the paper's ablation shapes (Tables 2-5) checked on benchmark runs, as Markdown
-  train           train FlashSpeech / the diffusion baseline from a recipe (resumable, MLflow curves)
+  train           train FlashSpeech / the diffusion baseline / the codec's neural decoder from a recipe (resumable,
+                  MLflow curves)
   compare         regression gate between two runs (results directories, MLflow run ids, tags, auto)
   history         trend report of a config's runs across commits from MLflow (Markdown, HTML, departures)
   accept          accept a logged run as the new baseline after a deliberate change (its failed gate)
@@ -35,6 +37,7 @@ from pathlib import Path
 from bench.cli.commands import (
     cmd_calibrate_rtf,
     cmd_compare,
+    cmd_decoder_card,
     cmd_import,
     cmd_list,
     cmd_model_card,
@@ -197,6 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--notes", default="docs/model-card-notes.md", help="a Markdown file appended as the card's Notes section"
     )
     p.set_defaults(func=cmd_model_card)
+
+    p = commands.add_parser("decoder-card", help="render a neural decoder's card from a `decoder` run's results")
+    p.add_argument("--decoder", default="pretrained:vocos-tiny", help="the decoder directory (or pretrained:<name>)")
+    p.add_argument("--results", default="outputs/decoder", help="results of `run --config decoder`")
+    p.set_defaults(func=cmd_decoder_card)
 
     p = commands.add_parser("shapes", help="the paper's ablation shapes (Tables 2-5) checked on benchmark runs")
     p.add_argument("--results", nargs="+", required=True, help="results directories (model-card, ablation-alpha, ...)")

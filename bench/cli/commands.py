@@ -429,6 +429,13 @@ def cmd_model_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_decoder_card(args: argparse.Namespace) -> int:
+    from reports.decoder_card import write_card
+
+    print(f"wrote {write_card(args.decoder, args.results)}")
+    return 0
+
+
 def cmd_shapes(args: argparse.Namespace) -> int:
     from bench.results import Results
     from reports.shapes import render_shapes

@@ -25,6 +25,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _print_and_save(report, markdown(report), args.out)
     recipe = load_recipe(args.config, args.set or [])
     out = Path(args.output_dir or Path("runs") / "train" / recipe.name)
+    from bench.training.vocoder import VocoderRecipe, run_vocoder_recipe
+
+    if isinstance(recipe, VocoderRecipe):  # one stage: --steps sets train.steps
+        if args.steps is not None:
+            recipe = load_recipe(args.config, [*(args.set or []), f"train.steps={args.steps}"])
+        checkpoint = run_vocoder_recipe(
+            recipe,
+            out,
+            resume=not args.restart,
+            device=args.device,
+            cache_dir=args.cache_dir,
+            tracking=args.tracking_uri,
+            mlflow_curves=not args.no_mlflow,
+        )
+        print(f"checkpoint: {checkpoint}")
+        return 0
     if args.steps is not None:
         if args.stage is None:
             raise SystemExit("--steps needs --stage (which stage to change)")

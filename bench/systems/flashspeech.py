@@ -38,6 +38,9 @@ class FlashSpeechOptions:
     # The grid's lowest sigma before the final 0 (default: the checkpoint's, 0.002). For a diffusion model the
     # last step jumps from it to D(x, sigma_min): a larger value skips the smallest noise levels.
     sigma_min: float | None = None
+    # The codec's decoder: "griffin-lim" or a neural decoder (`pretrained:vocos-tiny`, a directory); default: the
+    # checkpoint's codec's own (Griffin-Lim for the shipped ones)
+    decoder: str | None = None
 
     def validate(self, where: str) -> None:
         if not self.steps or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.steps):
@@ -48,9 +51,10 @@ class FlashSpeechOptions:
             raise SystemConfigError(f"{where}.sigma_min: expected a number > 0, got {self.sigma_min!r}")
 
 
-def load_model(checkpoint: str, device: str) -> tuple[Any, str]:
+def load_model(checkpoint: str, device: str, decoder: str | None = None, where: str = "") -> tuple[Any, str]:
     """The `FlashSpeech` of a checkpoint option (a directory, `pretrained:<name>`, `random:<preset>`) on `device`,
-    and its weights' identity (sha256; for untrained weights, of their config)."""
+    and its weights' identity (sha256; for untrained weights, of their config); `decoder` replaces its codec's
+    decoder (a decoder option; an error names the option at `where`)."""
     from flashspeech.codecs import MelCodec
     from flashspeech.config import preset
     from flashspeech.synthesis import FlashSpeech
@@ -64,7 +68,19 @@ def load_model(checkpoint: str, device: str) -> tuple[Any, str]:
 
         tts = FlashSpeech.from_pretrained(checkpoint)
         sha = read_description(checkpoint)["weights_sha256"]
+    if decoder is not None:
+        tts.codec = with_decoder(tts.codec, decoder, where)
     return tts.to(device), sha
+
+
+def with_decoder(codec: Any, decoder: str, where: str) -> Any:
+    """`codec` with the decoder a system's `decoder` option names; SystemConfigError naming the option."""
+    from flashspeech.codecs.vocos import VocoderError
+
+    try:
+        return codec.with_decoder(decoder).eval()
+    except (VocoderError, ValueError) as exc:
+        raise SystemConfigError(f"{where}.decoder: {exc}" if where else f"decoder: {exc}") from exc
 
 
 def model_description(tts: Any, checkpoint: str, sha: str) -> dict[str, Any]:
@@ -111,7 +127,7 @@ class FlashSpeechSystem(System):
     def build(cls, config: SystemConfig, device: str) -> list[System]:
         """One system per step count, sharing one loaded model; default names flashspeech@N, diffusion-heun@N."""
         opts: FlashSpeechOptions = config.options
-        tts, sha = load_model(opts.checkpoint, device)
+        tts, sha = load_model(opts.checkpoint, device, opts.decoder, f"systems.{config.name or cls.kind}")
         plans = [tts.plan(steps=steps, sampler=opts.sampler, sigma_min=opts.sigma_min) for steps in opts.steps]
         base = config.name or default_series(plans[0])
         return [cls(tts, plan, base, opts.checkpoint, sha, opts) for plan in plans]

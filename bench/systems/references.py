@@ -6,12 +6,14 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from bench.systems.base import Generated, System, SystemConfig, error_text, register_system
+from bench.systems.base import Generated, NoOptions, System, SystemConfig, error_text, register_system
+from flashspeech.codecs.mel import GRIFFIN_LIM
 from flashspeech.foundation.audio import read_audio
 from suites.item import TASKS, VC, EvalItem
 
@@ -64,19 +66,31 @@ class GroundTruthSystem(RecordingSystem):
         return None if item.target_audio is None else read_audio(item.target_audio, self.sample_rate).samples
 
 
+@dataclass
+class CodecResynthesisOptions(NoOptions):
+    """The built-in MelCodec's decoder: "griffin-lim" (the default) or a neural decoder (`pretrained:vocos-tiny`,
+    a directory)."""
+
+    decoder: str = GRIFFIN_LIM
+
+
 @register_system
 class CodecResynthesisSystem(System):
     """Each target through the codec (encode, decode): the codec's ceiling, and the SIM-r reference."""
 
     kind = "codec_resynthesis"
+    Options = CodecResynthesisOptions
     deterministic = True
     tasks = frozenset(TASKS)
 
     @classmethod
     def build(cls, config: SystemConfig, device: str) -> list[System]:
+        from bench.systems.flashspeech import with_decoder
         from flashspeech.codecs import MelCodec
 
-        return [cls(MelCodec().to(device), config.name or cls.kind)]
+        name = config.name or cls.kind
+        codec = with_decoder(MelCodec(), config.options.decoder, f"systems.{name}")
+        return [cls(codec.to(device), name)]
 
     def __init__(self, codec: Any, name: str = "codec_resynthesis"):
         self.codec, self.name, self.sample_rate = codec, name, codec.sample_rate

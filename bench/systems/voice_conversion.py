@@ -31,6 +31,7 @@ class FlashSpeechVCOptions:
     noise_levels: list[float] = field(default_factory=list)
     checkpoint: str = "random:tiny"
     alpha: float | None = None
+    decoder: str | None = None  # the codec's decoder, as for a flashspeech system (default: the checkpoint's)
 
     def validate(self, where: str) -> None:
         levels = self.noise_levels
@@ -62,7 +63,7 @@ class FlashSpeechVCSystem(System):
     def build(cls, config: SystemConfig, device: str) -> list[System]:
         """One system per noise level, sharing one loaded model; default names flashspeech-vc@sigma<level>."""
         opts: FlashSpeechVCOptions = config.options
-        tts, sha = load_model(opts.checkpoint, device)
+        tts, sha = load_model(opts.checkpoint, device, opts.decoder, f"systems.{config.name or cls.kind}")
         if tts.config.objective != "consistency":
             raise SystemConfigError(
                 f"systems.{config.name or cls.kind}.checkpoint: {opts.checkpoint} is a {tts.config.objective} "

@@ -14,9 +14,7 @@ A finished stage (its checkpoint exists) is skipped; an interrupted one resumes 
 from __future__ import annotations
 
 import json
-import platform
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,8 @@ from typing import Any
 import torch
 
 from bench.config import ConfigError, load_toml
+from bench.training.curves import MlflowCurves, machine
+from bench.training.sources import CORPUS_SOURCES, corpus_utterances
 from flashspeech.foundation.fields import typed_fields
 from flashspeech.training.trainer import METRICS, TrainConfig, Trainer
 from flashspeech.training.validation import validation_batches
@@ -85,20 +85,17 @@ class Recipe:
         return cls(stages=tuple(stages), **values)
 
 
-def load_recipe(source: str | Path, overrides: list[str] = ()) -> Recipe:
-    """A recipe file or the name of a shipped one (`bench/configs/train/<name>.toml`), with overrides."""
-    return Recipe.from_dict(load_toml(source, overrides, what="training recipe", group="train")[0])
+def load_recipe(source: str | Path, overrides: list[str] = ()):  # type: ignore[no-untyped-def]
+    """A recipe file or the name of a shipped one (`bench/configs/train/<name>.toml`), with overrides: a `Recipe`,
+    or a `VocoderRecipe` for `kind = "vocoder"` (bench.training.vocoder)."""
+    data = load_toml(source, overrides, what="training recipe", group="train")[0]
+    if data.get("kind") is not None:
+        from bench.training.vocoder import KIND, VocoderRecipe
 
-
-CORPUS_SOURCES = ("synthetic", "natural")
-
-
-def corpus_utterances(source: str, sentences: str, cache_dir: str | Path | None = None):  # type: ignore[no-untyped-def]
-    """The training voices' utterances of a corpus source ("synthetic" or "natural")."""
-    from bench.training.sources import natural_utterances, synthetic_utterances
-
-    load = {"synthetic": synthetic_utterances, "natural": natural_utterances}[source]
-    return load("train", sentences=sentences, cache_dir=cache_dir)
+        if data["kind"] != KIND:
+            raise ConfigError(f"kind: unknown recipe kind {data['kind']!r} (known: {KIND!r}, or none for FlashSpeech)")
+        return VocoderRecipe.from_dict(data)
+    return Recipe.from_dict(data)
 
 
 def training_items(  # type: ignore[no-untyped-def]
@@ -152,46 +149,6 @@ def validation_items(recipe: Recipe, codec, cache_dir: str | Path | None = None)
         stride = len(items) / recipe.validation_items
         items = [items[int(i * stride)] for i in range(recipe.validation_items)]
     return items
-
-
-def _machine() -> str:
-    if torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (torch {torch.__version__}, CUDA {torch.version.cuda})"
-    cpu = platform.processor() or platform.machine()
-    return f"{cpu} CPU x{torch.get_num_threads()} threads (torch {torch.__version__})"
-
-
-class _MlflowCurves:
-    """Training curves to MLflow (SQLite under the output directory unless MLFLOW_TRACKING_URI is set)."""
-
-    def __init__(self, out: Path, recipe: Recipe, stage: StageSpec, uri: str | None) -> None:
-        import mlflow
-
-        from bench.tracking import quiet_mlflow, tracking_uri
-
-        quiet_mlflow()
-        self.client = mlflow.MlflowClient(tracking_uri(out, uri))
-        exp = self.client.get_experiment_by_name(recipe.experiment)
-        exp_id = exp.experiment_id if exp else self.client.create_experiment(recipe.experiment)
-        self.run_id = self.client.create_run(exp_id, run_name=f"{recipe.name}/{stage.name}").info.run_id
-        for key, value in {
-            "recipe": recipe.name,
-            "preset": recipe.preset,
-            "model": recipe.model,
-            "data": recipe.data,
-            **stage.train.to_dict(),
-        }.items():
-            self.client.log_param(self.run_id, key, str(value)[:500])
-
-    def __call__(self, step: int, metrics: dict[str, float]) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        batch = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=batch)
-
-    def close(self, status: str = "FINISHED") -> None:
-        self.client.set_terminated(self.run_id, status)
 
 
 def _silent(*args: object, **kwargs: object) -> None:
@@ -265,7 +222,11 @@ def run_recipe(
                 raise ConfigError(f"recipe {recipe.name!r}: model: {exc}") from exc
             tts = FlashSpeech.from_config(cfg, codec, seed=recipe.seed)
         tts.to(device)
-        curves = _MlflowCurves(out, recipe, spec, tracking) if mlflow_curves and ranks.writer else None
+        curves = None
+        if mlflow_curves and ranks.writer:
+            params = {"recipe": recipe.name, "preset": recipe.preset, "model": recipe.model, "data": recipe.data}
+            params.update(spec.train.to_dict())
+            curves = MlflowCurves(out, recipe.experiment, f"{recipe.name}/{spec.name}", params, tracking)
         validation = None
         if spec.train.validate_every:
             if held_out is None:
@@ -297,7 +258,7 @@ def run_recipe(
         entry = {
             **_stage_entry(recipe, spec, spec.train.steps),
             "train_wall_s": round(trainer.elapsed_s, 1),
-            "machine": _machine(),
+            "machine": machine(),
             "final_metrics": final,
             "utterances": len(features.items),
             "speakers": features.speakers,

@@ -78,3 +78,12 @@ def synthetic_utterances(
     config = CorpusConfig()
     voices = [v.name for v in config.voices if config.split_of(v.name) == split]
     return _from_corpus(build_corpus(config, cache_dir, voices=voices, progress=True), sentences)
+
+
+CORPUS_SOURCES = ("synthetic", "natural")
+
+
+def corpus_utterances(source: str, sentences: str, cache_dir: str | Path | None = None) -> list[TrainingUtterance]:
+    """The training voices' utterances of a corpus source ("synthetic" or "natural")."""
+    load = {"synthetic": synthetic_utterances, "natural": natural_utterances}[source]
+    return load("train", sentences=sentences, cache_dir=cache_dir)

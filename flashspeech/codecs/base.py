@@ -91,6 +91,10 @@ class Codec(nn.Module, ABC):
     def describe(self) -> dict[str, Any]:
         """JSON-able dict that rebuilds this codec: {"type": type_name, constructor args, latent_mean, latent_scale}."""
 
+    def with_decoder(self, decoder: str) -> Codec:
+        """This codec with another decoder (`MelCodec`: "griffin-lim" or a neural decoder's directory)."""
+        raise ValueError(f"the {self.type_name!r} codec has no selectable decoder (got decoder {decoder!r})")
+
     @classmethod
     def from_description(cls, description: dict[str, Any], root: Path | None = None) -> Codec:
         """Rebuild from `describe()` output; `root` is the directory codec.json came from (None for a dict)."""

@@ -63,8 +63,19 @@ def test_consistency_sampling_only(benchmark, tts, steps):
 
 
 @pytest.mark.perf
-def test_mel_codec_decode(benchmark, tts):
+@pytest.mark.parametrize("decoder", ["griffin-lim", "vocos-tiny"])
+def test_mel_codec_decode(benchmark, tts, decoder, tmp_path_factory):
+    """The codec's two decoders on 5 s of audio: Griffin-Lim (32 iterations) and a neural decoder of the shipped
+    vocos-tiny's shape (random weights: its cost does not depend on them)."""
+    codec = tts.codec
+    if decoder != "griffin-lim":
+        from bench.training.recipes import load_recipe
+        from flashspeech.codecs.vocos import Vocos, save_vocoder
+
+        path = save_vocoder(Vocos(load_recipe(decoder).model), codec.describe(), tmp_path_factory.mktemp("vocos"))
+        codec = codec.with_decoder(str(path))
     benchmark.group = "codec decode (5 s)"
-    latent = torch.randn(1, tts.codec.latent_dim, FRAMES) * 2.0 - 5.0
-    out = benchmark(tts.codec.decode, latent)
-    assert out.shape == (1, tts.codec.num_samples(FRAMES))
+    latent = torch.randn(1, codec.latent_dim, FRAMES) * 2.0 - 5.0
+    with torch.inference_mode():
+        out = benchmark(codec.decode, latent)
+    assert out.shape == (1, codec.num_samples(FRAMES))

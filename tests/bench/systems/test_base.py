@@ -80,6 +80,7 @@ def test_config_round_trips_through_its_flat_tables():
         "alpha_pitch": None,
         "sampler": None,
         "sigma_min": None,
+        "decoder": None,
     }
     assert flat["systems"][1] == {"kind": "ground_truth", "name": None, "batch_size": 1}
     assert BenchConfig.from_dict(flat) == config

@@ -1,0 +1,56 @@
+"""Strict weights loading shared by every checkpoint format (the model's, the neural decoder's): the error type,
+the key check, and where `pretrained:<name>` points (flashspeech/pretrained/<name>)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be loaded as it is; the message says which file or keys."""
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Raise CheckpointError naming every missing, unexpected or mis-shaped key."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if state[k].shape != expected[k].shape
+    )
+
+    def listing(keys: list[str], sep: str = ", ") -> str:
+        return f"({len(keys)}): {sep.join(keys[:20])}{' ...' if len(keys) > 20 else ''}"
+
+    problems = []
+    if missing:
+        problems.append(f"missing keys {listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {listing(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatches {listing(shapes, '; ')}")
+    if problems:
+        raise CheckpointError(f"{source} does not match the model:\n  " + "\n  ".join(problems))
+
+
+PRETRAINED = "pretrained:"
+
+
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint directory, or `pretrained:<name>` for one shipped in `flashspeech/pretrained/<name>`."""
+    text = str(path)
+    if text.startswith(PRETRAINED):
+        name = text[len(PRETRAINED) :]
+        root = Path(__file__).resolve().parents[1] / "pretrained"
+        if not (root / name).is_dir():
+            shipped = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+            raise CheckpointError(
+                f"{text}: no shipped checkpoint of that name (shipped: {', '.join(shipped) or 'none'})"
+            )
+        return root / name
+    return Path(path)
