@@ -19,7 +19,14 @@ import torch
 from flashspeech.codecs import Codec, load_codec
 from flashspeech.config import FlashSpeechConfig
 from flashspeech.foundation.hashing import sha256_file
-from flashspeech.foundation.weights import CheckpointError, check_state_dict, resolve_checkpoint
+from flashspeech.foundation.weights import (
+    CheckpointError,
+    as_dtype,
+    check_state_dict,
+    resolve_checkpoint,
+    write_description,
+    write_weights,
+)
 from flashspeech.model import FlashSpeechModel
 from flashspeech.text.phonemes import PhonemeVocab
 
@@ -32,25 +39,17 @@ def save_checkpoint(
     model: FlashSpeechModel, codec: Codec, vocab: PhonemeVocab, path: str | os.PathLike, **metadata: object
 ) -> Path:
     """Write weights then config (config last: a directory with config.json is complete)."""
-    from safetensors.torch import save_file
-
     out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, out / WEIGHTS)
+    sha = write_weights(model.state_dict(), out / WEIGHTS, FORMAT)
     description = {
         "format": FORMAT,
         "model": model.cfg.to_dict(),
         "codec": codec.describe(),
         "vocab": vocab.to_json(),
-        "weights_sha256": sha256_file(out / WEIGHTS),
+        "weights_sha256": sha,
         "metadata": metadata,
     }
-    tmp = out / f".{CONFIG}.tmp"
-    tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / CONFIG)
+    write_description(out / CONFIG, description)
     return out
 
 
@@ -58,22 +57,15 @@ def export_checkpoint(
     source: str | os.PathLike, dest: str | os.PathLike, dtype: torch.dtype | None = torch.float16
 ) -> Path:
     """Copy a checkpoint directory, storing floating-point weights as `dtype` (loading casts them back)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
 
     source, out = resolve_checkpoint(source), Path(dest)
     description = read_description(source)
-    state = load_file(str(source / WEIGHTS))
-    if dtype is not None:
-        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": FORMAT})
-    os.replace(tmp, out / WEIGHTS)
-    description["weights_sha256"] = sha256_file(out / WEIGHTS)
+    description["weights_sha256"] = write_weights(
+        as_dtype(load_file(str(source / WEIGHTS)), dtype), out / WEIGHTS, FORMAT
+    )
     description["metadata"] = {**description.get("metadata", {}), "weights_dtype": str(dtype or "as trained")}
-    tmp = out / f".{CONFIG}.tmp"
-    tmp.write_text(json.dumps(description, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / CONFIG)
+    write_description(out / CONFIG, description)
     return out
 
 

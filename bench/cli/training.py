@@ -13,6 +13,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from bench.training.recipes import load_recipe, run_recipe
+    from bench.training.vocoder import VocoderRecipe, run_vocoder_recipe
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -25,36 +26,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _print_and_save(report, markdown(report), args.out)
     recipe = load_recipe(args.config, args.set or [])
     out = Path(args.output_dir or Path("runs") / "train" / recipe.name)
-    from bench.training.vocoder import VocoderRecipe, run_vocoder_recipe
-
+    common = {
+        "resume": not args.restart,
+        "device": args.device,
+        "cache_dir": args.cache_dir,
+        "tracking": args.tracking_uri,
+        "mlflow_curves": not args.no_mlflow,
+    }
     if isinstance(recipe, VocoderRecipe):  # one stage: --steps sets train.steps
         if args.steps is not None:
             recipe = load_recipe(args.config, [*(args.set or []), f"train.steps={args.steps}"])
-        checkpoint = run_vocoder_recipe(
-            recipe,
-            out,
-            resume=not args.restart,
-            device=args.device,
-            cache_dir=args.cache_dir,
-            tracking=args.tracking_uri,
-            mlflow_curves=not args.no_mlflow,
-        )
-        print(f"checkpoint: {checkpoint}")
-        return 0
-    if args.steps is not None:
-        if args.stage is None:
-            raise SystemExit("--steps needs --stage (which stage to change)")
-        recipe = load_recipe(args.config, [*(args.set or []), *_stage_override(recipe, args.stage, args.steps)])
-    checkpoint = run_recipe(
-        recipe,
-        out,
-        only=args.stage,
-        resume=not args.restart,
-        device=args.device,
-        cache_dir=args.cache_dir,
-        tracking=args.tracking_uri,
-        mlflow_curves=not args.no_mlflow,
-    )
+        checkpoint = run_vocoder_recipe(recipe, out, **common)
+    else:
+        if args.steps is not None:
+            if args.stage is None:
+                raise SystemExit("--steps needs --stage (which stage to change)")
+            overrides = _stage_override(recipe, args.stage, args.steps)
+            recipe = load_recipe(args.config, [*(args.set or []), *overrides])
+        checkpoint = run_recipe(recipe, out, only=args.stage, **common)
     print(f"checkpoint: {checkpoint}")
     return 0
 

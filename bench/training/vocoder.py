@@ -169,32 +169,16 @@ def run_vocoder_recipe(
         }
         save_vocoder(model.eval().cpu(), codec.describe(), export_dir, training=history)
     if recipe.export:
-        export_vocoder(export_dir, Path(recipe.export))
+        from flashspeech.codecs.vocos import export_vocoder
+
+        dest = Path(recipe.export)
+        if dest.exists():
+            shutil.rmtree(dest)
+        export_vocoder(export_dir, dest)
         rows = [r for r in _rows(stage_dir) if any(k.startswith("val_") for k in r)]
         write_text_atomic(Path(recipe.export) / "validation.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         print(f"exported {export_dir} -> {recipe.export} (float16 weights, validation curves)")
     return export_dir
-
-
-def export_vocoder(source: Path, dest: Path) -> Path:
-    """Copy a decoder directory with its weights stored as float16 (loading casts them back to float32)."""
-    from safetensors.torch import load_file, save_file
-
-    from flashspeech.codecs.vocos import CONFIG, VOCODER_FORMAT, WEIGHTS, read_vocoder_description
-    from flashspeech.foundation.hashing import sha256_file
-
-    description = read_vocoder_description(source)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(source / WEIGHTS)).items()}
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    save_file(state, str(dest / WEIGHTS), metadata={"format": VOCODER_FORMAT})
-    description["weights_sha256"] = sha256_file(dest / WEIGHTS)
-    description["metadata"] = {**description.get("metadata", {}), "weights_dtype": "torch.float16"}
-    tmp = dest / f".{CONFIG}.tmp"
-    tmp.write_text(json.dumps(description, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, dest / CONFIG)
-    return dest
 
 
 def _rows(stage_dir: Path) -> list[dict[str, Any]]:

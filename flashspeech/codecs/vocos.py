@@ -32,6 +32,13 @@ from torch.nn import functional as F
 
 from flashspeech.foundation.hashing import sha256_file
 from flashspeech.foundation.registry import Registry
+from flashspeech.foundation.weights import (
+    CheckpointError,
+    as_dtype,
+    check_state_dict,
+    write_description,
+    write_weights,
+)
 
 VOCODER_FORMAT = "flashspeech-bench/vocoder-v1"
 WEIGHTS = "model.safetensors"
@@ -153,25 +160,30 @@ def count_parameters(module: nn.Module) -> int:
 def save_vocoder(model: Vocos, mel: dict[str, Any], path: str | os.PathLike, **metadata: object) -> Path:
     """Write weights then config.json (last: a directory with config.json is complete); `mel` is the codec's
     settings the vocoder was trained on (`MEL_KEYS` of its description)."""
-    from safetensors.torch import save_file
-
     out = Path(path)
-    out.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = out / f".{WEIGHTS}.tmp"
-    save_file(state, str(tmp), metadata={"format": VOCODER_FORMAT})
-    os.replace(tmp, out / WEIGHTS)
+    sha = write_weights(model.state_dict(), out / WEIGHTS, VOCODER_FORMAT)
     description = {
         "format": VOCODER_FORMAT,
         **model.describe(),
         "mel": {k: mel[k] for k in MEL_KEYS},
         "parameters": count_parameters(model),
-        "weights_sha256": sha256_file(out / WEIGHTS),
+        "weights_sha256": sha,
         "metadata": metadata,
     }
-    tmp = out / f".{CONFIG}.tmp"
-    tmp.write_text(json.dumps(description, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, out / CONFIG)
+    write_description(out / CONFIG, description)
+    return out
+
+
+def export_vocoder(source: str | os.PathLike, dest: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
+    """Copy a decoder directory with its weights stored as `dtype` (loading casts them back to float32)."""
+    from safetensors.torch import load_file
+
+    source, out = Path(source), Path(dest)
+    description = read_vocoder_description(source)
+    state = as_dtype(load_file(str(source / WEIGHTS)), dtype)
+    description["weights_sha256"] = write_weights(state, out / WEIGHTS, VOCODER_FORMAT)
+    description["metadata"] = {**description.get("metadata", {}), "weights_dtype": str(dtype)}
+    write_description(out / CONFIG, description)
     return out
 
 
@@ -190,8 +202,6 @@ def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     """Strict load of a vocoder directory: sha256 of the weights checked against config.json, then every key of
     the state dict must match the network its config builds. Returns the network (eval mode) and config.json."""
     from safetensors.torch import load_file
-
-    from flashspeech.foundation.weights import CheckpointError, check_state_dict
 
     path = Path(path)
     description = read_vocoder_description(path)

@@ -3,6 +3,7 @@ the key check, and where `pretrained:<name>` points (flashspeech/pretrained/<nam
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -54,3 +55,31 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
             )
         return root / name
     return Path(path)
+
+
+def write_weights(state: dict[str, torch.Tensor], path: str | os.PathLike, format: str) -> str:
+    """Write `state` (contiguous CPU tensors) to a safetensors file atomically; returns the file's sha256."""
+    from safetensors.torch import save_file
+
+    from flashspeech.foundation.hashing import sha256_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp), metadata={"format": format})
+    os.replace(tmp, path)
+    return sha256_file(path)
+
+
+def write_description(path: str | os.PathLike, description: dict) -> Path:
+    """Write a checkpoint's config.json atomically (write it last: a directory with its config.json is complete)."""
+    from flashspeech.foundation.files import write_text_atomic
+
+    return write_text_atomic(path, json.dumps(description, indent=1, ensure_ascii=False) + "\n")
+
+
+def as_dtype(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    """The floating-point tensors of `state` cast to `dtype` (None: unchanged), the others as they are."""
+    if dtype is None:
+        return dict(state)
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}

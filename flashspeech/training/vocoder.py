@@ -247,13 +247,15 @@ class VocoderTrainer:
 
     def load_state(self, path: Path | None = None) -> None:
         """Resume from a saved state; its training and model configs must match this run's (the number of steps
-        and the logging cadence may differ)."""
+        and the logging cadence may differ, and `gan_start` while neither value has been reached)."""
         from flashspeech.foundation.weights import check_state_dict
 
         path = Path(path or self.run_dir / STATE)
         state = torch.load(path, map_location=self.device, weights_only=False)
         saved = VocoderTrainConfig.from_dict(state["config"])
-        ignore = ("steps", "checkpoint_every", "validate_every", "log_every", "threads")
+        ignore = ["steps", "checkpoint_every", "validate_every", "log_every", "threads"]
+        if min(saved.gan_start, self.config.gan_start) >= int(state["step"]):
+            ignore.append("gan_start")  # moving a start not reached yet changes none of the steps already taken
         mine, theirs = self.config.to_dict(), saved.to_dict()
         changed = sorted(k for k in mine if k not in ignore and mine[k] != theirs[k])
         if changed:

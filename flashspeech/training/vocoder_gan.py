@@ -15,6 +15,17 @@ from torch.nn.utils.parametrizations import weight_norm
 Features = list[Tensor]  # one discriminator's intermediate activations (for feature matching)
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: Tensor) -> tuple[Tensor, Features]:
+    """Leaky-ReLU convs then the output conv: the flattened logits and every layer's activations."""
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """The waveform folded into [B, 1, S / p, p] columns, strided 2-D convs along time (HiFi-GAN)."""
 
@@ -32,13 +43,7 @@ class PeriodDiscriminator(nn.Module):
         b, s = wav.shape
         pad = (-s) % self.period
         x = F.pad(wav, (0, pad), mode="reflect" if pad < s else "constant").view(b, 1, -1, self.period)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -62,14 +67,7 @@ class ResolutionDiscriminator(nn.Module):
 
     def forward(self, wav: Tensor) -> tuple[Tensor, Features]:
         spec = torch.stft(wav, self.n_fft, self.hop, self.n_fft, self.window, center=True, return_complex=True)
-        x = spec.abs().clamp_min(1e-5).log()[:, None]  # [B, 1, F, T]
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, spec.abs().clamp_min(1e-5).log()[:, None])  # [B, 1, F, T]
 
 
 class MultiDiscriminator(nn.Module):

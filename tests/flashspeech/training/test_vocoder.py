@@ -85,6 +85,17 @@ def test_resuming_with_another_training_config_is_refused(tmp_path):
         changed.load_state()
 
 
+def test_gan_start_may_move_only_while_no_step_has_passed_it(tmp_path):
+    base = {"batch_size": 1, "segment_frames": 16, "gan_start": 5}
+    trainer(tmp_path, VocoderTrainConfig(steps=2, **base)).run(progress=False)
+    earlier = trainer(tmp_path, VocoderTrainConfig(steps=4, **{**base, "gan_start": 2}))
+    earlier.load_state()  # steps 0 and 1 were log-mel only under either value
+    assert earlier.step == 2
+    too_early = trainer(tmp_path, VocoderTrainConfig(steps=4, **{**base, "gan_start": 1}))
+    with pytest.raises(ValueError, match=r"\(gan_start differ\)"):
+        too_early.load_state()  # step 1 would have been adversarial
+
+
 def test_config_values_are_checked():
     with pytest.raises(ValueError, match="segment_frames >= 4"):
         VocoderTrainConfig(segment_frames=2)
