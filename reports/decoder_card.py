@@ -169,7 +169,7 @@ def plot_training(rows: list[dict[str, Any]], out: Path) -> Path:
     return out
 
 
-def training_section(description: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+def training_section(description: dict[str, Any], rows: list[dict[str, Any]], curves_png: str) -> list[str]:
     history = description.get("metadata", {}).get("training", {})
     config = history.get("config", {})
     shape = description.get("config", {})
@@ -197,12 +197,14 @@ def training_section(description: dict[str, Any], rows: list[dict[str, Any]]) ->
         f"(Griffin-Lim {end['mel_l1_griffin_lim']:.3f}), log-spectrum L1 {end['spec_l1']:.3f} (Griffin-Lim "
         f"{end['spec_l1_griffin_lim']:.3f}).",
         "",
-        "![held-out curves](training_curves.png)",
+        f"![held-out curves]({curves_png})",
         "",
     ]
 
 
-def render(decoder: str, results_dir: str | Path) -> tuple[str, list[dict[str, Any]]]:
+def render(
+    decoder: str, results_dir: str | Path, curves_png: str = "training_curves.png"
+) -> tuple[str, list[dict[str, Any]]]:
     directory = resolve_decoder(decoder)
     description = read_vocoder_description(directory)
     curves = directory / "validation.jsonl"
@@ -210,15 +212,16 @@ def render(decoder: str, results_dir: str | Path) -> tuple[str, list[dict[str, A
     run = _Run(Results.load(results_dir))
     device = run.record.device
     lines = [
-        f"# {directory.name}: the mel codec's neural decoder",
+        f"# {description.get('metadata', {}).get('training', {}).get('recipe') or directory.name}: the mel codec's "
+        "neural decoder",
         "",
         "Written by `flashspeech-bench decoder-card` from the decoder's training record and a `decoder` run "
         f"(`{results_dir}`); do not edit the numbers by hand. Use it with "
-        f'`decoder = "pretrained:{directory.name}"` on a flashspeech, flashspeech_vc or codec_resynthesis system.',
+        f'`decoder = "{decoder}"` on a flashspeech, flashspeech_vc or codec_resynthesis system.',
         "",
-        f"Weights sha256 `{description['weights_sha256']}`.",
+        f"Decoder `{decoder}`, weights sha256 `{description['weights_sha256']}`.",
         "",
-        *training_section(description, rows),
+        *training_section(description, rows, curves_png),
         "## Against Griffin-Lim (one run)",
         "",
         f"Device: {device.model or device.name}, torch {device.torch}, {device.threads} threads. Seeds "
@@ -234,11 +237,14 @@ def render(decoder: str, results_dir: str | Path) -> tuple[str, list[dict[str, A
     return "\n".join(lines), rows
 
 
-def write_card(decoder: str, results_dir: str | Path) -> Path:
-    text, rows = render(decoder, results_dir)
+def write_card(decoder: str, results_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the card to `out` (default: the decoder directory's README.md) and its curves beside it."""
     directory = resolve_decoder(decoder)
+    out = Path(out) if out is not None else directory / "README.md"
+    png = out.parent / ("training_curves.png" if out.name == "README.md" else f"{out.stem}.png")
+    text, rows = render(decoder, results_dir, png.name)
     if rows:
-        plot_training(rows, directory / "training_curves.png")
-    out = directory / "README.md"
+        plot_training(rows, png)
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     return out

@@ -202,8 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_model_card)
 
     p = commands.add_parser("decoder-card", help="render a neural decoder's card from a `decoder` run's results")
-    p.add_argument("--decoder", default="pretrained:vocos-tiny", help="the decoder directory (or pretrained:<name>)")
+    p.add_argument("--decoder", default="runs/train/vocos-tiny/export", help="decoder directory or pretrained:<name>")
     p.add_argument("--results", default="outputs/decoder", help="results of `run --config decoder`")
+    p.add_argument("--out", default=None, help="the card's Markdown file (default: <decoder dir>/README.md)")
     p.set_defaults(func=cmd_decoder_card)
 
     p = commands.add_parser("shapes", help="the paper's ablation shapes (Tables 2-5) checked on benchmark runs")

@@ -432,7 +432,7 @@ def cmd_model_card(args: argparse.Namespace) -> int:
 def cmd_decoder_card(args: argparse.Namespace) -> int:
     from reports.decoder_card import write_card
 
-    print(f"wrote {write_card(args.decoder, args.results)}")
+    print(f"wrote {write_card(args.decoder, args.results, args.out)}")
     return 0
 
 

@@ -38,7 +38,7 @@ class FlashSpeechOptions:
     # The grid's lowest sigma before the final 0 (default: the checkpoint's, 0.002). For a diffusion model the
     # last step jumps from it to D(x, sigma_min): a larger value skips the smallest noise levels.
     sigma_min: float | None = None
-    # The codec's decoder: "griffin-lim" or a neural decoder (`pretrained:vocos-tiny`, a directory); default: the
+    # The codec's decoder: "griffin-lim" or a neural decoder's directory (or `pretrained:<name>`); default: the
     # checkpoint's codec's own (Griffin-Lim for the shipped ones)
     decoder: str | None = None
 

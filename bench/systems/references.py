@@ -68,8 +68,8 @@ class GroundTruthSystem(RecordingSystem):
 
 @dataclass
 class CodecResynthesisOptions(NoOptions):
-    """The built-in MelCodec's decoder: "griffin-lim" (the default) or a neural decoder (`pretrained:vocos-tiny`,
-    a directory)."""
+    """The built-in MelCodec's decoder: "griffin-lim" (the default) or a neural decoder's directory (or
+    `pretrained:<name>`)."""
 
     decoder: str = GRIFFIN_LIM
 

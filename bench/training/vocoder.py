@@ -9,8 +9,8 @@ training settings (`[train]`, `flashspeech.training.vocoder.VocoderTrainConfig`)
     <out>/vocoder/checkpoint/     the exported decoder directory (`flashspeech.codecs.vocos.save_vocoder`)
 
 A finished run (its checkpoint exists) is skipped; an interrupted one resumes. `export` copies the decoder with
-float16 weights and its validation curves, e.g. to flashspeech/pretrained/vocos-tiny (`decoder =
-"pretrained:vocos-tiny"`).
+float16 weights and its validation curves (`decoder = "<export dir>"`; to flashspeech/pretrained/<name> it is
+`decoder = "pretrained:<name>"`).
 """
 
 from __future__ import annotations

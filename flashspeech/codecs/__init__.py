@@ -1,7 +1,7 @@
 """Audio codecs: waveform <-> continuous latent, the space FlashSpeech's latent consistency model works in.
 
 Built in: `MelCodec` ("mel": 16 kHz, hop 200 = 80 frames/s, 100-d log-mel; decoded by Griffin-Lim, no weights, or
-by a trained neural decoder, `MelCodec(decoder="pretrained:vocos-tiny")` / `codec.with_decoder(...)`: `vocos`)
+by a trained neural decoder, `MelCodec(decoder="<its directory>")` / `codec.with_decoder(...)`: `vocos`)
 `EncodecCodec` ("encodec": EnCodec's pre-quantiser latent through transformers, from a local directory) and
 `ConvCodec` ("conv": the paper codec's convolutional architecture with random weights, for timing).
 The model sees `codec.normalize(latent)`, scaled so its std is about sigma_data = 0.5; `measure_latent_stats`

@@ -85,7 +85,7 @@ def test_decoders_side_by_side_keyed_by_their_weights(tmp_path, capsys):
     assert main(["decoder-card", "--decoder", str(decoder), "--results", str(tmp_path / "out")]) == 0
     card = (decoder / "README.md").read_text()
     assert (decoder / "training_curves.png").stat().st_size > 1000
-    assert f"Weights sha256 `{sha}`" in card and "log-mel L1 0.200 (Griffin-Lim 0.100)" in card
+    assert f"weights sha256 `{sha}`" in card and "log-mel L1 0.200 (Griffin-Lim 0.100)" in card
     assert "| codec resynthesis | Griffin-Lim |" in card and "| codec resynthesis | vocos-tiny |" in card
     assert "| FlashSpeech@2 | vocos-tiny |" in card
     assert "decoder CPU time <= 0.33 x Griffin-Lim's (codec resynthesis, all sets)" in card

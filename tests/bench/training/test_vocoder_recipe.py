@@ -51,7 +51,7 @@ def test_shipped_vocoder_recipe_and_its_errors():
 
     recipe = load_recipe("vocos-tiny")
     assert isinstance(recipe, VocoderRecipe) and recipe.data == "synthetic+natural"
-    assert (recipe.model.dim, recipe.model.layers) == (256, 8) and recipe.export == "flashspeech/pretrained/vocos-tiny"
+    assert (recipe.model.dim, recipe.model.layers) == (256, 8) and recipe.export == "runs/train/vocos-tiny/export"
     assert load_recipe("vocos-tiny", ["train.steps=5"]).train.steps == 5
     with pytest.raises(ConfigError, match=r"^kind: unknown recipe kind 'gan'"):
         load_recipe("vocos-tiny", ["kind=gan"])
