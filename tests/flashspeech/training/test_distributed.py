@@ -206,8 +206,12 @@ def _run_recipe(out: Path, accumulate: int) -> Path:
     from bench.training.featurize import FeatureSet
 
     features = FeatureSet(items=make_items(ITEMS), problems=[], root=out)
+    real = recipes.training_items
     recipes.training_items = lambda data, codec, cache_dir=None, **kw: (features, [])
-    return recipes.run_recipe(_recipe(accumulate), out, mlflow_curves=False)
+    try:
+        return recipes.run_recipe(_recipe(accumulate), out, mlflow_curves=False)
+    finally:  # the in-process run must not leave the fake for the tests after it
+        recipes.training_items = real
 
 
 def _recipe_rank(rank: int, world: int, port: int, out: str) -> None:
