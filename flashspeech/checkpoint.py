@@ -18,12 +18,12 @@ import torch
 
 from flashspeech.codecs import Codec, load_codec
 from flashspeech.config import FlashSpeechConfig
-from flashspeech.foundation.hashing import sha256_file
 from flashspeech.foundation.weights import (
     CheckpointError,
     as_dtype,
     check_state_dict,
     resolve_checkpoint,
+    verify_weights,
     write_description,
     write_weights,
 )
@@ -89,13 +89,7 @@ def load_checkpoint(
     path = resolve_checkpoint(path)
     description = read_description(path)
     weights = path / WEIGHTS
-    if not weights.is_file():
-        raise CheckpointError(f"{weights}: not found")
-    digest = sha256_file(weights)
-    if digest != description["weights_sha256"]:
-        raise CheckpointError(
-            f"{weights}: sha256 {digest} does not match {description['weights_sha256']} recorded in {CONFIG}"
-        )
+    verify_weights(weights, description["weights_sha256"])
     cfg = FlashSpeechConfig.from_dict(description["model"])
     vocab = PhonemeVocab.from_json(description["vocab"])
     model = FlashSpeechModel(cfg)

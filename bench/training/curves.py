@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from flashspeech.training.trainer import METRICS
 
 
 def machine() -> str:
@@ -42,3 +45,12 @@ class MlflowCurves:
 
     def close(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status)
+
+
+def validation_rows(stage_dir: Path) -> list[dict[str, Any]]:
+    """The held-out validation rows (those with `val_*` keys) a stage logged to its metrics.jsonl."""
+    path = stage_dir / METRICS
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if any(k.startswith("val_") for k in r)]

@@ -22,10 +22,10 @@ from typing import Any
 import torch
 
 from bench.config import ConfigError, load_toml
-from bench.training.curves import MlflowCurves, machine
+from bench.training.curves import MlflowCurves, machine, validation_rows
 from bench.training.sources import CORPUS_SOURCES, corpus_utterances
 from flashspeech.foundation.fields import typed_fields
-from flashspeech.training.trainer import METRICS, TrainConfig, Trainer
+from flashspeech.training.trainer import TrainConfig, Trainer
 from flashspeech.training.validation import validation_batches
 
 
@@ -298,19 +298,12 @@ def export_validation_curves(recipe: Recipe, out: Path, dest: Path) -> list[Path
     weights in `dest`, as `validation-<stage>.jsonl`: the model card draws them from there."""
     written = []
     for spec in recipe.stages:
-        rows = [r for r in _metric_rows(out / spec.name) if any(k.startswith("val_") for k in r)]
+        rows = validation_rows(out / spec.name)
         if rows:
             path = dest / f"{VALIDATION_PREFIX}{spec.name}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
             written.append(path)
     return written
-
-
-def _metric_rows(stage_dir: Path) -> list[dict[str, Any]]:
-    path = stage_dir / METRICS
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _stage_entry(recipe: Recipe, spec: StageSpec, steps: int) -> dict[str, Any]:

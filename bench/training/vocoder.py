@@ -29,7 +29,7 @@ from bench.training.sources import corpus_utterances
 from flashspeech.codecs.vocos import VocosConfig
 from flashspeech.foundation.fields import typed_fields
 from flashspeech.foundation.files import write_text_atomic
-from flashspeech.training.vocoder import METRICS, VocoderTrainConfig
+from flashspeech.training.vocoder import VocoderTrainConfig
 
 KIND = "vocoder"
 STAGE = "vocoder"  # the run's one stage directory
@@ -110,7 +110,7 @@ def run_vocoder_recipe(
     progress: bool = True,
 ) -> Path:
     """Train (or resume) the recipe's decoder; returns its exported checkpoint directory."""
-    from bench.training.curves import MlflowCurves, machine
+    from bench.training.curves import MlflowCurves, machine, validation_rows
     from flashspeech.codecs.mel import MelCodec
     from flashspeech.codecs.vocos import Vocos, save_vocoder
     from flashspeech.training.vocoder import VocoderTrainer, WaveformBank
@@ -175,14 +175,7 @@ def run_vocoder_recipe(
         if dest.exists():
             shutil.rmtree(dest)
         export_vocoder(export_dir, dest)
-        rows = [r for r in _rows(stage_dir) if any(k.startswith("val_") for k in r)]
-        write_text_atomic(Path(recipe.export) / "validation.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        rows = validation_rows(stage_dir)
+        write_text_atomic(dest / "validation.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
         print(f"exported {export_dir} -> {recipe.export} (float16 weights, validation curves)")
     return export_dir
-
-
-def _rows(stage_dir: Path) -> list[dict[str, Any]]:
-    path = stage_dir / METRICS
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -30,12 +30,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from flashspeech.foundation.hashing import sha256_file
+from flashspeech.foundation.fields import from_table
 from flashspeech.foundation.registry import Registry
 from flashspeech.foundation.weights import (
     CheckpointError,
     as_dtype,
     check_state_dict,
+    verify_weights,
     write_description,
     write_weights,
 )
@@ -55,7 +56,7 @@ class VocoderError(RuntimeError):
 
 @dataclass(frozen=True)
 class VocosConfig:
-    """The decoder's shape. The defaults are the shipped `vocos-tiny` (bench/configs/train/vocos-tiny.toml)."""
+    """The decoder's shape (defaults: a small one; the vocos-tiny recipe sets its own in `[model]`)."""
 
     n_mels: int = 100
     hop_length: int = 200
@@ -74,14 +75,6 @@ class VocosConfig:
             raise ValueError(f"need an even n_fft >= hop_length, got {self.n_fft} and {self.hop_length}")
         if min(self.dim, self.intermediate, self.layers, self.kernel) < 1 or self.kernel % 2 == 0:
             raise ValueError(f"bad decoder shape: {self}")
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> VocosConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown vocos config key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
 
 
 class ConvNeXtBlock(nn.Module):
@@ -206,18 +199,12 @@ def load_vocoder(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     path = Path(path)
     description = read_vocoder_description(path)
     weights = path / WEIGHTS
-    if not weights.is_file():
-        raise VocoderError(f"{weights}: not found")
-    sha = sha256_file(weights)
-    if sha != description.get("weights_sha256"):
-        raise VocoderError(
-            f"{weights}: sha256 {sha} does not match config.json's weights_sha256 {description.get('weights_sha256')}"
-        )
+    verify_weights(weights, description.get("weights_sha256"), VocoderError)
     kind = description.get("type")
     if kind not in VOCODERS:
         raise VocoderError(f"{path / CONFIG}: {VOCODERS.unknown(kind)}")
     try:
-        model = VOCODERS[kind](VocosConfig.from_dict(description.get("config", {})))
+        model = VOCODERS[kind](from_table(VocosConfig, description.get("config", {}), "config"))
     except (TypeError, ValueError) as exc:
         raise VocoderError(f"{path / CONFIG}: bad config: {exc}") from exc
     state = load_file(str(weights))

@@ -83,3 +83,14 @@ def as_dtype(state: dict[str, torch.Tensor], dtype: torch.dtype | None) -> dict[
     if dtype is None:
         return dict(state)
     return {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+
+
+def verify_weights(weights: Path, recorded: str | None, error: type[Exception] = CheckpointError) -> None:
+    """Raise `error` unless the weights file exists and has the sha256 its config.json records."""
+    from flashspeech.foundation.hashing import sha256_file
+
+    if not weights.is_file():
+        raise error(f"{weights}: not found")
+    digest = sha256_file(weights)
+    if digest != recorded:
+        raise error(f"{weights}: sha256 {digest} does not match {recorded} recorded in config.json")

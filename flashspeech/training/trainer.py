@@ -128,6 +128,14 @@ class TrainConfig:
         return cls(**d)
 
 
+def truncate_metrics(path: Path, step: int) -> None:
+    """Drop the metric lines of `path` logged after `step` (a resumed run logs them again)."""
+    if path.is_file():
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        keep = [ln for ln in lines if json.loads(ln)["step"] <= step]
+        path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+
+
 def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7919 + 17) % (2**63 - 1)
 
@@ -409,14 +417,8 @@ class Trainer:
         self._truncate_metrics()
 
     def _truncate_metrics(self) -> None:
-        """Drop metric lines logged after the saved state (they will be logged again)."""
-        if not self.ranks.writer:
-            return
-        path = self.run_dir / METRICS
-        if path.is_file():
-            lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            keep = [ln for ln in lines if json.loads(ln)["step"] <= self.step]
-            path.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+        if self.ranks.writer:
+            truncate_metrics(self.run_dir / METRICS, self.step)
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> dict[str, float]:

@@ -30,9 +30,7 @@ from torch.nn import functional as F
 from flashspeech.codecs.vocos import Vocos, VocosConfig
 from flashspeech.foundation.fields import typed_fields
 from flashspeech.training import vocoder_gan as gan
-
-STATE = "state.pt"
-METRICS = "metrics.jsonl"
+from flashspeech.training.trainer import METRICS, STATE, truncate_metrics
 
 
 @dataclass(frozen=True)
@@ -268,11 +266,7 @@ class VocoderTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.disc_optimizer.load_state_dict(state["disc_optimizer"])
         self.step, self.elapsed_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
-        metrics = self.run_dir / METRICS
-        if metrics.is_file():  # drop rows logged after the saved state: they will be logged again
-            rows = [ln for ln in metrics.read_text(encoding="utf-8").splitlines() if ln.strip()]
-            keep = [ln for ln in rows if json.loads(ln)["step"] <= self.step]
-            metrics.write_text("".join(ln + "\n" for ln in keep), encoding="utf-8")
+        truncate_metrics(self.run_dir / METRICS, self.step)
 
     # -- the loop -------------------------------------------------------------------------------------
     def run(self, progress: bool = True) -> dict[str, float]:
